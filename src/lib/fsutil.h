@@ -1,0 +1,95 @@
+/* Filesystem helpers. Every path below the sysroot is opened relative to a
+ * held directory fd, with O_NOFOLLOW and O_CLOEXEC; nothing here glues path
+ * strings together. Files appear under their final name only complete:
+ * temp file, fsync, rename, fsync of the directory.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+/* An fd closed when it goes out of scope (GLib 2.74 has no g_autofd). */
+void fd_closep (int *fdp);
+#define autofd __attribute__ ((cleanup (fd_closep))) int
+
+/* Hands ownership of an fd on: returns it and leaves -1 behind. */
+static inline int
+fd_steal (int *fdp)
+{
+  int fd = *fdp;
+  *fdp = -1;
+  return fd;
+}
+
+typedef enum
+{
+  FS_WRITE_NONE = 0,
+  /* fsync the file before the rename and the directory after it. */
+  FS_WRITE_SYNC = 1 << 0,
+} FsWriteFlags;
+
+/* Opens the directory @path relative to @dfd (O_DIRECTORY|O_NOFOLLOW on the
+ * last component). */
+gboolean fs_opendir_at (int dfd, const char *path, int *ret_fd, GError **error);
+
+/* Like fs_opendir_at() but returns TRUE with *ret_fd = -1 when @path does not exist. */
+gboolean fs_opendir_at_optional (int dfd, const char *path, int *ret_fd, GError **error);
+
+/* mkdirat() that succeeds when the directory already exists (a symlink or
+ * other file there is an error). */
+gboolean fs_ensure_dir_at (int dfd, const char *name, mode_t mode, GError **error);
+
+/* Writes @len bytes of @data to @name below @dfd atomically: a temp file in
+ * the same directory, fchmod @mode, optional fsync, renameat over @name,
+ * optional fsync of @dfd. On failure the temp file is removed and @name is
+ * untouched. */
+gboolean fs_write_file_atomic_at (int dfd, const char *name, const void *data, gsize len,
+                                  mode_t mode, FsWriteFlags flags, GError **error);
+
+/* Reads a whole (small) regular file, refusing symlinks. NUL-terminated. */
+gboolean fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize *ret_len,
+                          GError **error);
+
+/* Like fs_read_file_at() but returns TRUE with *ret_contents = NULL when missing. */
+gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_contents,
+                                   gsize *ret_len, GError **error);
+
+/* Removes @name below @dfd recursively, without following symlinks.
+ * A missing @name is success. */
+gboolean fs_rm_rf_at (int dfd, const char *name, GError **error);
+
+/* unlinkat() that treats ENOENT as success. */
+gboolean fs_unlink_at_optional (int dfd, const char *name, int flags, GError **error);
+
+gboolean fs_fsync_fd (int fd, const char *what, GError **error);
+gboolean fs_syncfs (int fd, const char *what, GError **error);
+
+/* A name for a temporary file or directory: ".<prefix>-XXXXXX" with random
+ * characters. Temp names start with '.' so listings can tell them apart and
+ * cleanup can remove them. */
+char *fs_temp_name (const char *prefix);
+
+/* TRUE if @name is a stagehand temp name (see fs_temp_name()). */
+gboolean fs_is_temp_name (const char *name);
+
+/* Copies the regular file @src_name below @src_dfd to @dest_name below
+ * @dest_dfd atomically and durably (temp + fsync + rename + fsync dir), with
+ * mode @mode. Uses copy_file_range/reflinks where possible. */
+gboolean fs_copy_file_atomic_at (int src_dfd, const char *src_name, int dest_dfd,
+                                 const char *dest_name, mode_t mode, GError **error);
+
+/* Free bytes available to the caller on the filesystem of @fd. */
+gboolean fs_free_bytes (int fd, guint64 *ret_bytes, GError **error);
+
+/* fstatat(AT_SYMLINK_NOFOLLOW) returning FALSE with *ret_exists = FALSE for ENOENT. */
+gboolean fs_stat_optional (int dfd, const char *name, struct stat *ret_st, gboolean *ret_exists,
+                           GError **error);
+
+/* The path an fd refers to, for messages only (readlink of /proc/self/fd/N). */
+char *fs_fd_path (int fd);
+
+G_END_DECLS

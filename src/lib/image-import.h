@@ -1,0 +1,49 @@
+/* Importing an OS image (a directory tree or a tar archive) into a new,
+ * immutable deployment tree.
+ *
+ * The tree is a faithful copy: owner, group, mode (incl. setuid/setgid/sticky),
+ * timestamps, symlinks (dangling ones too, never followed), hard links inside
+ * the image, sparse files, extended attributes including security.capability,
+ * and file names that are not UTF-8, byte for byte.
+ *
+ * Hostile input is refused, not sanitised: `..` components, absolute paths,
+ * a path through a symlink, hard links that leave the tree, device nodes.
+ * Everything is written relative to directory fds opened with O_NOFOLLOW.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  guint64 files; /* entries written so far (files, dirs, links) */
+  guint64 bytes; /* file content bytes written so far */
+  gboolean done; /* TRUE on the last call */
+} ImportProgress;
+
+typedef void (*ImportProgressFunc) (const ImportProgress *progress, gpointer user_data);
+
+typedef struct
+{
+  /* Called after each entry and once at the end with done = TRUE; the
+   * caller rate-limits what it shows. May be NULL. */
+  ImportProgressFunc progress;
+  gpointer progress_data;
+  /* A previous deployment tree of the same os, or -1. Unchanged files may be
+   * hard-linked from it instead of copied (deduplication, see docs). */
+  int reference_dfd;
+} ImportOptions;
+
+#define IMPORT_OPTIONS_INIT { .progress = NULL, .progress_data = NULL, .reference_dfd = -1 }
+
+/* Imports the image at @image_path into the directory @dest_name below
+ * @dest_parent_dfd, which must not exist yet. @image_path is a directory, or
+ * a file or FIFO read as a stream by libarchive (tar, optionally compressed
+ * with anything libarchive reads). No fsync: the caller syncs the filesystem
+ * once. On failure, whatever was created is removed again. */
+gboolean image_import (const char *image_path, int dest_parent_dfd, const char *dest_name,
+                       const ImportOptions *options, GError **error);
+
+G_END_DECLS
