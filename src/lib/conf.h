@@ -1,0 +1,35 @@
+/* <sysroot>/stagehand/stagehand.conf: defaults that command-line flags override.
+ *
+ *   [stagehand]
+ *   retain=2                  # deployments kept in the boot menu
+ *   lock-timeout=60           # seconds a command waits for the sysroot lock
+ *   finalize-lock-timeout=20  # the same at shutdown (must fit the unit's stop timeout)
+ *   kargs=quiet splash        # appended to the inherited kernel arguments
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define CONFIG_FILE "stagehand.conf"
+
+typedef struct
+{
+  guint retain;
+  guint lock_timeout;
+  guint finalize_lock_timeout;
+  char **kargs;
+} Config;
+
+void config_free (Config *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Config, config_free)
+
+Config *config_new_default (void);
+
+/* Parses the keyfile text; unknown keys are ignored, bad values are errors
+ * naming the key. */
+gboolean config_parse (const char *data, gsize len, const char *what, Config **ret_config,
+                       GError **error);
+
+G_END_DECLS
