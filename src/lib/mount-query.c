@@ -43,46 +43,47 @@ canonicalize_mount_path (const char *path, char **ret_canonical, GError **error)
   if (*path == '\0')
     return throw_error (error, STAGEHAND_ERROR_INVALID, "Empty mount point path");
 
-  g_autofree char *abs = NULL;
+  g_autofree char *absolute = NULL;
   if (g_path_is_absolute (path))
-    abs = g_strdup (path);
+    absolute = g_strdup (path);
   else
     {
       g_autofree char *cwd = g_get_current_dir ();
-      abs = g_build_filename (cwd, path, NULL);
+      absolute = g_build_filename (cwd, path, NULL);
     }
 
-  gsize len = strlen (abs);
+  gsize len = strlen (absolute);
   for (;;)
     {
-      if (len > 1 && abs[len - 1] == '/')
+      if (len > 1 && absolute[len - 1] == '/')
         len--;
-      else if (len >= 2 && abs[len - 1] == '.' && abs[len - 2] == '/')
+      else if (len >= 2 && absolute[len - 1] == '.' && absolute[len - 2] == '/')
         len = len == 2 ? 1 : len - 2;
       else
         break;
     }
-  abs[len] = '\0';
+  absolute[len] = '\0';
 
-  g_autofree char *name = g_path_get_basename (abs);
-  if (g_str_equal (abs, "/"))
+  if (g_str_equal (absolute, "/"))
     {
       *ret_canonical = g_strdup ("/");
       return TRUE;
     }
 
+  g_autofree char *name = g_path_get_basename (absolute);
+
   /* "x/.." walks through x whatever we do, so there is nothing to protect:
    * resolve the whole path. */
   if (g_str_equal (name, ".."))
     {
-      g_autofree char *real = realpath (abs, NULL);
+      g_autofree char *real = realpath (absolute, NULL);
       if (real == NULL)
-        return throw_errno (error, "Resolving %s", abs);
+        return throw_errno (error, "Resolving %s", absolute);
       *ret_canonical = g_steal_pointer (&real);
       return TRUE;
     }
 
-  g_autofree char *dir = g_path_get_dirname (abs);
+  g_autofree char *dir = g_path_get_dirname (absolute);
   g_autofree char *real_dir = realpath (dir, NULL);
   if (real_dir == NULL)
     return throw_errno (error, "Resolving %s", dir);
