@@ -1,0 +1,413 @@
+#include "config.h"
+
+#include "boot-config.h"
+#include "errors.h"
+#include "fsutil.h"
+#include "journal.h"
+#include "karg.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#define LOADER "loader"
+#define ENTRIES "entries"
+#define EXCHANGE_NEW "loader/entries.new"
+
+const char *
+boot_mode_to_string (BootMode mode)
+{
+  switch (mode)
+    {
+    case BOOT_MODE_SYMLINK:
+      return "symlink";
+    case BOOT_MODE_EXCHANGE:
+      return "exchange";
+    case BOOT_MODE_NONE:
+    default:
+      return "none";
+    }
+}
+
+void
+boot_config_free (BootConfig *config)
+{
+  if (config == NULL)
+    return;
+  g_ptr_array_unref (config->entries);
+  g_ptr_array_unref (config->warnings);
+  g_free (config);
+}
+
+static guint64
+monotonic_usec (void)
+{
+  return g_get_monotonic_time ();
+}
+
+/* The live loader.N, from the symlink; anything but "loader.0" or
+ * "loader.1" is refused, so a planted link can never point us elsewhere. */
+static gboolean
+read_loader_link (int boot_dfd, int *ret_version, GError **error)
+{
+  char target[32];
+  ssize_t n = readlinkat (boot_dfd, LOADER, target, sizeof target - 1);
+  if (n < 0)
+    return throw_errno (error, "reading the " LOADER " symlink");
+  target[n] = '\0';
+  if (strcmp (target, "loader.0") == 0)
+    *ret_version = 0;
+  else if (strcmp (target, "loader.1") == 0)
+    *ret_version = 1;
+  else
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                        "the " LOADER " symlink points to \"%s\", expected loader.0 or loader.1",
+                        target);
+  return TRUE;
+}
+
+static gboolean
+detect_mode (int boot_dfd, BootMode *ret_mode, int *ret_version, GError **error)
+{
+  struct stat st;
+  gboolean exists;
+  if (!fs_stat_optional (boot_dfd, LOADER, &st, &exists, error))
+    return FALSE;
+  *ret_version = -1;
+  if (!exists)
+    *ret_mode = BOOT_MODE_NONE;
+  else if (S_ISLNK (st.st_mode))
+    {
+      *ret_mode = BOOT_MODE_SYMLINK;
+      return read_loader_link (boot_dfd, ret_version, error);
+    }
+  else if (S_ISDIR (st.st_mode))
+    *ret_mode = BOOT_MODE_EXCHANGE;
+  else
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT, LOADER " is neither a symlink nor a directory");
+  return TRUE;
+}
+
+static char *
+entries_dir_path (BootMode mode, int version)
+{
+  if (mode == BOOT_MODE_SYMLINK)
+    return g_strdup_printf ("loader.%d/" ENTRIES, version);
+  return g_strdup (LOADER "/" ENTRIES);
+}
+
+static gboolean
+load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings, GError **error)
+{
+  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
+  if (dup_fd < 0)
+    return throw_errno (error, "listing %s", what);
+  DIR *d = fdopendir (dup_fd);
+  if (d == NULL)
+    {
+      close (dup_fd);
+      return throw_errno (error, "listing %s", what);
+    }
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *de;
+  while ((errno = 0, de = readdir (d)) != NULL)
+    if (de->d_name[0] != '.' && g_str_has_suffix (de->d_name, ".conf"))
+      g_ptr_array_add (names, g_strdup (de->d_name));
+  int errsv = errno;
+  closedir (d);
+  if (errsv != 0)
+    return throw_errno_value (error, errsv, "listing %s", what);
+
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      g_autofree char *contents = NULL;
+      g_autoptr (GError) local_error = NULL;
+      BootEntry *entry = NULL;
+      if (!fs_read_file_at (dfd, name, &contents, NULL, &local_error)
+          || !boot_entry_parse (name, contents, &entry, &local_error))
+        {
+          if (g_str_has_prefix (name, BOOT_ENTRY_PREFIX))
+            {
+              g_ptr_array_add (warnings, g_strdup_printf ("%s/%s: %s", what, name,
+                                                          local_error->message));
+              continue;
+            }
+          /* Another tool's entry: whatever it is, carry it over verbatim. */
+          entry = g_new0 (BootEntry, 1);
+          entry->filename = g_strdup (name);
+          entry->raw = g_strdup (contents ? contents : "");
+        }
+      g_ptr_array_add (entries, entry);
+    }
+  boot_entries_sort (entries);
+  return TRUE;
+}
+
+gboolean
+boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
+{
+  g_autoptr (BootConfig) config = g_new0 (BootConfig, 1);
+  config->entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  config->warnings = g_ptr_array_new_with_free_func (g_free);
+  if (!detect_mode (boot_dfd, &config->mode, &config->version, error))
+    return prefix_error (error, "reading the boot configuration: ");
+  config->atomic = config->mode != BOOT_MODE_NONE;
+  if (config->mode != BOOT_MODE_NONE)
+    {
+      g_autofree char *path = entries_dir_path (config->mode, config->version);
+      autofd dfd = -1;
+      if (!fs_opendir_at_optional (boot_dfd, path, &dfd, error))
+        return prefix_error (error, "reading the boot configuration: ");
+      if (dfd >= 0 && !load_entries (dfd, path, config->entries, config->warnings, error))
+        return prefix_error (error, "reading the boot configuration: ");
+    }
+  *ret_config = g_steal_pointer (&config);
+  return TRUE;
+}
+
+static gboolean
+fs_is_vfat (int dfd)
+{
+  struct statfs sfs;
+  return fstatfs (dfd, &sfs) == 0 && sfs.f_type == MSDOS_SUPER_MAGIC;
+}
+
+gboolean
+boot_config_init (int boot_dfd, GError **error)
+{
+  BootMode mode;
+  int version;
+  if (!detect_mode (boot_dfd, &mode, &version, error))
+    return FALSE;
+  if (mode != BOOT_MODE_NONE)
+    return TRUE;
+
+  if (!fs_ensure_dir_at (boot_dfd, BOOT_KERNEL_DIR, 0755, error))
+    return FALSE;
+  if (fs_is_vfat (boot_dfd))
+    {
+      /* loader/ appears last-but-one and loader/entries last: an interrupted
+       * init leaves loader/ without entries/, which the next init completes. */
+      if (!fs_ensure_dir_at (boot_dfd, LOADER, 0755, error)
+          || !fs_ensure_dir_at (boot_dfd, LOADER "/" ENTRIES, 0755, error))
+        return FALSE;
+    }
+  else
+    {
+      if (!fs_ensure_dir_at (boot_dfd, "loader.0", 0755, error)
+          || !fs_ensure_dir_at (boot_dfd, "loader.0/" ENTRIES, 0755, error))
+        return FALSE;
+      g_autofree char *tmp = fs_temp_name (LOADER);
+      if (symlinkat ("loader.0", boot_dfd, tmp) < 0)
+        return throw_errno (error, "creating the " LOADER " symlink");
+      if (renameat (boot_dfd, tmp, boot_dfd, LOADER) < 0)
+        {
+          throw_errno (error, "creating the " LOADER " symlink");
+          (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
+          return FALSE;
+        }
+    }
+  return fs_fsync_fd (boot_dfd, "the boot directory", error);
+}
+
+BootEntry *
+boot_entry_new_for_origin (const Origin *origin, guint priority)
+{
+  BootEntry *e = g_new0 (BootEntry, 1);
+  e->filename = g_strdup_printf (BOOT_ENTRY_PREFIX "%u-%s-%s.conf", priority, origin->os, origin->id);
+  e->title = g_strdup_printf ("%s (%s %s)", origin->title, origin->os, origin->id);
+  /* The priority leads the version so the menu order is ours whatever the
+   * os versions are; the os version follows for people reading the menu. */
+  e->version = origin->version ? g_strdup_printf ("%u-%s", priority, origin->version)
+                               : g_strdup_printf ("%u", priority);
+  for (char *p = e->version; *p; p++)
+    if (!g_ascii_isalnum (*p) && *p != '.' && *p != '-' && *p != '~' && *p != '^' && *p != '_')
+      *p = '_';
+  e->sort_key = g_strdup (BOOT_ENTRY_SORT_KEY);
+  g_autofree char *dir = origin_boot_dir_name (origin);
+  e->linux_path = g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/vmlinuz", dir);
+  g_autoptr (GPtrArray) initrds = g_ptr_array_new ();
+  if (origin->initramfs_path)
+    g_ptr_array_add (initrds, g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/initramfs.img", dir));
+  g_ptr_array_add (initrds, NULL);
+  e->initrds = (char **)g_ptr_array_free (g_steal_pointer (&initrds), FALSE);
+  g_autofree char *kargs = g_strjoinv (" ", origin->kargs);
+  e->options = g_strdup_printf ("%s%s" KARG_DEPLOYMENT_KEY "=/stagehand/deploy/%s/%s", kargs,
+                                *kargs ? " " : "", origin->os, origin->id);
+  return e;
+}
+
+gboolean
+boot_config_has_kernel (int boot_dfd, const Origin *origin)
+{
+  g_autofree char *dir = origin_boot_dir_name (origin);
+  g_autofree char *path = g_strdup_printf (BOOT_KERNEL_DIR "/%s", dir);
+  struct stat st;
+  return fstatat (boot_dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode);
+}
+
+gboolean
+boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin, GError **error)
+{
+  if (boot_config_has_kernel (boot_dfd, origin))
+    return TRUE;
+
+  if (!fs_ensure_dir_at (boot_dfd, BOOT_KERNEL_DIR, 0755, error))
+    return prefix_error (error, "installing the kernel: ");
+  autofd kdir = -1;
+  if (!fs_opendir_at (boot_dfd, BOOT_KERNEL_DIR, &kdir, error))
+    return prefix_error (error, "installing the kernel: ");
+
+  guint64 needed = 0;
+  const char *files[] = { origin->kernel_path, origin->initramfs_path };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      struct stat st;
+      if (files[i] == NULL)
+        continue;
+      if (fstatat (tree_dfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return throw_errno (error, "installing the kernel: %s", files[i]);
+      /* Round up to whole 4 KiB blocks, as the filesystem will. */
+      needed += (st.st_size + 4095) / 4096 * 4096;
+    }
+  needed += 64 * 1024; /* the directory and some slack */
+  guint64 available;
+  if (!fs_free_bytes (kdir, &available, error))
+    return prefix_error (error, "installing the kernel: ");
+  if (available < needed)
+    return throw_error (error, STAGEHAND_ERROR_NO_SPACE,
+                        "installing the kernel: not enough space in the boot directory: need "
+                        "%" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
+                        " available (run 'stagehand cleanup' or free space in /boot)",
+                        needed, available);
+
+  g_autofree char *final = origin_boot_dir_name (origin);
+  g_autofree char *tmp = fs_temp_name (final);
+  if (mkdirat (kdir, tmp, 0755) < 0)
+    return throw_errno (error, "installing the kernel: creating %s", tmp);
+  autofd tmp_dfd = -1;
+  gboolean ok = fs_opendir_at (kdir, tmp, &tmp_dfd, error)
+                && fs_copy_file_atomic_at (tree_dfd, origin->kernel_path, tmp_dfd, "vmlinuz", 0644,
+                                           error)
+                && (origin->initramfs_path == NULL
+                    || fs_copy_file_atomic_at (tree_dfd, origin->initramfs_path, tmp_dfd,
+                                               "initramfs.img", 0644, error))
+                && fs_fsync_fd (tmp_dfd, tmp, error);
+  if (ok && renameat (kdir, tmp, kdir, final) < 0)
+    ok = throw_errno (error, "renaming %s to %s", tmp, final);
+  if (!ok)
+    {
+      /* Best effort: the temp directory is ours; cleanup removes it otherwise. */
+      (void)fs_rm_rf_at (kdir, tmp, NULL);
+      return prefix_error (error, "installing the kernel: ");
+    }
+  if (!fs_fsync_fd (kdir, BOOT_KERNEL_DIR, error))
+    return prefix_error (error, "installing the kernel: ");
+  return TRUE;
+}
+
+static gboolean
+write_entries (int boot_dfd, const char *dir, GPtrArray *entries, GError **error)
+{
+  /* A leftover from an interrupted run is not live: start over. */
+  if (!fs_rm_rf_at (boot_dfd, dir, error))
+    return FALSE;
+  g_autofree char *entries_path = g_strdup_printf ("%s/" ENTRIES, dir);
+  if (mkdirat (boot_dfd, dir, 0755) < 0)
+    return throw_errno (error, "creating %s", dir);
+  if (mkdirat (boot_dfd, entries_path, 0755) < 0)
+    return throw_errno (error, "creating %s", entries_path);
+  autofd entries_dfd = -1;
+  if (!fs_opendir_at (boot_dfd, entries_path, &entries_dfd, error))
+    return FALSE;
+  for (guint i = 0; i < entries->len; i++)
+    {
+      BootEntry *e = entries->pdata[i];
+      g_autofree char *data = boot_entry_to_data (e);
+      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data, strlen (data), 0644,
+                                    FS_WRITE_SYNC, error))
+        return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
+    }
+  autofd dir_dfd = -1;
+  if (!fs_opendir_at (boot_dfd, dir, &dir_dfd, error) || !fs_fsync_fd (entries_dfd, entries_path, error)
+      || !fs_fsync_fd (dir_dfd, dir, error))
+    return FALSE;
+  return TRUE;
+}
+
+static void
+add_timing (Verdict *timings, const char *step, guint64 *t)
+{
+  guint64 now = monotonic_usec ();
+  if (timings)
+    verdict_add_step (timings, step, now - *t);
+  *t = now;
+}
+
+gboolean
+boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtrArray *entries,
+                  Verdict *timings, GError **error)
+{
+  guint64 t = monotonic_usec ();
+  if (current->mode == BOOT_MODE_NONE)
+    return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
+                        "the boot directory has no loader (run 'stagehand init')");
+
+  /* Exchange mode writes loader/entries.new (its parent is loader/);
+   * symlink mode writes the inactive loader.N. */
+  g_autofree char *new_dir = current->mode == BOOT_MODE_SYMLINK
+                                 ? g_strdup_printf ("loader.%d", 1 - current->version)
+                                 : g_strdup (LOADER "/.entries-set");
+  if (current->mode == BOOT_MODE_EXCHANGE)
+    return throw_error (error, STAGEHAND_ERROR_FAILED,
+                        "exchange mode (vfat /boot) is not supported yet");
+
+  if (!write_entries (boot_dfd, new_dir, entries, error))
+    return prefix_error (error, "writing the new entry set: ");
+  add_timing (timings, "write-entries", &t);
+
+  if (!fs_syncfs (boot_dfd, "the boot filesystem", error)
+      || !fs_syncfs (sysroot_dfd, "the sysroot filesystem", error))
+    return FALSE;
+  add_timing (timings, "sync", &t);
+
+  g_autofree char *tmp = fs_temp_name (LOADER);
+  if (symlinkat (new_dir, boot_dfd, tmp) < 0)
+    return throw_errno (error, "swapping the boot configuration: creating a symlink to %s",
+                        new_dir);
+  /* The commit point. */
+  if (renameat (boot_dfd, tmp, boot_dfd, LOADER) < 0)
+    {
+      throw_errno (error, "swapping the boot configuration: renaming the symlink over " LOADER);
+      (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
+      return FALSE;
+    }
+  g_autoptr (GError) local_error = NULL;
+  if (!fs_fsync_fd (boot_dfd, "the boot directory", &local_error))
+    log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+  add_timing (timings, "swap", &t);
+  return TRUE;
+}
+
+gboolean
+boot_config_tidy (int boot_dfd, GError **error)
+{
+  BootMode mode;
+  int version;
+  if (!detect_mode (boot_dfd, &mode, &version, error))
+    return FALSE;
+  if (mode == BOOT_MODE_SYMLINK)
+    {
+      g_autofree char *old = g_strdup_printf ("loader.%d", 1 - version);
+      return fs_rm_rf_at (boot_dfd, old, error);
+    }
+  if (mode == BOOT_MODE_EXCHANGE)
+    return fs_rm_rf_at (boot_dfd, EXCHANGE_NEW, error);
+  return TRUE;
+}

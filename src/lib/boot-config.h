@@ -1,0 +1,84 @@
+/* The boot configuration in <boot>: the loader entries and the kernels they
+ * name, and the atomic switch from one entry set to the next.
+ *
+ * Symlink mode (ext4, xfs, btrfs): <boot>/loader -> loader.N; a new set is
+ * written complete into loader.(1-N), then a new symlink is renamed over
+ * <boot>/loader. That rename is the commit point: before it the old set is
+ * live, after it the new one, and both are complete at every instant.
+ *
+ * Exchange mode (vfat, which has no symlinks): <boot>/loader is a real
+ * directory and the swap is renameat2(RENAME_EXCHANGE) of loader/entries
+ * with a complete sibling, loader/entries.new.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "bls.h"
+#include "origin.h"
+#include "verdict.h"
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  BOOT_MODE_NONE,     /* no loader: the boot directory was never initialised */
+  BOOT_MODE_SYMLINK,  /* loader -> loader.N */
+  BOOT_MODE_EXCHANGE, /* loader/ is a directory (vfat) */
+} BootMode;
+
+const char *boot_mode_to_string (BootMode mode);
+
+/* Where stagehand keeps kernels and initramfs images below <boot>. */
+#define BOOT_KERNEL_DIR "stagehand"
+
+typedef struct
+{
+  BootMode mode;
+  int version;         /* symlink mode: the N of the live loader.N; else -1 */
+  gboolean atomic;     /* the swap is a single rename */
+  GPtrArray *entries;  /* BootEntry*, menu order: the first is the default */
+  GPtrArray *warnings; /* char*: entries that could not be read, and why */
+} BootConfig;
+
+void boot_config_free (BootConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BootConfig, boot_config_free)
+
+/* Reads the live configuration. A stagehand entry that does not parse is
+ * left out and named in ->warnings. */
+gboolean boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error);
+
+/* Creates an empty configuration in an uninitialised boot directory, in
+ * the mode the filesystem supports. Idempotent; an existing layout is never
+ * rewritten. */
+gboolean boot_config_init (int boot_dfd, GError **error);
+
+/* The boot entry for a deployment at menu priority @priority (higher sorts
+ * first); @kargs are the deployment's kernel arguments. */
+BootEntry *boot_entry_new_for_origin (const Origin *origin, guint priority);
+
+/* Makes sure the kernel and initramfs of @origin are in
+ * <boot>/stagehand/<os>-<bootcsum>/, copying them from the deployment tree
+ * @tree_dfd when missing: checks free space first, then a temp directory,
+ * fsync of each file, rename, fsync. Same bootcsum: nothing to do. */
+gboolean boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin,
+                                     GError **error);
+
+/* TRUE if the kernel directory for @origin exists in <boot>. */
+gboolean boot_config_has_kernel (int boot_dfd, const Origin *origin);
+
+/* Writes @entries (BootEntry*, menu order) as the new configuration and
+ * switches to it atomically: write the inactive set (fsync each file and the
+ * directories), syncfs() of <boot> and of @sysroot_dfd, swap, fsync of the
+ * directory holding the swapped name. Step durations are added to @timings
+ * (may be NULL). Returns FALSE only before the commit point, with the live
+ * configuration untouched; a failure after it (the final fsync) is logged
+ * as a warning. */
+gboolean boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current,
+                           GPtrArray *entries, Verdict *timings, GError **error);
+
+/* Removes the now-inactive entry set left by a swap. Errors are for the
+ * caller to log as warnings: the swap already committed. */
+gboolean boot_config_tidy (int boot_dfd, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,179 @@
+#include "config.h"
+
+#include "kernel.h"
+#include "errors.h"
+#include "fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+kernel_info_free (KernelInfo *info)
+{
+  if (info == NULL)
+    return;
+  g_free (info->version);
+  g_free (info->kernel_path);
+  g_free (info->initramfs_path);
+  g_free (info);
+}
+
+/* Size of a regular file, or FALSE if @path is missing or not a regular file
+ * (a symlink is not followed: it could point out of the tree). */
+static gboolean
+regular_file_size (int dfd, const char *path, guint64 *ret_size)
+{
+  struct stat st;
+  if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+    return FALSE;
+  *ret_size = st.st_size;
+  return TRUE;
+}
+
+static gboolean
+list_dir_optional (int dfd, const char *path, GPtrArray **ret_names, GError **error)
+{
+  autofd fd = -1;
+  if (!fs_opendir_at_optional (dfd, path, &fd, error))
+    return FALSE;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  if (fd >= 0)
+    {
+      DIR *d = fdopendir (fd);
+      if (d == NULL)
+        return throw_errno (error, "listing %s", path);
+      fd_steal (&fd);
+      struct dirent *de;
+      while ((errno = 0, de = readdir (d)) != NULL)
+        if (de->d_name[0] != '.')
+          g_ptr_array_add (names, g_strdup (de->d_name));
+      int errsv = errno;
+      closedir (d);
+      if (errsv != 0)
+        return throw_errno_value (error, errsv, "listing %s", path);
+      g_ptr_array_sort (names, (GCompareFunc)g_strcmp0);
+    }
+  *ret_names = g_steal_pointer (&names);
+  return TRUE;
+}
+
+static void
+add_candidate (GPtrArray *found, const char *kver, char *kernel_path, guint64 kernel_size,
+               char *initramfs_path, guint64 initramfs_size)
+{
+  for (guint i = 0; i < found->len; i++)
+    if (strcmp (((KernelInfo *)found->pdata[i])->version, kver) == 0)
+      {
+        g_free (kernel_path);
+        g_free (initramfs_path);
+        return;
+      }
+  KernelInfo *info = g_new0 (KernelInfo, 1);
+  info->version = g_strdup (kver);
+  info->kernel_path = kernel_path;
+  info->kernel_size = kernel_size;
+  info->initramfs_path = initramfs_path;
+  info->initramfs_size = initramfs_size;
+  g_ptr_array_add (found, info);
+}
+
+gboolean
+kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
+{
+  g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func ((GDestroyNotify)kernel_info_free);
+  g_autoptr (GPtrArray) modules = NULL;
+  if (!list_dir_optional (tree_dfd, "usr/lib/modules", &modules, error))
+    return FALSE;
+  for (guint i = 0; i < modules->len; i++)
+    {
+      const char *kver = modules->pdata[i];
+      g_autofree char *kpath = g_strdup_printf ("usr/lib/modules/%s/vmlinuz", kver);
+      g_autofree char *ipath = g_strdup_printf ("usr/lib/modules/%s/initramfs.img", kver);
+      guint64 ksize, isize = 0;
+      if (!regular_file_size (tree_dfd, kpath, &ksize))
+        continue;
+      gboolean has_initramfs = regular_file_size (tree_dfd, ipath, &isize);
+      add_candidate (found, kver, g_steal_pointer (&kpath), ksize,
+                     has_initramfs ? g_steal_pointer (&ipath) : NULL, isize);
+    }
+
+  g_autoptr (GPtrArray) boot = NULL;
+  if (!list_dir_optional (tree_dfd, "boot", &boot, error))
+    return FALSE;
+  for (guint i = 0; i < boot->len; i++)
+    {
+      const char *name = boot->pdata[i];
+      if (!g_str_has_prefix (name, "vmlinuz-") || name[strlen ("vmlinuz-")] == '\0')
+        continue;
+      const char *kver = name + strlen ("vmlinuz-");
+      g_autofree char *kpath = g_strdup_printf ("boot/%s", name);
+      guint64 ksize, isize = 0;
+      if (!regular_file_size (tree_dfd, kpath, &ksize))
+        continue;
+      g_autofree char *ipath = g_strdup_printf ("boot/initrd.img-%s", kver);
+      gboolean has_initramfs = regular_file_size (tree_dfd, ipath, &isize);
+      if (!has_initramfs)
+        {
+          g_free (ipath);
+          ipath = g_strdup_printf ("boot/initramfs-%s.img", kver);
+          has_initramfs = regular_file_size (tree_dfd, ipath, &isize);
+        }
+      add_candidate (found, kver, g_steal_pointer (&kpath), ksize,
+                     has_initramfs ? g_steal_pointer (&ipath) : NULL, isize);
+    }
+
+  if (found->len == 0)
+    return throw_error (error, STAGEHAND_ERROR_INVALID,
+                        "image has no kernel: expected usr/lib/modules/<kver>/vmlinuz or "
+                        "boot/vmlinuz-<kver>");
+  if (found->len > 1)
+    {
+      g_autoptr (GString) list = g_string_new (NULL);
+      for (guint i = 0; i < found->len; i++)
+        {
+          KernelInfo *k = found->pdata[i];
+          g_string_append_printf (list, "%s%s", i ? ", " : "", k->kernel_path);
+        }
+      return throw_error (error, STAGEHAND_ERROR_INVALID,
+                          "image has %u kernels (%s): an image must have exactly one", found->len,
+                          list->str);
+    }
+  *ret_info = g_ptr_array_steal_index (found, 0);
+  return TRUE;
+}
+
+static gboolean
+checksum_file (GChecksum *checksum, int dfd, const char *path, GError **error)
+{
+  autofd fd = openat (dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return throw_errno (error, "opening %s", path);
+  g_autofree guint8 *buf = g_malloc (1 << 20);
+  for (;;)
+    {
+      ssize_t n = read (fd, buf, 1 << 20);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return throw_errno (error, "reading %s", path);
+      if (n == 0)
+        break;
+      g_checksum_update (checksum, buf, n);
+    }
+  return TRUE;
+}
+
+gboolean
+kernel_checksum (int tree_dfd, const KernelInfo *info, char **ret_bootcsum, GError **error)
+{
+  g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  if (!checksum_file (checksum, tree_dfd, info->kernel_path, error))
+    return FALSE;
+  if (info->initramfs_path && !checksum_file (checksum, tree_dfd, info->initramfs_path, error))
+    return FALSE;
+  *ret_bootcsum = g_strdup (g_checksum_get_string (checksum));
+  return TRUE;
+}

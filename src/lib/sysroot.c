@@ -1,0 +1,398 @@
+#include "config.h"
+
+#include "sysroot.h"
+#include "errors.h"
+#include "fsutil.h"
+#include "karg.h"
+#include "osrelease.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void
+deployment_free (Deployment *d)
+{
+  if (d == NULL)
+    return;
+  g_free (d->os);
+  g_free (d->id);
+  origin_free (d->origin);
+  g_free (d);
+}
+
+static void
+sysroot_clear_state (Sysroot *self)
+{
+  g_clear_pointer (&self->deployments, g_ptr_array_unref);
+  g_clear_pointer (&self->staged_record, staged_record_free);
+  g_clear_pointer (&self->boot_config, boot_config_free);
+  g_clear_pointer (&self->last_verdict, verdict_free);
+  g_clear_pointer (&self->booted_karg, g_free);
+  self->booted = self->staged = self->default_deployment = NULL;
+  self->loaded = FALSE;
+}
+
+void
+sysroot_free (Sysroot *self)
+{
+  if (self == NULL)
+    return;
+  sysroot_clear_state (self);
+  sysroot_lock_release (self->lock);
+  config_free (self->config);
+  fd_closep (&self->sysroot_dfd);
+  fd_closep (&self->boot_dfd);
+  fd_closep (&self->state_dfd);
+  g_free (self->path);
+  g_free (self->boot_path);
+  g_free (self->run_path);
+  g_free (self);
+}
+
+static gboolean
+same_inode (int fd, const char *path)
+{
+  struct stat a, b;
+  return fstat (fd, &a) == 0 && stat (path, &b) == 0 && a.st_dev == b.st_dev
+         && a.st_ino == b.st_ino;
+}
+
+static gboolean
+load_config (Sysroot *self, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (self->state_dfd >= 0
+      && !fs_read_file_at_optional (self->state_dfd, CONFIG_FILE, &data, &len, error))
+    return FALSE;
+  if (data == NULL)
+    {
+      self->config = config_new_default ();
+      return TRUE;
+    }
+  g_autofree char *what = g_build_filename (self->path, STATE_DIR, CONFIG_FILE, NULL);
+  return config_parse (data, len, what, &self->config, error);
+}
+
+gboolean
+sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot, GError **error)
+{
+  g_autoptr (Sysroot) self = g_new0 (Sysroot, 1);
+  self->sysroot_dfd = self->boot_dfd = self->state_dfd = -1;
+  self->path = g_strdup (path ? path : "/");
+  self->boot_path = boot_path ? g_strdup (boot_path) : g_build_filename (self->path, "boot", NULL);
+
+  self->sysroot_dfd = open (self->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (self->sysroot_dfd < 0)
+    return throw_errno (error, "opening sysroot %s", self->path);
+  self->is_host = same_inode (self->sysroot_dfd, "/");
+  self->run_path = self->is_host ? g_strdup ("/run/stagehand")
+                                 : g_build_filename (self->path, "run", "stagehand", NULL);
+
+  self->boot_dfd = open (self->boot_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (self->boot_dfd < 0 && errno != ENOENT)
+    return throw_errno (error, "opening boot directory %s", self->boot_path);
+
+  if (!fs_opendir_at_optional (self->sysroot_dfd, STATE_DIR, &self->state_dfd, error))
+    return prefix_error (error, "opening sysroot %s: ", self->path);
+  if (!load_config (self, error))
+    return FALSE;
+
+  *ret_sysroot = g_steal_pointer (&self);
+  return TRUE;
+}
+
+gboolean
+sysroot_require_initialized (Sysroot *self, GError **error)
+{
+  if (self->state_dfd < 0)
+    return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
+                        "sysroot %s is not initialised (no %s directory); run 'stagehand "
+                        "--sysroot=%s init' first",
+                        self->path, STATE_DIR, self->path);
+  if (self->boot_dfd < 0)
+    return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
+                        "boot directory %s does not exist; run 'stagehand init' or pass --boot",
+                        self->boot_path);
+  return TRUE;
+}
+
+gboolean
+sysroot_lock (Sysroot *self, const char *operation, guint timeout_sec, LockWaitFunc wait_func,
+              gpointer wait_data, GError **error)
+{
+  g_assert (self->lock == NULL);
+  if (!sysroot_require_initialized (self, error))
+    return FALSE;
+  return sysroot_lock_acquire (self->state_dfd, operation, timeout_sec, wait_func, wait_data,
+                               &self->lock, error);
+}
+
+gboolean
+sysroot_open_run_dir (Sysroot *self, gboolean create, int *ret_fd, GError **error)
+{
+  if (create && g_mkdir_with_parents (self->run_path, 0755) < 0)
+    return throw_errno (error, "creating %s", self->run_path);
+  int fd = open (self->run_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 && !(errno == ENOENT && !create))
+    return throw_errno (error, "opening %s", self->run_path);
+  *ret_fd = fd;
+  return TRUE;
+}
+
+char *
+deployment_name (const Deployment *d)
+{
+  return g_strdup_printf ("%s/%s", d->os, d->id);
+}
+
+char *
+deployment_path (const char *os, const char *id)
+{
+  return g_strdup_printf (STATE_DIR "/" DEPLOY_DIR "/%s/%s", os, id);
+}
+
+gboolean
+sysroot_open_deployment (Sysroot *self, const Deployment *d, int *ret_fd, GError **error)
+{
+  g_autofree char *path = deployment_path (d->os, d->id);
+  if (!fs_opendir_at (self->sysroot_dfd, path, ret_fd, error))
+    return prefix_error (error, "opening deployment %s/%s: ", d->os, d->id);
+  return TRUE;
+}
+
+Deployment *
+sysroot_find_deployment (Sysroot *self, const char *os, const char *id)
+{
+  for (guint i = 0; self->deployments && i < self->deployments->len; i++)
+    {
+      Deployment *d = self->deployments->pdata[i];
+      if (strcmp (d->os, os) == 0 && strcmp (d->id, id) == 0)
+        return d;
+    }
+  return NULL;
+}
+
+static gboolean
+list_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
+{
+  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
+  if (dup_fd < 0)
+    return throw_errno (error, "listing %s", what);
+  DIR *d = fdopendir (dup_fd);
+  if (d == NULL)
+    {
+      close (dup_fd);
+      return throw_errno (error, "listing %s", what);
+    }
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *de;
+  while ((errno = 0, de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      g_ptr_array_add (names, g_strdup (de->d_name));
+  int errsv = errno;
+  closedir (d);
+  if (errsv != 0)
+    return throw_errno_value (error, errsv, "listing %s", what);
+  *ret_names = g_steal_pointer (&names);
+  return TRUE;
+}
+
+/* A deployment exists when both <id>/ and <id>.origin do: the origin is
+ * written last, so a tree without one is an interrupted stage that cleanup
+ * removes. */
+static gboolean
+load_deployments (Sysroot *self, GError **error)
+{
+  self->deployments = g_ptr_array_new_with_free_func ((GDestroyNotify)deployment_free);
+  autofd deploy_dfd = -1;
+  if (!fs_opendir_at_optional (self->state_dfd, DEPLOY_DIR, &deploy_dfd, error))
+    return FALSE;
+  if (deploy_dfd < 0)
+    return TRUE;
+  g_autoptr (GPtrArray) oses = NULL;
+  if (!list_names (deploy_dfd, DEPLOY_DIR, &oses, error))
+    return FALSE;
+  for (guint i = 0; i < oses->len; i++)
+    {
+      const char *os = oses->pdata[i];
+      if (!os_name_is_valid (os))
+        continue;
+      autofd os_dfd = -1;
+      if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error))
+        return FALSE;
+      g_autoptr (GPtrArray) names = NULL;
+      if (!list_names (os_dfd, os, &names, error))
+        return FALSE;
+      for (guint j = 0; j < names->len; j++)
+        {
+          const char *name = names->pdata[j];
+          if (!g_str_has_suffix (name, ".origin"))
+            continue;
+          g_autofree char *id = g_strndup (name, strlen (name) - strlen (".origin"));
+          struct stat st;
+          if (!deployment_id_is_valid (id) || fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
+              || !S_ISDIR (st.st_mode))
+            continue;
+          g_autofree char *data = NULL;
+          gsize len;
+          g_autofree char *what
+              = g_strdup_printf ("%s/" STATE_DIR "/" DEPLOY_DIR "/%s/%s", self->path, os, name);
+          if (!fs_read_file_at (os_dfd, name, &data, &len, error))
+            return prefix_error (error, "reading %s: ", what);
+          Deployment *d = g_new0 (Deployment, 1);
+          d->os = g_strdup (os);
+          d->id = g_strdup (id);
+          d->entry_index = -1;
+          g_ptr_array_add (self->deployments, d);
+          if (!origin_parse (data, len, what, &d->origin, error))
+            return FALSE;
+          if (strcmp (d->origin->os, os) != 0 || strcmp (d->origin->id, id) != 0)
+            return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                                "%s is corrupt: it names %s/%s", what, d->origin->os,
+                                d->origin->id);
+        }
+    }
+  return TRUE;
+}
+
+char *
+sysroot_read_cmdline (Sysroot *self)
+{
+  const char *debug = g_getenv ("STAGEHAND_DEBUG_CMDLINE");
+  if (debug != NULL)
+    return g_strdup (debug);
+  if (!self->is_host)
+    return NULL;
+  char *cmdline = NULL;
+  if (!g_file_get_contents ("/proc/cmdline", &cmdline, NULL, NULL))
+    return NULL;
+  return cmdline;
+}
+
+/* Parses "/stagehand/deploy/<os>/<id>" into its parts. */
+static gboolean
+parse_deployment_karg (const char *value, char **ret_os, char **ret_id)
+{
+  const char *prefix = "/" STATE_DIR "/" DEPLOY_DIR "/";
+  if (value == NULL || !g_str_has_prefix (value, prefix))
+    return FALSE;
+  g_auto (GStrv) parts = g_strsplit (value + strlen (prefix), "/", -1);
+  if (g_strv_length (parts) != 2 || !os_name_is_valid (parts[0])
+      || !deployment_id_is_valid (parts[1]))
+    return FALSE;
+  *ret_os = g_strdup (parts[0]);
+  *ret_id = g_strdup (parts[1]);
+  return TRUE;
+}
+
+static gboolean
+load_staged_record (Sysroot *self, GError **error)
+{
+  autofd run_dfd = -1;
+  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
+    return FALSE;
+  if (run_dfd < 0)
+    return TRUE;
+  g_autofree char *data = NULL;
+  gsize len;
+  g_autofree char *what = g_build_filename (self->run_path, STAGED_RECORD_FILE, NULL);
+  if (!fs_read_file_at_optional (run_dfd, STAGED_RECORD_FILE, &data, &len, error))
+    return prefix_error (error, "reading %s: ", what);
+  if (data == NULL)
+    return TRUE;
+  if (!staged_record_parse (data, len, what, &self->staged_record, error))
+    return FALSE;
+  self->staged = sysroot_find_deployment (self, self->staged_record->os, self->staged_record->id);
+  if (self->staged == NULL)
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                        "staged record %s names %s/%s, which is not a complete deployment "
+                        "(remove it with 'stagehand unstage')",
+                        what, self->staged_record->os, self->staged_record->id);
+  self->staged->is_staged = TRUE;
+  return TRUE;
+}
+
+static gboolean
+load_verdict (Sysroot *self, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len;
+  if (!fs_read_file_at_optional (self->state_dfd, VERDICT_FILE, &data, &len, error))
+    return FALSE;
+  if (data == NULL)
+    return TRUE;
+  g_autofree char *what = g_build_filename (self->path, STATE_DIR, VERDICT_FILE, NULL);
+  return verdict_parse (data, len, what, &self->last_verdict, error);
+}
+
+static int
+compare_deployments (gconstpointer pa, gconstpointer pb)
+{
+  const Deployment *a = *(Deployment *const *)pa;
+  const Deployment *b = *(Deployment *const *)pb;
+  if (a->is_staged != b->is_staged)
+    return a->is_staged ? -1 : 1;
+  if ((a->entry_index < 0) != (b->entry_index < 0))
+    return a->entry_index < 0 ? 1 : -1;
+  if (a->entry_index != b->entry_index)
+    return a->entry_index - b->entry_index;
+  guint64 ia = g_ascii_strtoull (a->id, NULL, 10), ib = g_ascii_strtoull (b->id, NULL, 10);
+  return ia == ib ? strcmp (a->os, b->os) : (ia > ib ? -1 : 1);
+}
+
+gboolean
+sysroot_load (Sysroot *self, GError **error)
+{
+  sysroot_clear_state (self);
+  if (!sysroot_require_initialized (self, error))
+    return FALSE;
+  if (!load_deployments (self, error))
+    return FALSE;
+  if (!boot_config_load (self->boot_dfd, &self->boot_config, error))
+    return FALSE;
+
+  for (guint i = 0; i < self->boot_config->entries->len; i++)
+    {
+      BootEntry *e = self->boot_config->entries->pdata[i];
+      if (!boot_entry_is_ours (e))
+        continue;
+      g_autofree char *value = boot_entry_get_deployment (e);
+      g_autofree char *os = NULL, *id = NULL;
+      Deployment *d = NULL;
+      if (parse_deployment_karg (value, &os, &id))
+        d = sysroot_find_deployment (self, os, id);
+      if (d != NULL && d->entry_index < 0)
+        d->entry_index = i;
+      if (i == 0 && d != NULL)
+        {
+          d->is_default = TRUE;
+          self->default_deployment = d;
+        }
+    }
+
+  g_autofree char *cmdline = sysroot_read_cmdline (self);
+  g_auto (GStrv) kargs = kargs_split (cmdline);
+  for (char **k = kargs; *k; k++)
+    if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
+      {
+        g_free (self->booted_karg);
+        self->booted_karg = g_strdup (*k + strlen (KARG_DEPLOYMENT_KEY "="));
+      }
+  g_autofree char *bos = NULL, *bid = NULL;
+  if (parse_deployment_karg (self->booted_karg, &bos, &bid))
+    self->booted = sysroot_find_deployment (self, bos, bid);
+  if (self->booted)
+    self->booted->is_booted = TRUE;
+
+  if (!load_staged_record (self, error) || !load_verdict (self, error))
+    return FALSE;
+
+  g_ptr_array_sort (self->deployments, compare_deployments);
+  self->loaded = TRUE;
+  return TRUE;
+}

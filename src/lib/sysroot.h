@@ -1,0 +1,93 @@
+/* A sysroot: the directory fds everything else works relative to, its
+ * configuration, and its state (deployments, the staged one, the booted
+ * one, the live boot configuration, the last finalize verdict).
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "boot-config.h"
+#include "conf.h"
+#include "lock.h"
+#include "origin.h"
+#include "staged.h"
+#include "verdict.h"
+
+G_BEGIN_DECLS
+
+#define STATE_DIR "stagehand"
+#define DEPLOY_DIR "deploy"
+
+typedef struct
+{
+  char *os;
+  char *id;
+  Origin *origin;
+  gboolean is_booted;
+  gboolean is_staged;
+  gboolean is_default;
+  int entry_index; /* position in the live menu, -1 if not in it */
+} Deployment;
+
+typedef struct
+{
+  char *path;      /* as given, for messages */
+  char *boot_path; /* as given or <path>/boot */
+  char *run_path;  /* /run/stagehand or <path>/run/stagehand */
+  gboolean is_host; /* the sysroot is the running system's / */
+  int sysroot_dfd;
+  int boot_dfd;
+  int state_dfd; /* <sysroot>/stagehand, -1 if not initialised */
+  Config *config;
+  SysrootLock *lock;
+
+  /* Filled by sysroot_load(). */
+  gboolean loaded;
+  GPtrArray *deployments; /* Deployment*: staged first, then menu order, then newest first */
+  Deployment *booted;
+  Deployment *staged;
+  Deployment *default_deployment;
+  StagedRecord *staged_record;
+  BootConfig *boot_config;
+  Verdict *last_verdict;
+  char *booted_karg; /* the stagehand= value on the kernel command line, or NULL */
+} Sysroot;
+
+void sysroot_free (Sysroot *sysroot);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Sysroot, sysroot_free)
+
+/* Opens @path (default "/") and @boot_path (default <path>/boot) as
+ * directory fds. Opening the boot directory triggers an automount there. */
+gboolean sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot,
+                       GError **error);
+
+/* Fails with STAGEHAND_ERROR_NOT_INITIALIZED and a hint unless `init` ran. */
+gboolean sysroot_require_initialized (Sysroot *self, GError **error);
+
+/* Takes the sysroot lock for @operation, waiting at most @timeout_sec. */
+gboolean sysroot_lock (Sysroot *self, const char *operation, guint timeout_sec,
+                       LockWaitFunc wait_func, gpointer wait_data, GError **error);
+
+/* (Re)reads the state. Call with the lock held for anything that acts on it. */
+gboolean sysroot_load (Sysroot *self, GError **error);
+
+/* Opens (creating with @create) the runtime directory. */
+gboolean sysroot_open_run_dir (Sysroot *self, gboolean create, int *ret_fd, GError **error);
+
+/* "<os>/<id>" */
+char *deployment_name (const Deployment *d);
+
+/* The relative directory of a deployment below the sysroot: "stagehand/deploy/<os>/<id>". */
+char *deployment_path (const char *os, const char *id);
+
+/* Opens the deployment tree. */
+gboolean sysroot_open_deployment (Sysroot *self, const Deployment *d, int *ret_fd, GError **error);
+
+Deployment *sysroot_find_deployment (Sysroot *self, const char *os, const char *id);
+
+/* The kernel command line that names the booted deployment: /proc/cmdline
+ * for the host sysroot. STAGEHAND_DEBUG_CMDLINE, when set, replaces it for
+ * any sysroot (tests and image builds use it to pretend a boot). */
+char *sysroot_read_cmdline (Sysroot *self);
+
+G_END_DECLS
