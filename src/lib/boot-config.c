@@ -44,12 +44,6 @@ boot_config_free (BootConfig *config)
   g_free (config);
 }
 
-static guint64
-monotonic_usec (void)
-{
-  return g_get_monotonic_time ();
-}
-
 /* The live loader.N, from the symlink; anything but "loader.0" or
  * "loader.1" is refused, so a planted link can never point us elsewhere. */
 static gboolean
@@ -341,20 +335,10 @@ write_entries (int boot_dfd, const char *dir, GPtrArray *entries, GError **error
   return TRUE;
 }
 
-static void
-add_timing (Verdict *timings, const char *step, guint64 *t)
-{
-  guint64 now = monotonic_usec ();
-  if (timings)
-    verdict_add_step (timings, step, now - *t);
-  *t = now;
-}
-
 gboolean
 boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtrArray *entries,
                   Verdict *timings, GError **error)
 {
-  guint64 t = monotonic_usec ();
   if (current->mode == BOOT_MODE_NONE)
     return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
                         "the boot directory has no loader (run 'stagehand init')");
@@ -368,15 +352,18 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
     return throw_error (error, STAGEHAND_ERROR_FAILED,
                         "exchange mode (vfat /boot) is not supported yet");
 
+  verdict_begin_step (timings, "write-entries");
   if (!write_entries (boot_dfd, new_dir, entries, error))
     return prefix_error (error, "writing the new entry set: ");
-  add_timing (timings, "write-entries", &t);
+  verdict_end_step (timings);
 
+  verdict_begin_step (timings, "sync");
   if (!fs_syncfs (boot_dfd, "the boot filesystem", error)
       || !fs_syncfs (sysroot_dfd, "the sysroot filesystem", error))
     return FALSE;
-  add_timing (timings, "sync", &t);
+  verdict_end_step (timings);
 
+  verdict_begin_step (timings, "swap");
   g_autofree char *tmp = fs_temp_name (LOADER);
   if (symlinkat (new_dir, boot_dfd, tmp) < 0)
     return throw_errno (error, "swapping the boot configuration: creating a symlink to %s",
@@ -391,7 +378,7 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   g_autoptr (GError) local_error = NULL;
   if (!fs_fsync_fd (boot_dfd, "the boot directory", &local_error))
     log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
-  add_timing (timings, "swap", &t);
+  verdict_end_step (timings);
   return TRUE;
 }
 

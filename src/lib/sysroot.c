@@ -396,3 +396,12 @@ sysroot_load (Sysroot *self, GError **error)
   self->loaded = TRUE;
   return TRUE;
 }
+
+char *
+sysroot_boot_id (void)
+{
+  char *id = NULL;
+  if (g_file_get_contents ("/proc/sys/kernel/random/boot_id", &id, NULL, NULL))
+    g_strstrip (id);
+  return id;
+}

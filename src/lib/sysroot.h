@@ -90,4 +90,7 @@ Deployment *sysroot_find_deployment (Sysroot *self, const char *os, const char *
  * any sysroot (tests and image builds use it to pretend a boot). */
 char *sysroot_read_cmdline (Sysroot *self);
 
+/* This boot's id (/proc/sys/kernel/random/boot_id), NULL if unreadable. */
+char *sysroot_boot_id (void);
+
 G_END_DECLS

@@ -46,6 +46,25 @@ verdict_add_step (Verdict *verdict, const char *name, guint64 usec)
   g_ptr_array_add (verdict->steps, step);
 }
 
+void
+verdict_begin_step (Verdict *verdict, const char *name)
+{
+  if (verdict == NULL)
+    return;
+  g_free (verdict->step);
+  verdict->step = g_strdup (name);
+  verdict->step_started = g_get_monotonic_time ();
+}
+
+void
+verdict_end_step (Verdict *verdict)
+{
+  if (verdict == NULL || verdict->step == NULL)
+    return;
+  verdict_add_step (verdict, verdict->step, g_get_monotonic_time () - verdict->step_started);
+  g_clear_pointer (&verdict->step, g_free);
+}
+
 char *
 verdict_to_data (const Verdict *v, gsize *ret_len)
 {

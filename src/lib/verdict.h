@@ -30,6 +30,7 @@ typedef struct
   char *boot_id;
   gboolean reported; /* the boot-complete unit has reported this failure */
   GPtrArray *steps; /* VerdictStep*, in order */
+  gint64 step_started; /* monotonic µs when the current step began */
 } Verdict;
 
 Verdict *verdict_new (void);
@@ -37,6 +38,12 @@ void verdict_free (Verdict *verdict);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Verdict, verdict_free)
 
 void verdict_add_step (Verdict *verdict, const char *name, guint64 usec);
+
+/* Step bookkeeping for an operation in progress: begin names the step (it
+ * is the failing step if the operation fails now), end records how long it
+ * took. Accept a NULL verdict. */
+void verdict_begin_step (Verdict *verdict, const char *name);
+void verdict_end_step (Verdict *verdict);
 
 char *verdict_to_data (const Verdict *verdict, gsize *ret_len);
 gboolean verdict_parse (const char *data, gsize len, const char *what, Verdict **ret_verdict,

@@ -1,0 +1,173 @@
+/* Removing what nothing refers to: deployments outside the live menu that
+ * are neither staged nor booted, kernels no kept deployment uses, and the
+ * leftovers of interrupted runs (temp names, trees without an origin). */
+#include "config.h"
+
+#include "errors.h"
+#include "fsutil.h"
+#include "ops.h"
+#include "osrelease.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static gboolean
+list_names (int dfd, GPtrArray **ret_names, GError **error)
+{
+  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
+  if (d == NULL)
+    {
+      if (dup_fd >= 0)
+        close (dup_fd);
+      return throw_errno (error, "listing a directory");
+    }
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *de;
+  while ((errno = 0, de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      g_ptr_array_add (names, g_strdup (de->d_name));
+  int errsv = errno;
+  closedir (d);
+  if (errsv != 0)
+    return throw_errno_value (error, errsv, "listing a directory");
+  *ret_names = g_steal_pointer (&names);
+  return TRUE;
+}
+
+static gboolean
+is_kept (Deployment *d, Sysroot *self)
+{
+  return d->entry_index >= 0 || d == self->staged || d == self->booted;
+}
+
+static gboolean
+cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *stats,
+                GError **error)
+{
+  autofd os_dfd = -1;
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error) || !list_names (os_dfd, &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (fs_is_temp_name (name))
+        {
+          if (!fs_rm_rf_at (os_dfd, name, error))
+            return FALSE;
+          stats->temp_removed++;
+          continue;
+        }
+      if (!deployment_id_is_valid (name))
+        continue; /* "<id>.origin" files are handled with their tree */
+      Deployment *d = sysroot_find_deployment (self, os, name);
+      if (d != NULL && is_kept (d, self))
+        continue;
+      /* The origin goes first: without it the tree is no longer a
+       * deployment, so an interrupted removal is finished by the next cleanup. */
+      g_autofree char *origin = g_strdup_printf ("%s.origin", name);
+      if (!fs_unlink_at_optional (os_dfd, origin, 0, error) || !fs_rm_rf_at (os_dfd, name, error))
+        return prefix_error (error, "removing deployment %s/%s: ", os, name);
+      if (d != NULL)
+        stats->deployments_removed++;
+      else
+        stats->temp_removed++;
+    }
+  return TRUE;
+}
+
+static gboolean
+cleanup_deployments (Sysroot *self, CleanupStats *stats, GError **error)
+{
+  autofd deploy_dfd = -1;
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_opendir_at_optional (self->state_dfd, DEPLOY_DIR, &deploy_dfd, error))
+    return FALSE;
+  if (deploy_dfd < 0)
+    return TRUE;
+  if (!list_names (deploy_dfd, &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (fs_is_temp_name (name))
+        {
+          if (!fs_rm_rf_at (deploy_dfd, name, error))
+            return FALSE;
+          stats->temp_removed++;
+        }
+      else if (os_name_is_valid (name) && !cleanup_os_dir (self, deploy_dfd, name, stats, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+cleanup_kernels (Sysroot *self, CleanupStats *stats, GError **error)
+{
+  g_autoptr (GHashTable) keep = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < self->deployments->len; i++)
+    {
+      Deployment *d = self->deployments->pdata[i];
+      if (is_kept (d, self))
+        g_hash_table_add (keep, origin_boot_dir_name (d->origin));
+    }
+
+  autofd kdir = -1;
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_opendir_at_optional (self->boot_dfd, BOOT_KERNEL_DIR, &kdir, error))
+    return FALSE;
+  if (kdir < 0)
+    return TRUE;
+  if (!list_names (kdir, &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (g_hash_table_contains (keep, name))
+        continue;
+      if (!fs_rm_rf_at (kdir, name, error))
+        return prefix_error (error, "removing kernel %s: ", name);
+      if (fs_is_temp_name (name))
+        stats->temp_removed++;
+      else
+        stats->kernels_removed++;
+    }
+  return TRUE;
+}
+
+static gboolean
+cleanup_boot_leftovers (Sysroot *self, CleanupStats *stats, GError **error)
+{
+  g_autoptr (GPtrArray) names = NULL;
+  if (!list_names (self->boot_dfd, &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (!fs_is_temp_name (name) || !g_str_has_prefix (name, ".loader"))
+        continue;
+      if (!fs_rm_rf_at (self->boot_dfd, name, error))
+        return FALSE;
+      stats->temp_removed++;
+    }
+  return boot_config_tidy (self->boot_dfd, error);
+}
+
+gboolean
+sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  CleanupStats stats = { 0 };
+  gboolean ok = cleanup_deployments (self, &stats, error) && cleanup_kernels (self, &stats, error)
+                && cleanup_boot_leftovers (self, &stats, error);
+  *ret_stats = stats;
+  if (!ok)
+    return prefix_error (error, "cleanup: ");
+  return TRUE;
+}

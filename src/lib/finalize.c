@@ -1,0 +1,200 @@
+/* Switching the default deployment: finalize (the staged one becomes the
+ * default, at shutdown) and rollback (the previous one does). Both build
+ * the complete new entry set and commit it with one atomic swap. */
+#include "config.h"
+
+#include "errors.h"
+#include "fsutil.h"
+#include "journal.h"
+#include "ops.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static gboolean
+plan_contains (GPtrArray *plan, Deployment *d)
+{
+  for (guint i = 0; i < plan->len; i++)
+    if (plan->pdata[i] == d)
+      return TRUE;
+  return FALSE;
+}
+
+/* The deployments of the new menu, default first: the new default, the
+ * booted one (so there is always a way back to what runs now), then the
+ * current menu in order; at most `retain` of them. */
+static GPtrArray *
+plan_menu (Sysroot *self, Deployment *new_default)
+{
+  GPtrArray *plan = g_ptr_array_new ();
+  g_ptr_array_add (plan, new_default);
+  if (self->booted && !plan_contains (plan, self->booted))
+    g_ptr_array_add (plan, self->booted);
+  /* self->deployments is sorted staged first, then by menu position. */
+  for (guint i = 0; i < self->deployments->len; i++)
+    {
+      Deployment *d = self->deployments->pdata[i];
+      if (d->entry_index >= 0 && !plan_contains (plan, d))
+        g_ptr_array_add (plan, d);
+    }
+  if (plan->len > self->config->retain)
+    g_ptr_array_set_size (plan, MAX (self->config->retain, self->booted ? 2 : 1));
+  return plan;
+}
+
+/* The kernels of every planned deployment must be in <boot>. They were
+ * copied at stage time; this only copies one that went missing since. */
+static gboolean
+ensure_kernels (Sysroot *self, GPtrArray *plan, GError **error)
+{
+  for (guint i = 0; i < plan->len; i++)
+    {
+      Deployment *d = plan->pdata[i];
+      if (boot_config_has_kernel (self->boot_dfd, d->origin))
+        continue;
+      autofd tree_dfd = -1;
+      if (!sysroot_open_deployment (self, d, &tree_dfd, error)
+          || !boot_config_install_kernel (self->boot_dfd, tree_dfd, d->origin, error))
+        return FALSE;
+      log_event (LOG_WARNING, NULL, "the kernel of %s/%s was missing from the boot directory; copied it again", d->os,
+                 d->id);
+    }
+  return TRUE;
+}
+
+static gboolean
+switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
+{
+  g_autoptr (GPtrArray) plan = plan_menu (self, new_default);
+
+  verdict_begin_step (timings, "install-kernels");
+  if (!ensure_kernels (self, plan, error))
+    return FALSE;
+  verdict_end_step (timings);
+
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  for (guint i = 0; i < plan->len; i++)
+    {
+      Deployment *d = plan->pdata[i];
+      g_ptr_array_add (entries, boot_entry_new_for_origin (d->origin, plan->len - i));
+    }
+  /* Never lose another tool's entry: carry it over byte for byte. */
+  GPtrArray *current = self->boot_config->entries;
+  for (guint i = 0; i < current->len; i++)
+    {
+      BootEntry *e = current->pdata[i];
+      if (boot_entry_is_ours (e))
+        continue;
+      BootEntry *copy = g_new0 (BootEntry, 1);
+      copy->filename = g_strdup (e->filename);
+      copy->raw = g_strdup (e->raw);
+      g_ptr_array_add (entries, copy);
+    }
+
+  return boot_config_swap (self->boot_dfd, self->sysroot_dfd, self->boot_config, entries, timings,
+                           error);
+}
+
+static void
+tidy_after_commit (Sysroot *self, Verdict *timings)
+{
+  g_autoptr (GError) local_error = NULL;
+  verdict_begin_step (timings, "tidy");
+  if (!boot_config_tidy (self->boot_dfd, &local_error))
+    log_event (LOG_WARNING, NULL, "after the swap, tidying the old entry set: %s",
+               local_error->message);
+  verdict_end_step (timings);
+}
+
+gboolean
+sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  *ret_verdict = NULL;
+  if (self->staged == NULL)
+    return TRUE;
+
+  Deployment *staged = self->staged;
+  g_autofree char *name = deployment_name (staged);
+  g_autoptr (Verdict) v = verdict_new ();
+  v->started = g_get_real_time ();
+  v->deployment = g_strdup (name);
+  v->boot_id = sysroot_boot_id ();
+  gint64 t0 = g_get_monotonic_time ();
+  LogFields f = { .message_id = MESSAGE_ID_FINALIZE_START, .os = staged->os, .deployment = name };
+  log_event (LOG_INFO, &f, "finalizing %s", name);
+
+  g_autoptr (GError) local_error = NULL;
+  if (!switch_default (self, staged, v, &local_error))
+    {
+      v->finished = g_get_real_time ();
+      v->result = g_strdup (VERDICT_FAILED);
+      v->error = g_strdup (local_error->message);
+      g_autoptr (GError) verdict_error = NULL;
+      if (!sysroot_write_verdict (self, v, &verdict_error))
+        g_prefix_error (&local_error, "(%s) ", verdict_error->message);
+      f.message_id = MESSAGE_ID_FINALIZE_FAILED;
+      f.step = v->step;
+      f.duration_usec = g_get_monotonic_time () - t0;
+      log_event (LOG_ERR, &f, "finalizing %s failed during %s: %s", name, v->step,
+                 local_error->message);
+      g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                  "finalizing %s: during %s: ", name, v->step);
+      *ret_verdict = g_steal_pointer (&v);
+      return FALSE;
+    }
+
+  /* Past the commit point: the new configuration is live, so nothing below
+   * can make this finalize fail; problems are warnings. */
+  v->result = g_strdup (VERDICT_SUCCESS);
+  verdict_begin_step (v, "record");
+  v->finished = g_get_real_time ();
+  if (!sysroot_write_verdict (self, v, &local_error))
+    {
+      log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+      g_clear_error (&local_error);
+    }
+  gboolean was_staged;
+  if (!sysroot_unstage (self, &was_staged, &local_error))
+    {
+      log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+      g_clear_error (&local_error);
+    }
+  verdict_end_step (v);
+  tidy_after_commit (self, v);
+
+  f.message_id = MESSAGE_ID_FINALIZE_DONE;
+  f.step = "finalize";
+  f.duration_usec = g_get_monotonic_time () - t0;
+  log_event (LOG_NOTICE, &f, "finalized %s: it is the default from the next boot", name);
+  *ret_verdict = g_steal_pointer (&v);
+  return TRUE;
+}
+
+gboolean
+sysroot_rollback (Sysroot *self, char **ret_deployment, GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  if (self->staged != NULL)
+    return throw_error (error, STAGEHAND_ERROR_STATE,
+                        "%s/%s is staged and a rollback would silently drop it; run 'stagehand "
+                        "unstage' first",
+                        self->staged->os, self->staged->id);
+
+  Deployment *target = NULL;
+  for (guint i = 0; i < self->deployments->len && target == NULL; i++)
+    {
+      Deployment *d = self->deployments->pdata[i];
+      if (d->entry_index >= 0 && d != self->default_deployment)
+        target = d;
+    }
+  if (target == NULL)
+    return throw_error (error, STAGEHAND_ERROR_STATE,
+                        "there is no previous deployment in the boot menu to roll back to");
+
+  if (!switch_default (self, target, NULL, error))
+    return prefix_error (error, "rolling back to %s/%s: ", target->os, target->id);
+  tidy_after_commit (self, NULL);
+  *ret_deployment = deployment_name (target);
+  return TRUE;
+}

@@ -1,0 +1,60 @@
+/* The operations behind the verbs. Each expects an open sysroot; all but
+ * sysroot_init() expect the sysroot lock held and the state loaded
+ * (sysroot_lock() + sysroot_load()), and leave the state to be reloaded.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "image-import.h"
+#include "sysroot.h"
+
+G_BEGIN_DECLS
+
+/* Creates the state layout and an empty boot configuration, taking the
+ * lock as soon as the state directory exists. Idempotent. */
+gboolean sysroot_init (Sysroot *self, guint lock_timeout, LockWaitFunc wait_func,
+                       gpointer wait_data, GError **error);
+
+typedef struct
+{
+  const char *os;          /* NULL: the image's os-release ID */
+  char *const *kargs;      /* --karg values, NULL-terminated, may be NULL */
+  ImportProgressFunc progress;
+  gpointer progress_data;
+} StageOptions;
+
+/* Imports @image as a new deployment, installs its kernel into <boot>,
+ * syncs, and records it as staged (replacing any staged one). A failure
+ * leaves nothing behind. Returns "<os>/<id>". */
+gboolean sysroot_stage (Sysroot *self, const char *image, const StageOptions *options,
+                        char **ret_deployment, GError **error);
+
+/* Removes the staged record. *ret_was_staged tells whether there was one.
+ * A corrupt record is removed too. */
+gboolean sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error);
+
+/* Makes the staged deployment the default: entries, swap, verdict, then
+ * removes the staged record and tidies. Nothing staged: *ret_verdict is
+ * NULL and nothing is touched. Otherwise *ret_verdict is the recorded
+ * verdict (also on failure, where the error is returned too). */
+gboolean sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error);
+
+/* Makes the previous deployment the default. Refuses while one is staged. */
+gboolean sysroot_rollback (Sysroot *self, char **ret_deployment, GError **error);
+
+typedef struct
+{
+  guint deployments_removed;
+  guint kernels_removed;
+  guint temp_removed;
+} CleanupStats;
+
+/* Removes deployments and boot files nothing refers to (the live menu, the
+ * staged record, the booted deployment), and leftovers of interrupted runs. */
+gboolean sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error);
+
+/* Writes the verdict file atomically and durably. */
+gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);
+
+G_END_DECLS

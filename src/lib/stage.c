@@ -1,0 +1,269 @@
+/* Staging: a new deployment tree, its kernel in <boot>, and the staged
+ * record. Everything slow happens here, at stage time, so that finalize at
+ * shutdown only writes a few small files and renames one link. */
+#include "config.h"
+
+#include "errors.h"
+#include "fsutil.h"
+#include "journal.h"
+#include "karg.h"
+#include "kernel.h"
+#include "ops.h"
+#include "osrelease.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The next deployment id: one more than any id (complete or not) under
+ * deploy/, so an interrupted stage's leftovers never collide. */
+static gboolean
+next_deployment_id (int deploy_dfd, char **ret_id, GError **error)
+{
+  guint64 max = 0;
+  int dup_fd = fcntl (deploy_dfd, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
+  if (d == NULL)
+    {
+      if (dup_fd >= 0)
+        close (dup_fd);
+      return throw_errno (error, "listing " DEPLOY_DIR);
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (de->d_name[0] == '.' || !os_name_is_valid (de->d_name))
+        continue;
+      autofd os_dfd = -1;
+      if (!fs_opendir_at_optional (dirfd (d), de->d_name, &os_dfd, NULL) || os_dfd < 0)
+        continue;
+      DIR *od = fdopendir (os_dfd);
+      if (od == NULL)
+        continue;
+      fd_steal (&os_dfd);
+      struct dirent *ode;
+      while ((ode = readdir (od)) != NULL)
+        {
+          if (!g_ascii_isdigit (ode->d_name[0]))
+            continue;
+          guint64 v = g_ascii_strtoull (ode->d_name, NULL, 10);
+          max = MAX (max, v);
+        }
+      closedir (od);
+    }
+  closedir (d);
+  *ret_id = g_strdup_printf ("%" G_GUINT64_FORMAT, max + 1);
+  return TRUE;
+}
+
+/* Kernel arguments of a new deployment: those of the current default
+ * entry, amended by stagehand.conf, then by --karg. */
+static char **
+compute_kargs (Sysroot *self, char *const *cli_kargs)
+{
+  g_auto (GStrv) base = NULL;
+  GPtrArray *entries = self->boot_config->entries;
+  if (entries->len > 0)
+    base = kargs_split (((BootEntry *)entries->pdata[0])->options);
+  g_auto (GStrv) with_config = kargs_amend (base, self->config->kargs);
+  return kargs_amend (with_config, cli_kargs);
+}
+
+typedef struct
+{
+  int deploy_dfd;
+  char *os_dir;     /* "<os>" once the tree has its final name */
+  char *tree_name;  /* name below deploy_dfd (temp) or below os_dir (final) */
+  char *origin;     /* "<id>.origin" once written */
+  char *kernel_dir; /* the boot kernel directory if this stage created it */
+} StageUndo;
+
+/* Removes what a failed stage created; best effort, as the stage's own
+ * error is what the caller reports, and cleanup catches any leftovers. */
+static void
+stage_undo (Sysroot *self, StageUndo *undo)
+{
+  autofd os_dfd = -1;
+  int parent = undo->deploy_dfd;
+  if (undo->os_dir)
+    {
+      if (!fs_opendir_at (undo->deploy_dfd, undo->os_dir, &os_dfd, NULL))
+        return;
+      parent = os_dfd;
+    }
+  if (undo->origin)
+    (void)fs_unlink_at_optional (parent, undo->origin, 0, NULL);
+  if (undo->tree_name)
+    (void)fs_rm_rf_at (parent, undo->tree_name, NULL);
+  if (undo->kernel_dir)
+    {
+      autofd kdir = -1;
+      if (fs_opendir_at (self->boot_dfd, BOOT_KERNEL_DIR, &kdir, NULL))
+        (void)fs_rm_rf_at (kdir, undo->kernel_dir, NULL);
+    }
+}
+
+static gboolean
+write_staged_record (Sysroot *self, const Origin *origin, GError **error)
+{
+  autofd run_dfd = -1;
+  if (!sysroot_open_run_dir (self, TRUE, &run_dfd, error))
+    return FALSE;
+  StagedRecord record = { .os = origin->os, .id = origin->id, .staged_at = g_get_real_time () / G_USEC_PER_SEC };
+  gsize len;
+  g_autofree char *data = staged_record_to_data (&record, &len);
+  return fs_write_file_atomic_at (run_dfd, STAGED_RECORD_FILE, data, len, 0644, FS_WRITE_SYNC,
+                                  error);
+}
+
+static gboolean
+stage_imported (Sysroot *self, const char *image, const StageOptions *opts, StageUndo *undo,
+                char **ret_deployment, GError **error)
+{
+  autofd tree_dfd = -1;
+  if (!fs_opendir_at (undo->deploy_dfd, undo->tree_name, &tree_dfd, error))
+    return FALSE;
+
+  g_autoptr (OsRelease) osr = NULL;
+  g_autoptr (KernelInfo) kernel = NULL;
+  g_autoptr (Origin) origin = g_new0 (Origin, 1);
+  if (!os_release_load (tree_dfd, &osr, error) || !kernel_find (tree_dfd, &kernel, error)
+      || !kernel_checksum (tree_dfd, kernel, &origin->bootcsum, error))
+    return FALSE;
+
+  origin->os = g_strdup (opts->os ? opts->os : osr->id);
+  if (!next_deployment_id (undo->deploy_dfd, &origin->id, error))
+    return FALSE;
+  origin->image = g_canonicalize_filename (image, NULL);
+  origin->title = g_strdup (osr->pretty_name);
+  origin->version = g_strdup (osr->version_id ? osr->version_id : osr->version);
+  origin->kernel_version = g_strdup (kernel->version);
+  origin->kernel_path = g_strdup (kernel->kernel_path);
+  origin->initramfs_path = g_strdup (kernel->initramfs_path);
+  origin->kargs = compute_kargs (self, opts->kargs);
+  origin->created = g_get_real_time () / G_USEC_PER_SEC;
+
+  /* The tree gets its final name; from here on undo works below <os>/. */
+  autofd os_dfd = -1;
+  if (!fs_ensure_dir_at (undo->deploy_dfd, origin->os, 0755, error)
+      || !fs_opendir_at (undo->deploy_dfd, origin->os, &os_dfd, error))
+    return FALSE;
+  if (renameat (undo->deploy_dfd, undo->tree_name, os_dfd, origin->id) < 0)
+    return throw_errno (error, "moving the imported tree to %s/%s", origin->os, origin->id);
+  g_free (undo->tree_name);
+  undo->tree_name = g_strdup (origin->id);
+  undo->os_dir = g_strdup (origin->os);
+
+  if (!boot_config_has_kernel (self->boot_dfd, origin))
+    {
+      if (!boot_config_install_kernel (self->boot_dfd, tree_dfd, origin, error))
+        return FALSE;
+      undo->kernel_dir = origin_boot_dir_name (origin);
+    }
+
+  /* One syncfs for the whole tree instead of an fsync per file. */
+  if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))
+    return FALSE;
+
+  gsize len;
+  g_autofree char *data = origin_to_data (origin, &len);
+  g_autofree char *origin_name = g_strdup_printf ("%s.origin", origin->id);
+  /* The origin is written last: only now is the deployment complete. */
+  if (!fs_write_file_atomic_at (os_dfd, origin_name, data, len, 0644, FS_WRITE_SYNC, error))
+    return FALSE;
+  undo->origin = g_steal_pointer (&origin_name);
+
+  if (!write_staged_record (self, origin, error))
+    return prefix_error (error, "writing the staged record: ");
+
+  *ret_deployment = g_strdup_printf ("%s/%s", origin->os, origin->id);
+  return TRUE;
+}
+
+gboolean
+sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char **ret_deployment,
+               GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  if (opts->os != NULL && !os_name_is_valid (opts->os))
+    return throw_error (error, STAGEHAND_ERROR_INVALID,
+                        "invalid --os \"%s\": use lower-case letters, digits, '.', '_' and '-'",
+                        opts->os);
+  for (char *const *k = opts->kargs; k && *k; k++)
+    if (!karg_validate (*k, error))
+      return prefix_error (error, "invalid --karg: ");
+
+  gint64 started = g_get_monotonic_time ();
+  /* Make room first: deployments nothing refers to any more go now, at
+   * stage time, rather than piling up (and never at shutdown). */
+  CleanupStats stats;
+  g_autoptr (GError) cleanup_error = NULL;
+  if (!sysroot_cleanup (self, &stats, &cleanup_error))
+    log_event (LOG_WARNING, NULL, "cleanup before staging: %s", cleanup_error->message);
+
+  if (!fs_ensure_dir_at (self->state_dfd, DEPLOY_DIR, 0755, error))
+    return FALSE;
+  autofd deploy_dfd = -1;
+  if (!fs_opendir_at (self->state_dfd, DEPLOY_DIR, &deploy_dfd, error))
+    return FALSE;
+
+  StageUndo undo = { .deploy_dfd = deploy_dfd, .tree_name = fs_temp_name ("import") };
+  ImportOptions import_options = IMPORT_OPTIONS_INIT;
+  import_options.progress = opts->progress;
+  import_options.progress_data = opts->progress_data;
+  g_autofree char *deployment = NULL;
+  gboolean ok = image_import (image, deploy_dfd, undo.tree_name, &import_options, error)
+                && stage_imported (self, image, opts, &undo, &deployment, error);
+  if (!ok)
+    stage_undo (self, &undo);
+  g_free (undo.os_dir);
+  g_free (undo.tree_name);
+  g_free (undo.origin);
+  g_free (undo.kernel_dir);
+  if (!ok)
+    return prefix_error (error, "staging %s: ", image);
+
+  g_auto (GStrv) parts = g_strsplit (deployment, "/", 2);
+  LogFields f = { .message_id = MESSAGE_ID_STAGE_DONE,
+                  .os = parts[0],
+                  .deployment = deployment,
+                  .step = "stage",
+                  .duration_usec = g_get_monotonic_time () - started };
+  log_event (LOG_INFO, &f, "staged %s from %s", deployment, image);
+  *ret_deployment = g_steal_pointer (&deployment);
+  return TRUE;
+}
+
+gboolean
+sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error)
+{
+  g_assert (self->lock != NULL);
+  autofd run_dfd = -1;
+  *ret_was_staged = FALSE;
+  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
+    return FALSE;
+  if (run_dfd < 0)
+    return TRUE;
+  if (unlinkat (run_dfd, STAGED_RECORD_FILE, 0) < 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      return throw_errno (error, "removing %s/%s", self->run_path, STAGED_RECORD_FILE);
+    }
+  *ret_was_staged = TRUE;
+  return fs_fsync_fd (run_dfd, self->run_path, error);
+}
+
+gboolean
+sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error)
+{
+  gsize len;
+  g_autofree char *data = verdict_to_data (verdict, &len);
+  if (!fs_write_file_atomic_at (self->state_dfd, VERDICT_FILE, data, len, 0644, FS_WRITE_SYNC,
+                                error))
+    return prefix_error (error, "recording the verdict: ");
+  return TRUE;
+}
