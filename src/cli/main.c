@@ -1,7 +1,123 @@
+/* stagehand: image-based OS updates made safe at shutdown.
+ *
+ *   stagehand [--sysroot=DIR] [--boot=DIR] [--json] [-v] VERB [ARGS]
+ */
 #include "config.h"
+
+#include "cli.h"
+#include "verbs.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct
+{
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *summary;
+} Verb;
+
+static const Verb verbs[] = {
+  { "init", verb_init, "Create the state layout (idempotent)" },
+  { "stage", verb_stage, "Stage an image to become the default at the next shutdown" },
+  { "unstage", verb_unstage, "Drop the staged deployment" },
+  { "status", verb_status, "Show deployments, the boot configuration and the last finalize" },
+  { "finalize-staged", verb_finalize_staged,
+    "Make the staged deployment the default (--hold: at SIGTERM)" },
+  { "deploy", verb_deploy, "Stage and finalize now (image building, first install)" },
+  { "rollback", verb_rollback, "Make the previous deployment the default" },
+  { "cleanup", verb_cleanup, "Remove deployments and boot files nothing refers to" },
+};
+
+static void
+print_help (FILE *f)
+{
+  fprintf (f, "Usage: stagehand [--sysroot=DIR] [--boot=DIR] [--json] [-v] VERB [ARGS]\n\n");
+  for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
+    fprintf (f, "  %-16s %s\n", verbs[i].name, verbs[i].summary);
+  fprintf (f, "\nSee 'stagehand VERB --help' for a verb's options.\n");
+}
+
+/* The index of the verb in argv: the first argument that is not an option
+ * or the value of a global option given as "--sysroot DIR". */
+static int
+find_verb (int argc, char **argv)
+{
+  for (int i = 1; i < argc; i++)
+    {
+      if (strcmp (argv[i], "--sysroot") == 0 || strcmp (argv[i], "--boot") == 0)
+        i++;
+      else if (argv[i][0] != '-')
+        return i;
+    }
+  return -1;
+}
 
 int
 main (int argc, char **argv)
 {
-  return 0;
+  /* Before anything else, and before any library can start a thread that
+   * would inherit an unblocked mask: finalize-staged --hold waits for these
+   * with sigwait(), and no signal handler ever runs (see docs/design.md:
+   * a SIGTERM handler calling syslog() deadlocked a mail server). */
+  sigset_t mask;
+  sigemptyset (&mask);
+  sigaddset (&mask, SIGTERM);
+  sigaddset (&mask, SIGINT);
+  sigaddset (&mask, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &mask, NULL);
+
+  g_set_prgname ("stagehand");
+
+  int vi = find_verb (argc, argv);
+  if (vi < 0)
+    {
+      for (int i = 1; i < argc; i++)
+        {
+          if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+            {
+              print_help (stdout);
+              return 0;
+            }
+          if (strcmp (argv[i], "--version") == 0)
+            {
+              printf ("stagehand %s\n", PACKAGE_VERSION);
+              return 0;
+            }
+        }
+      fprintf (stderr, "stagehand: no verb given (see 'stagehand --help')\n");
+      return EXIT_USAGE;
+    }
+
+  const Verb *verb = NULL;
+  for (guint i = 0; i < G_N_ELEMENTS (verbs); i++)
+    if (strcmp (verbs[i].name, argv[vi]) == 0)
+      verb = &verbs[i];
+  if (verb == NULL)
+    {
+      fprintf (stderr, "stagehand: unknown verb \"%s\" (see 'stagehand --help')\n", argv[vi]);
+      return EXIT_USAGE;
+    }
+
+  /* Only the holding finalizer waits for signals; every other verb is safe
+   * to interrupt (all state changes are atomic) and gets them back. */
+  gboolean hold = FALSE;
+  for (int i = vi + 1; i < argc; i++)
+    if (strcmp (argv[i], "--hold") == 0)
+      hold = TRUE;
+  if (!(hold && strcmp (verb->name, "finalize-staged") == 0))
+    pthread_sigmask (SIG_UNBLOCK, &mask, NULL);
+
+  /* The verb sees "stagehand VERB" as its program name and every other
+   * argument, so global options work before and after the verb. */
+  g_autofree char *prgname = g_strdup_printf ("stagehand %s", verb->name);
+  g_autofree char **vargv = g_new0 (char *, argc + 1);
+  int vargc = 0;
+  vargv[vargc++] = prgname;
+  for (int i = 1; i < argc; i++)
+    if (i != vi)
+      vargv[vargc++] = argv[i];
+  return verb->run (vargc, vargv);
 }

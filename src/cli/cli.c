@@ -1,0 +1,142 @@
+#include "config.h"
+
+#include "cli.h"
+#include "errors.h"
+#include "journal.h"
+#include "ops.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+CliGlobals cli_globals;
+
+static const GOptionEntry global_entries[] = {
+  { "sysroot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.sysroot, "Sysroot (default: /)", "DIR" },
+  { "boot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.boot, "Boot directory (default: SYSROOT/boot)",
+    "DIR" },
+  { "json", 0, 0, G_OPTION_ARG_NONE, &cli_globals.json, "Print JSON", NULL },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &cli_globals.verbose, "Say more", NULL },
+  { NULL }
+};
+
+int
+cli_usage_error (const char *verb, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "stagehand: %s: %s (see 'stagehand %s --help')\n", verb, msg, verb);
+  return EXIT_USAGE;
+}
+
+gboolean
+cli_parse_options (const char *verb, const char *params, const char *summary,
+                   const GOptionEntry *entries, int *argc, char ***argv)
+{
+  g_autofree char *title = g_strdup_printf ("%s%s%s", verb, params ? " " : "", params ? params : "");
+  g_autoptr (GOptionContext) ctx = g_option_context_new (title);
+  g_option_context_set_summary (ctx, summary);
+  if (entries)
+    g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_add_main_entries (ctx, global_entries, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, argc, argv, &error))
+    {
+      cli_usage_error (verb, "%s", error->message);
+      return FALSE;
+    }
+  if (cli_globals.verbose)
+    log_set_stderr_level (LOG_INFO);
+  return TRUE;
+}
+
+int
+cli_fail (GError *error)
+{
+  fprintf (stderr, "stagehand: %s\n", error->message);
+  if (g_error_matches (error, STAGEHAND_ERROR, STAGEHAND_ERROR_LOCK_TIMEOUT))
+    return EXIT_TEMPFAIL;
+  return EXIT_FAILURE;
+}
+
+void
+cli_report_lock_wait (const LockHolder *holder, guint64 waited_usec, gpointer user_data)
+{
+  g_autofree char *who = lock_holder_describe (holder);
+  LogFields f = { .message_id = MESSAGE_ID_LOCK_WAIT, .step = user_data };
+  log_event (LOG_NOTICE, &f, "waiting for the sysroot lock (%u s so far): held by %s",
+             (guint)(waited_usec / G_USEC_PER_SEC), who);
+  /* Without a journal log_event already printed to stderr. */
+  if (log_journal_available ())
+    fprintf (stderr, "stagehand: waiting for the sysroot lock (%u s so far): held by %s\n",
+             (guint)(waited_usec / G_USEC_PER_SEC), who);
+}
+
+gboolean
+cli_open_sysroot (const char *operation, int lock_timeout, gboolean load, Sysroot **ret_sysroot,
+                  GError **error)
+{
+  g_autoptr (Sysroot) sysroot = NULL;
+  if (!sysroot_open (cli_globals.sysroot, cli_globals.boot, &sysroot, error))
+    return FALSE;
+  if (operation != NULL)
+    {
+      guint timeout = lock_timeout >= 0 ? (guint)lock_timeout : sysroot->config->lock_timeout;
+      if (!sysroot_lock (sysroot, operation, timeout, cli_report_lock_wait, (gpointer)operation,
+                         error))
+        return FALSE;
+    }
+  if (load && !sysroot_load (sysroot, error))
+    return FALSE;
+  *ret_sysroot = g_steal_pointer (&sysroot);
+  return TRUE;
+}
+
+typedef struct
+{
+  gint64 started;
+  gint64 last_shown;
+  gboolean shown;
+} Progress;
+
+/* One updating line on a terminal, at most ten times a second. */
+static void
+show_progress (const ImportProgress *p, gpointer user_data)
+{
+  Progress *state = user_data;
+  gint64 now = g_get_monotonic_time ();
+  if (!p->done && now - state->last_shown < G_USEC_PER_SEC / 10)
+    return;
+  state->last_shown = now;
+  double secs = MAX (0.001, (now - state->started) / (double)G_USEC_PER_SEC);
+  fprintf (stderr, "\r\033[Kimporting: %" G_GUINT64_FORMAT " files, %.1f MiB, %.1f MiB/s",
+           p->files, p->bytes / 1048576.0, p->bytes / 1048576.0 / secs);
+  state->shown = TRUE;
+  if (p->done)
+    fputc ('\n', stderr);
+  fflush (stderr);
+}
+
+gboolean
+cli_stage (const char *operation, const char *image, const CliStageOptions *opts,
+           Sysroot **ret_sysroot, char **ret_deployment, GError **error)
+{
+  g_autoptr (Sysroot) sysroot = NULL;
+  if (!cli_open_sysroot (operation, opts->lock_timeout, TRUE, &sysroot, error))
+    return FALSE;
+  Progress progress = { .started = g_get_monotonic_time () };
+  StageOptions stage_options = { .os = opts->os, .kargs = opts->kargs };
+  if (isatty (STDERR_FILENO))
+    {
+      stage_options.progress = show_progress;
+      stage_options.progress_data = &progress;
+    }
+  gboolean ok = sysroot_stage (sysroot, image, &stage_options, ret_deployment, error);
+  if (progress.shown && !ok)
+    fputc ('\n', stderr);
+  if (!ok)
+    return FALSE;
+  *ret_sysroot = g_steal_pointer (&sysroot);
+  return TRUE;
+}

@@ -1,0 +1,72 @@
+/* What the verb files share: global options, opening the sysroot with the
+ * lock, and turning an error into one line on stderr and an exit status. */
+#pragma once
+
+#include <glib.h>
+
+#include "sysroot.h"
+
+G_BEGIN_DECLS
+
+#define EXIT_USAGE 2
+#define EXIT_TEMPFAIL 75 /* EX_TEMPFAIL: the sysroot lock could not be taken in time */
+
+typedef struct
+{
+  char *sysroot;
+  char *boot;
+  gboolean json;
+  gboolean verbose;
+} CliGlobals;
+
+extern CliGlobals cli_globals;
+
+/* Parses a verb's options (@entries, may be NULL) plus the global ones.
+ * @params describes the positional arguments for --help. On a usage error,
+ * prints one line and returns FALSE; the verb returns EXIT_USAGE. */
+gboolean cli_parse_options (const char *verb, const char *params, const char *summary,
+                            const GOptionEntry *entries, int *argc, char ***argv);
+
+/* Prints "stagehand: <verb>: <message>" for a usage error and returns EXIT_USAGE. */
+int cli_usage_error (const char *verb, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+/* Prints the error once and returns the exit status it calls for. */
+int cli_fail (GError *error);
+
+/* Opens the sysroot of the global options; with @operation, takes the lock
+ * for it (waiting at most @lock_timeout seconds, -1 = the configured
+ * default) and loads the state. */
+gboolean cli_open_sysroot (const char *operation, int lock_timeout, gboolean load,
+                           Sysroot **ret_sysroot, GError **error);
+
+/* Tells the user who holds the lock while waiting (a LockWaitFunc). */
+void cli_report_lock_wait (const LockHolder *holder, guint64 waited_usec, gpointer user_data);
+
+G_END_DECLS
+
+G_BEGIN_DECLS
+
+/* Options shared by `stage` and `deploy`. */
+typedef struct
+{
+  char *os;
+  char **kargs;
+  int lock_timeout; /* -1: the configured default */
+  gboolean no_start;
+} CliStageOptions;
+
+/* Adds the shared stage options to a verb's entries. */
+#define CLI_STAGE_OPTION_ENTRIES(opts)                                                          \
+  { "os", 0, 0, G_OPTION_ARG_STRING, &(opts).os, "OS name (default: the image's os-release ID)", \
+    "NAME" },                                                                                   \
+      { "karg", 0, 0, G_OPTION_ARG_STRING_ARRAY, &(opts).kargs,                                 \
+        "Kernel argument to add or replace (repeatable)", "ARG" },                              \
+      { "lock-timeout", 0, 0, G_OPTION_ARG_INT, &(opts).lock_timeout,                           \
+        "Seconds to wait for the sysroot lock", "SEC" }
+
+/* Opens and locks the sysroot and stages @image; prints progress on a
+ * terminal. Returns "<os>/<id>" and the open, locked, loaded sysroot. */
+gboolean cli_stage (const char *operation, const char *image, const CliStageOptions *opts,
+                    Sysroot **ret_sysroot, char **ret_deployment, GError **error);
+
+G_END_DECLS

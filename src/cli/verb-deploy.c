@@ -1,0 +1,37 @@
+#include "config.h"
+
+#include "cli.h"
+#include "ops.h"
+#include "verbs.h"
+
+#include <stdio.h>
+
+int
+verb_deploy (int argc, char **argv)
+{
+  CliStageOptions opts = { .lock_timeout = -1 };
+  const GOptionEntry entries[] = {
+    CLI_STAGE_OPTION_ENTRIES (opts),
+    { NULL },
+  };
+  if (!cli_parse_options ("deploy", "IMAGE",
+                          "Stage IMAGE and make it the default now (image building, first "
+                          "install).",
+                          entries, &argc, &argv))
+    return EXIT_USAGE;
+  if (argc < 2)
+    return cli_usage_error ("deploy", "missing IMAGE");
+  if (argc > 2)
+    return cli_usage_error ("deploy", "unexpected argument \"%s\"", argv[2]);
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Sysroot) sysroot = NULL;
+  g_autofree char *deployment = NULL;
+  g_autoptr (Verdict) verdict = NULL;
+  /* One lock hold for both halves: nobody can slip in between. */
+  if (!cli_stage ("deploy", argv[1], &opts, &sysroot, &deployment, &error)
+      || !sysroot_load (sysroot, &error) || !sysroot_finalize_staged (sysroot, &verdict, &error))
+    return cli_fail (error);
+  printf ("Deployed %s; it is the default from the next boot\n", deployment);
+  return 0;
+}

@@ -1,0 +1,65 @@
+#include "config.h"
+
+#include "cli.h"
+#include "ops.h"
+#include "unit-control.h"
+#include "verbs.h"
+
+#include <stdio.h>
+
+/* Why the finalize unit is not started, or NULL if it should be. */
+static const char *
+reason_not_to_start (const Sysroot *sysroot, gboolean no_start)
+{
+  if (no_start)
+    return "--no-start was given";
+  if (!sysroot->is_host)
+    return "the sysroot is not the running system";
+  if (!unit_control_available ())
+    return "the system is not running systemd";
+  return NULL;
+}
+
+int
+verb_stage (int argc, char **argv)
+{
+  CliStageOptions opts = { .lock_timeout = -1 };
+  const GOptionEntry entries[] = {
+    CLI_STAGE_OPTION_ENTRIES (opts),
+    { "no-start", 0, 0, G_OPTION_ARG_NONE, &opts.no_start,
+      "Do not start " STAGEHAND_FINALIZE_UNIT, NULL },
+    { NULL },
+  };
+  if (!cli_parse_options ("stage", "IMAGE",
+                          "Stage IMAGE (a directory or tar archive) to become the default "
+                          "deployment when the system shuts down.",
+                          entries, &argc, &argv))
+    return EXIT_USAGE;
+  if (argc < 2)
+    return cli_usage_error ("stage", "missing IMAGE");
+  if (argc > 2)
+    return cli_usage_error ("stage", "unexpected argument \"%s\"", argv[2]);
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Sysroot) sysroot = NULL;
+  g_autofree char *deployment = NULL;
+  if (!cli_stage ("stage", argv[1], &opts, &sysroot, &deployment, &error))
+    return cli_fail (error);
+  printf ("Staged %s; it becomes the default when the system shuts down\n", deployment);
+
+  /* The finalizer takes the lock itself at shutdown. */
+  sysroot_lock_release (g_steal_pointer (&sysroot->lock));
+  const char *reason = reason_not_to_start (sysroot, opts.no_start);
+  if (reason != NULL)
+    {
+      printf ("Not starting %s: %s; run 'stagehand finalize-staged' before rebooting\n",
+              STAGEHAND_FINALIZE_UNIT, reason);
+      return 0;
+    }
+  /* Started synchronously and waited for: a .path unit would race with an
+   * immediate reboot and silently skip finalization (ostree#2543). */
+  if (!unit_control_start (STAGEHAND_FINALIZE_UNIT, 90, &error))
+    return cli_fail (error);
+  printf ("Started %s\n", STAGEHAND_FINALIZE_UNIT);
+  return 0;
+}

@@ -1,0 +1,252 @@
+#include "config.h"
+
+#include "cli.h"
+#include "hold.h"
+#include "lock.h"
+#include "verbs.h"
+
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+
+/* Bumped when a key changes meaning or goes away; new keys do not bump it. */
+#define STATUS_JSON_VERSION 1
+
+static void
+add_string_or_null (JsonBuilder *b, const char *key, const char *value)
+{
+  json_builder_set_member_name (b, key);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+add_deployment_ref (JsonBuilder *b, const char *key, const Deployment *d)
+{
+  g_autofree char *name = d ? deployment_name (d) : NULL;
+  add_string_or_null (b, key, name);
+}
+
+static void
+add_deployments (JsonBuilder *b, Sysroot *s)
+{
+  json_builder_set_member_name (b, "deployments");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < s->deployments->len; i++)
+    {
+      Deployment *d = s->deployments->pdata[i];
+      json_builder_begin_object (b);
+      add_string_or_null (b, "id", d->id);
+      add_string_or_null (b, "os", d->os);
+      add_string_or_null (b, "title", d->origin->title);
+      add_string_or_null (b, "version", d->origin->version);
+      add_string_or_null (b, "kernel_version", d->origin->kernel_version);
+      add_string_or_null (b, "bootcsum", d->origin->bootcsum);
+      add_string_or_null (b, "image", d->origin->image);
+      json_builder_set_member_name (b, "kargs");
+      json_builder_begin_array (b);
+      for (char **k = d->origin->kargs; *k; k++)
+        json_builder_add_string_value (b, *k);
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "is_default");
+      json_builder_add_boolean_value (b, d->is_default);
+      json_builder_set_member_name (b, "is_booted");
+      json_builder_add_boolean_value (b, d->is_booted);
+      json_builder_set_member_name (b, "is_staged");
+      json_builder_add_boolean_value (b, d->is_staged);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
+static void
+add_boot (JsonBuilder *b, Sysroot *s, const char *mounts)
+{
+  BootConfig *bc = s->boot_config;
+  json_builder_set_member_name (b, "boot");
+  json_builder_begin_object (b);
+  add_string_or_null (b, "directory", s->boot_path);
+  add_string_or_null (b, "mode", boot_mode_to_string (bc->mode));
+  json_builder_set_member_name (b, "atomic");
+  json_builder_add_boolean_value (b, bc->atomic);
+  json_builder_set_member_name (b, "loader_version");
+  if (bc->version >= 0)
+    json_builder_add_int_value (b, bc->version);
+  else
+    json_builder_add_null_value (b);
+  add_string_or_null (b, "mounts", mounts);
+  json_builder_set_member_name (b, "entries");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < bc->entries->len; i++)
+    {
+      BootEntry *e = bc->entries->pdata[i];
+      g_autofree char *deployment = boot_entry_get_deployment (e);
+      json_builder_begin_object (b);
+      add_string_or_null (b, "file", e->filename);
+      add_string_or_null (b, "title", e->title);
+      add_string_or_null (b, "version", e->version);
+      add_string_or_null (b, "sort_key", e->sort_key);
+      add_string_or_null (b, "linux", e->linux_path);
+      add_string_or_null (b, "options", e->options);
+      add_string_or_null (b, "deployment", deployment);
+      json_builder_set_member_name (b, "stagehand");
+      json_builder_add_boolean_value (b, boot_entry_is_ours (e));
+      json_builder_set_member_name (b, "is_default");
+      json_builder_add_boolean_value (b, i == 0);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "warnings");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < bc->warnings->len; i++)
+    json_builder_add_string_value (b, bc->warnings->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+static void
+add_lock (JsonBuilder *b, const LockHolder *holder)
+{
+  json_builder_set_member_name (b, "lock");
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "held");
+  json_builder_add_boolean_value (b, holder != NULL);
+  if (holder)
+    {
+      json_builder_set_member_name (b, "pid");
+      json_builder_add_int_value (b, holder->pid);
+      add_string_or_null (b, "command", holder->command);
+      add_string_or_null (b, "operation", holder->operation);
+      json_builder_set_member_name (b, "since_usec");
+      json_builder_add_int_value (b, holder->start_time);
+    }
+  json_builder_end_object (b);
+}
+
+static void
+add_verdict (JsonBuilder *b, const Verdict *v)
+{
+  json_builder_set_member_name (b, "last_finalize");
+  if (v == NULL)
+    {
+      json_builder_add_null_value (b);
+      return;
+    }
+  json_builder_begin_object (b);
+  add_string_or_null (b, "result", v->result);
+  add_string_or_null (b, "deployment", v->deployment);
+  add_string_or_null (b, "step", v->step);
+  add_string_or_null (b, "error", v->error);
+  add_string_or_null (b, "boot_id", v->boot_id);
+  json_builder_set_member_name (b, "started_usec");
+  json_builder_add_int_value (b, v->started);
+  json_builder_set_member_name (b, "finished_usec");
+  json_builder_add_int_value (b, v->finished);
+  json_builder_set_member_name (b, "durations_usec");
+  json_builder_begin_object (b);
+  for (guint i = 0; i < v->steps->len; i++)
+    {
+      VerdictStep *step = v->steps->pdata[i];
+      json_builder_set_member_name (b, step->name);
+      json_builder_add_int_value (b, step->usec);
+    }
+  json_builder_end_object (b);
+  json_builder_end_object (b);
+}
+
+static void
+print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_int_value (b, STATUS_JSON_VERSION);
+  add_string_or_null (b, "sysroot", s->path);
+  add_deployment_ref (b, "booted", s->booted);
+  add_deployment_ref (b, "staged", s->staged);
+  add_deployment_ref (b, "default", s->default_deployment);
+  add_deployments (b, s);
+  add_boot (b, s, mounts);
+  add_lock (b, holder);
+  add_verdict (b, s->last_verdict);
+  json_builder_end_object (b);
+
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json_generator_set_pretty (gen, TRUE);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
+  printf ("%s\n", text);
+}
+
+static void
+print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
+{
+  if (s->deployments->len == 0)
+    printf ("No deployments.\n");
+  for (guint i = 0; i < s->deployments->len; i++)
+    {
+      Deployment *d = s->deployments->pdata[i];
+      g_autoptr (GString) marks = g_string_new (NULL);
+      if (d->is_staged)
+        g_string_append (marks, " (staged)");
+      if (d->is_default)
+        g_string_append (marks, " (default)");
+      if (d->is_booted)
+        g_string_append (marks, " (booted)");
+      printf ("%c %s/%s%s\n", d->is_booted ? '*' : ' ', d->os, d->id, marks->str);
+      printf ("    %s, kernel %s\n", d->origin->title, d->origin->kernel_version);
+    }
+  BootConfig *bc = s->boot_config;
+  printf ("\nBoot directory: %s\n", s->boot_path);
+  printf ("  mode: %s%s", boot_mode_to_string (bc->mode), bc->atomic ? ", atomic swap" : "");
+  if (bc->version >= 0)
+    printf (", live loader.%d", bc->version);
+  printf ("\n  mounts: %s\n", mounts);
+  for (guint i = 0; i < bc->warnings->len; i++)
+    printf ("  warning: %s\n", (char *)bc->warnings->pdata[i]);
+
+  if (holder)
+    {
+      g_autofree char *who = lock_holder_describe (holder);
+      printf ("\nLock: held by %s\n", who);
+    }
+  else
+    printf ("\nLock: free\n");
+
+  Verdict *v = s->last_verdict;
+  if (v == NULL)
+    printf ("Last finalize: none recorded\n");
+  else if (v->error)
+    printf ("Last finalize: %s for %s during %s: %s\n", v->result,
+            v->deployment ? v->deployment : "?", v->step ? v->step : "?", v->error);
+  else
+    printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
+}
+
+int
+verb_status (int argc, char **argv)
+{
+  if (!cli_parse_options ("status", NULL,
+                          "Show deployments, the boot configuration, the lock and the last "
+                          "finalize.",
+                          NULL, &argc, &argv))
+    return EXIT_USAGE;
+  if (argc > 1)
+    return cli_usage_error ("status", "unexpected argument \"%s\"", argv[1]);
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Sysroot) sysroot = NULL;
+  g_autoptr (LockHolder) holder = NULL;
+  /* status never takes the lock: it shows who has it. */
+  if (!cli_open_sysroot (NULL, -1, TRUE, &sysroot, &error)
+      || !sysroot_lock_query (sysroot->state_dfd, &holder, &error))
+    return cli_fail (error);
+  g_autofree char *mounts = hold_describe_mounts (sysroot);
+  if (cli_globals.json)
+    print_json (sysroot, holder, mounts);
+  else
+    print_text (sysroot, holder, mounts);
+  return 0;
+}
