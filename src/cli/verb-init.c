@@ -4,6 +4,7 @@
 #include "ops.h"
 #include "verbs.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 int
@@ -17,6 +18,14 @@ verb_init (int argc, char **argv)
 
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
+  /* Image builds start from an empty directory: create it. */
+  if (cli_globals.sysroot && g_mkdir_with_parents (cli_globals.sysroot, 0755) < 0)
+    {
+      int errsv = errno;
+      fprintf (stderr, "stagehand: creating sysroot %s: %s\n", cli_globals.sysroot,
+               g_strerror (errsv));
+      return EXIT_FAILURE;
+    }
   if (!cli_open_sysroot (NULL, -1, FALSE, &sysroot, &error)
       || !sysroot_init (sysroot, sysroot->config->lock_timeout, cli_report_lock_wait, "init",
                         &error))

@@ -147,7 +147,6 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
   /* Past the commit point: the new configuration is live, so nothing below
    * can make this finalize fail; problems are warnings. */
   v->result = g_strdup (VERDICT_SUCCESS);
-  verdict_begin_step (v, "record");
   v->finished = g_get_real_time ();
   if (!sysroot_write_verdict (self, v, &local_error))
     {
@@ -160,13 +159,12 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
       log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
       g_clear_error (&local_error);
     }
-  verdict_end_step (v);
   tidy_after_commit (self, v);
 
   f.message_id = MESSAGE_ID_FINALIZE_DONE;
   f.step = "finalize";
   f.duration_usec = g_get_monotonic_time () - t0;
-  log_event (LOG_NOTICE, &f, "finalized %s: it is the default from the next boot", name);
+  log_event (LOG_INFO, &f, "finalized %s: it is the default from the next boot", name);
   *ret_verdict = g_steal_pointer (&v);
   return TRUE;
 }
