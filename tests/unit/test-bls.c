@@ -1,0 +1,668 @@
+/* Boot Loader Specification type #1 entries: parsing, writing back, UAPI.10
+ * version comparison and the menu order systemd-boot applies.
+ *
+ * The order matters beyond looks: the first entry is the default, so if
+ * stagehand's idea of the order differs from the boot loader's, stagehand
+ * believes it made one deployment the default while the machine boots
+ * another.
+ */
+#include "config.h"
+
+#include "bls.h"
+#include "errors.h"
+
+#include <string.h>
+
+#define FULL_ENTRY                                                                                 \
+  "# Written by stagehand\n"                                                                       \
+  "title Fedora Linux 40 (Workstation Edition)\n"                                                  \
+  "version 40.20240501.0\n"                                                                        \
+  "sort-key 00-stagehand\n"                                                                        \
+  "machine-id 0123456789abcdef0123456789abcdef\n"                                                  \
+  "linux /stagehand/fedora-" BOOTCSUM "/vmlinuz\n"                                                 \
+  "initrd /stagehand/fedora-" BOOTCSUM "/initramfs.img\n"                                          \
+  "options root=UUID=1234 rw stagehand=/stagehand/deploy/fedora/3 quiet\n"
+
+#define BOOTCSUM "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+static BootEntry *
+parse_ok (const char *filename, const char *contents)
+{
+  g_autoptr (GError) error = NULL;
+  BootEntry *entry = NULL;
+  g_assert_true (boot_entry_parse (filename, contents, &entry, &error));
+  g_assert_no_error (error);
+  g_assert_nonnull (entry);
+  return entry;
+}
+
+static void
+assert_corrupt (const char *filename, const char *contents, const char *message_part)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BootEntry) entry = NULL;
+  g_assert_false (boot_entry_parse (filename, contents, &entry, &error));
+  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
+  g_assert_null (entry);
+  g_assert_nonnull (strstr (error->message, filename));
+  if (strstr (error->message, message_part) == NULL)
+    g_test_fail_printf ("message \"%s\" does not say \"%s\"", error->message, message_part);
+}
+
+static void
+test_parses_a_full_stagehand_entry (void)
+{
+  g_autoptr (BootEntry) e = parse_ok ("stagehand-fedora-3.conf", FULL_ENTRY);
+  g_assert_true (boot_entry_is_ours (e));
+  g_assert_cmpstr (e->filename, ==, "stagehand-fedora-3.conf");
+  g_assert_cmpstr (e->title, ==, "Fedora Linux 40 (Workstation Edition)");
+  g_assert_cmpstr (e->version, ==, "40.20240501.0");
+  g_assert_cmpstr (e->sort_key, ==, BOOT_ENTRY_SORT_KEY);
+  g_assert_cmpstr (e->machine_id, ==, "0123456789abcdef0123456789abcdef");
+  g_assert_cmpstr (e->linux_path, ==, "/stagehand/fedora-" BOOTCSUM "/vmlinuz");
+  g_assert_cmpuint (g_strv_length (e->initrds), ==, 1);
+  g_assert_cmpstr (e->initrds[0], ==, "/stagehand/fedora-" BOOTCSUM "/initramfs.img");
+  g_assert_cmpstr (e->options, ==, "root=UUID=1234 rw stagehand=/stagehand/deploy/fedora/3 quiet");
+}
+
+static void
+test_tabs_and_runs_of_spaces_separate_key_and_value (void)
+{
+  g_autoptr (BootEntry) e = parse_ok ("other.conf", "title\t\tMy  OS \n"
+                                                    "  version   1.2  \n"
+                                                    "linux \t /vmlinuz\n");
+  g_assert_cmpstr (e->title, ==, "My  OS");
+  g_assert_cmpstr (e->version, ==, "1.2");
+  g_assert_cmpstr (e->linux_path, ==, "/vmlinuz");
+}
+
+static void
+test_multiple_initrd_lines_are_kept_in_order (void)
+{
+  g_autoptr (BootEntry) e
+      = parse_ok ("stagehand-fedora-3.conf", "title T\n"
+                                             "initrd /amd-ucode.img\n"
+                                             "linux /vmlinuz\n"
+                                             "initrd /intel-ucode.img\n"
+                                             "initrd /initramfs.img\n"
+                                             "options stagehand=/stagehand/deploy/fedora/3\n");
+  g_assert_cmpuint (g_strv_length (e->initrds), ==, 3);
+  g_assert_cmpstr (e->initrds[0], ==, "/amd-ucode.img");
+  g_assert_cmpstr (e->initrds[1], ==, "/intel-ucode.img");
+  g_assert_cmpstr (e->initrds[2], ==, "/initramfs.img");
+}
+
+static void
+test_entry_without_initrd_has_none (void)
+{
+  g_autoptr (BootEntry) e
+      = parse_ok ("stagehand-fedora-3.conf", "linux /vmlinuz\n"
+                                             "options stagehand=/stagehand/deploy/fedora/3\n");
+  g_assert_nonnull (e->initrds);
+  g_assert_cmpuint (g_strv_length (e->initrds), ==, 0);
+  g_assert_null (e->title);
+  g_assert_null (e->version);
+  g_assert_null (e->sort_key);
+}
+
+static void
+test_multiple_options_lines_are_joined (void)
+{
+  /* BLS: "options" may appear more than once; the values are concatenated. */
+  g_autoptr (BootEntry) e
+      = parse_ok ("stagehand-fedora-3.conf", "linux /vmlinuz\n"
+                                             "options root=LABEL=os rw\n"
+                                             "options stagehand=/stagehand/deploy/fedora/3\n"
+                                             "options  quiet\n");
+  g_assert_cmpstr (e->options, ==, "root=LABEL=os rw stagehand=/stagehand/deploy/fedora/3 quiet");
+  g_autofree char *deployment = boot_entry_get_deployment (e);
+  g_assert_cmpstr (deployment, ==, "/stagehand/deploy/fedora/3");
+}
+
+static void
+test_serialized_entry_has_one_line_per_key (void)
+{
+  g_autoptr (BootEntry) e
+      = parse_ok ("stagehand-fedora-3.conf", "options a=1\n"
+                                             "initrd /one\n"
+                                             "linux /vmlinuz\n"
+                                             "title T\n"
+                                             "options stagehand=/stagehand/deploy/fedora/3\n"
+                                             "version 3\n"
+                                             "initrd /two\n"
+                                             "sort-key 00-stagehand\n");
+  g_autofree char *data = boot_entry_to_data (e);
+  g_assert_cmpstr (data, ==,
+                   "title T\n"
+                   "version 3\n"
+                   "sort-key 00-stagehand\n"
+                   "linux /vmlinuz\n"
+                   "initrd /one\n"
+                   "initrd /two\n"
+                   "options a=1 stagehand=/stagehand/deploy/fedora/3\n");
+}
+
+static void
+test_stagehand_entry_round_trips_through_serialize (void)
+{
+  g_autoptr (BootEntry) first
+      = parse_ok ("stagehand-fedora-3.conf", FULL_ENTRY "initrd /second.img\n"
+                                                        "options extra=\"a b\"\n");
+  g_autofree char *data = boot_entry_to_data (first);
+  g_autoptr (BootEntry) second = parse_ok ("stagehand-fedora-3.conf", data);
+  g_autofree char *again = boot_entry_to_data (second);
+
+  g_assert_cmpstr (second->title, ==, first->title);
+  g_assert_cmpstr (second->version, ==, first->version);
+  g_assert_cmpstr (second->sort_key, ==, first->sort_key);
+  g_assert_cmpstr (second->machine_id, ==, first->machine_id);
+  g_assert_cmpstr (second->linux_path, ==, first->linux_path);
+  g_assert_cmpuint (g_strv_length (second->initrds), ==, 2);
+  g_assert_cmpstr (second->initrds[0], ==, first->initrds[0]);
+  g_assert_cmpstr (second->initrds[1], ==, "/second.img");
+  g_assert_cmpstr (second->options, ==, first->options);
+  g_assert_cmpstr (again, ==, data);
+}
+
+static void
+test_foreign_entry_is_written_back_verbatim (void)
+{
+  /* Another tool's entry: comments, odd spacing, keys stagehand does not
+   * know, no trailing newline. It must come back byte for byte. */
+  static const char raw[]
+      = "# Boot Loader Specification type#1 entry\n"
+        "# File created by kernel-install\n"
+        "title      Debian GNU/Linux 12 (bookworm)\n"
+        "version    6.1.0-21-amd64\n"
+        "machine-id 0123456789abcdef0123456789abcdef\n"
+        "sort-key   debian\n"
+        "options    root=UUID=abcd ro quiet\n"
+        "linux      /0123456789abcdef0123456789abcdef/6.1.0-21-amd64/linux\n"
+        "initrd     /0123456789abcdef0123456789abcdef/6.1.0-21-amd64/initrd.img\n"
+        "devicetree /dtb/board.dtb\n"
+        "architecture x64";
+  g_autoptr (BootEntry) e = parse_ok ("0123456789abcdef0123456789abcdef-6.1.0-21-amd64.conf", raw);
+  g_assert_false (boot_entry_is_ours (e));
+  g_assert_cmpstr (e->sort_key, ==, "debian");
+  g_assert_cmpstr (e->version, ==, "6.1.0-21-amd64");
+  g_autofree char *data = boot_entry_to_data (e);
+  g_assert_cmpstr (data, ==, raw);
+}
+
+static void
+test_foreign_entry_without_linux_is_accepted (void)
+{
+  /* e.g. an entry chain-loading another EFI binary; not ours to judge. */
+  g_autoptr (BootEntry) e
+      = parse_ok ("windows.conf", "title Windows\nefi /EFI/Microsoft/boot.efi\n");
+  g_assert_null (e->linux_path);
+  g_autofree char *deployment = boot_entry_get_deployment (e);
+  g_assert_null (deployment);
+}
+
+static void
+test_foreign_entry_with_empty_options_line_is_kept (void)
+{
+  /* kernel-install's 90-loaderentry writes "options $BOOT_OPTIONS"
+   * unconditionally, and bootctl accepts an empty options field. A foreign
+   * entry is carried over verbatim; refusing it as corrupt would make every
+   * stagehand operation that reads the entry set fail on another tool's
+   * file. */
+  static const char raw[] = "title Debian\n"
+                            "options    \n"
+                            "linux /vmlinuz\n";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (BootEntry) e = NULL;
+  if (!boot_entry_parse ("debian-6.1.conf", raw, &e, &error))
+    {
+      g_test_fail_printf ("refused: %s", error->message);
+      return;
+    }
+  g_autofree char *data = boot_entry_to_data (e);
+  g_assert_cmpstr (data, ==, raw);
+}
+
+static void
+test_stagehand_entry_without_linux_is_corrupt (void)
+{
+  assert_corrupt ("stagehand-fedora-3.conf",
+                  "title T\noptions stagehand=/stagehand/deploy/fedora/3\n", "linux");
+}
+
+static void
+test_stagehand_entry_without_deployment_karg_is_corrupt (void)
+{
+  assert_corrupt ("stagehand-fedora-3.conf", "title T\nlinux /vmlinuz\noptions quiet\n",
+                  "stagehand=");
+  assert_corrupt ("stagehand-fedora-3.conf", "title T\nlinux /vmlinuz\n", "stagehand=");
+  assert_corrupt ("stagehand-fedora-3.conf",
+                  "title T\nlinux /vmlinuz\noptions stagehandx=/stagehand/deploy/fedora/3\n",
+                  "stagehand=");
+}
+
+static void
+test_stagehand_entry_key_without_value_is_corrupt (void)
+{
+  assert_corrupt ("stagehand-fedora-3.conf",
+                  "title T\nlinux\noptions stagehand=/stagehand/deploy/fedora/3\n", "line 2");
+}
+
+static void
+test_deployment_is_read_from_the_stagehand_karg (void)
+{
+  g_autoptr (BootEntry) e = parse_ok ("stagehand-fedora-3.conf", FULL_ENTRY);
+  g_autofree char *deployment = boot_entry_get_deployment (e);
+  g_assert_cmpstr (deployment, ==, "/stagehand/deploy/fedora/3");
+
+  g_autoptr (BootEntry) quoted = parse_ok ("other.conf", "linux /vmlinuz\n"
+                                                         "options foo=\"stagehand=/not/this\" "
+                                                         "stagehand=/stagehand/deploy/os/7\n");
+  g_autofree char *from_quoted = boot_entry_get_deployment (quoted);
+  g_assert_cmpstr (from_quoted, ==, "/stagehand/deploy/os/7");
+}
+
+/* --- UAPI.10 version comparison --------------------------------------- */
+
+/* Non-fatal, so one wrong pair does not hide the others. */
+static void
+assert_older (const char *a, const char *b)
+{
+  int ab = version_compare (a, b), ba = version_compare (b, a);
+  if (ab >= 0 || ba <= 0)
+    {
+      g_autofree char *msg
+          = g_strdup_printf ("expected \"%s\" older than \"%s\": compare gave %d, reversed %d",
+                             a ? a : "(null)", b ? b : "(null)", ab, ba);
+      g_test_message ("FAIL: %s", msg);
+      g_test_fail_printf ("%s", msg);
+    }
+}
+
+static void
+assert_same (const char *a, const char *b)
+{
+  int ab = version_compare (a, b), ba = version_compare (b, a);
+  if (ab != 0 || ba != 0)
+    {
+      g_autofree char *msg = g_strdup_printf (
+          "expected \"%s\" the same as \"%s\": compare gave %d, reversed %d", a, b, ab, ba);
+      g_test_message ("FAIL: %s", msg);
+      g_test_fail_printf ("%s", msg);
+    }
+}
+
+static void
+test_version_pre_release_is_older_than_release (void)
+{
+  assert_older ("1.0~rc1", "1.0");
+  assert_older ("1.0~rc1", "1.0~rc2");
+  assert_older ("123~rc1-99.99", "123-45.67.89");
+  assert_older ("1~", "1");
+}
+
+static void
+test_version_more_segments_is_newer (void)
+{
+  assert_older ("1.0", "1.0.1");
+  assert_older ("123.45-67", "123.45-67.89");
+  assert_older ("1", "1a");
+}
+
+static void
+test_version_release_separator_is_older_than_point (void)
+{
+  assert_older ("1.0-1", "1.0.1");
+  assert_older ("123-99.99", "123.45-67.89");
+}
+
+static void
+test_version_patch_release_is_newer_than_release (void)
+{
+  assert_older ("1.0", "1.0^1");
+  assert_older ("123-3.1", "123^patch1");
+  assert_older ("123^45-67.89", "123.45-67.89");
+}
+
+static void
+test_version_point_release_is_older_than_letters (void)
+{
+  /* "." is the last prefix in the "~" < "-" < "^" < "." chain: a segment
+   * with no prefix is newest (systemd test-strverscmp.c). */
+  assert_older ("123.aa2-67.89", "123aa2-67.89");
+  assert_older ("123.1-1", "123a-1");
+}
+
+static void
+test_version_letters_compare_alphabetically (void)
+{
+  assert_older ("a", "b");
+  assert_older ("ab", "abb");
+  assert_older ("abb", "abc");
+  assert_older ("123.aa2-67.89", "123.ab2-67.89");
+}
+
+static void
+test_version_numbers_compare_by_value (void)
+{
+  assert_older ("9", "10");
+  assert_older ("1.9", "1.10");
+  assert_older ("6.8.0", "6.10.0");
+  assert_older ("123.45-67.9", "123.45-67.89");
+}
+
+static void
+test_version_leading_zeros_are_ignored (void)
+{
+  assert_same ("0010", "10");
+  assert_same ("11", "011");
+  assert_same ("1.02", "1.2");
+}
+
+static void
+test_version_numbers_are_newer_than_letters (void)
+{
+  assert_older ("1.a", "1.1");
+  assert_older ("123.45-67.ab", "123.45-67.89");
+  assert_older ("abc", "0001");
+}
+
+static void
+test_version_other_characters_only_separate (void)
+{
+  assert_same ("123_aa2-67.89", "123aa+2-67.89");
+  assert_same ("1.0", "1.0");
+}
+
+static void
+test_version_null_sorts_before_anything (void)
+{
+  g_assert_cmpint (version_compare (NULL, NULL), ==, 0);
+  assert_older (NULL, "0");
+  assert_older (NULL, "~1");
+  assert_older (NULL, "1.0");
+}
+
+/* systemd's test-strverscmp.c list, oldest first. */
+static const char *const uapi_ordered[] = {
+  "~1",    "",        "ab",         "abb",   "abc",     "0001",    "002",    "12",
+  "122",   "122.9",   "123~rc1",    "123",   "123-a",   "123-a.1", "123-a1", "123-a1.1",
+  "123-3", "123-3.1", "123^patch1", "123^1", "123.a-1", "123.1-1", "123a-1", "124",
+};
+
+static void
+test_version_follows_the_uapi_order (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (uapi_ordered); i++)
+    for (guint j = i + 1; j < G_N_ELEMENTS (uapi_ordered); j++)
+      {
+        int r = version_compare (uapi_ordered[i], uapi_ordered[j]);
+        if (r >= 0)
+          {
+            g_test_message ("FAIL: version_compare (\"%s\", \"%s\") = %d, expected < 0",
+                            uapi_ordered[i], uapi_ordered[j], r);
+            g_test_fail_printf ("version_compare (\"%s\", \"%s\") = %d, expected < 0",
+                                uapi_ordered[i], uapi_ordered[j], r);
+          }
+      }
+}
+
+static void
+test_version_compare_is_antisymmetric (void)
+{
+  static const char *const extra[] = {
+    "1.0~rc1",
+    "1.0",
+    "1.0.1",
+    "1.0-1",
+    "1.0^1",
+    "a",
+    "b",
+    "9",
+    "10",
+    "0010",
+    "6.8.9-300.fc40.x86_64",
+    "6.10.0-0.rc1.fc41",
+    "40.20240501.0",
+    "3.x",
+    "2.x",
+    "1",
+    "1_0",
+  };
+  g_autoptr (GPtrArray) all = g_ptr_array_new ();
+  for (guint i = 0; i < G_N_ELEMENTS (uapi_ordered); i++)
+    g_ptr_array_add (all, (gpointer)uapi_ordered[i]);
+  for (guint i = 0; i < G_N_ELEMENTS (extra); i++)
+    g_ptr_array_add (all, (gpointer)extra[i]);
+
+  for (guint i = 0; i < all->len; i++)
+    {
+      const char *a = all->pdata[i];
+      g_assert_cmpint (version_compare (a, a), ==, 0);
+      for (guint j = 0; j < all->len; j++)
+        {
+          const char *b = all->pdata[j];
+          int ab = version_compare (a, b), ba = version_compare (b, a);
+          if ((ab > 0) - (ab < 0) != -((ba > 0) - (ba < 0)))
+            g_test_fail_printf ("version_compare (\"%s\", \"%s\") = %d but (\"%s\", \"%s\") = %d",
+                                a, b, ab, b, a, ba);
+        }
+    }
+}
+
+/* --- menu order ------------------------------------------------------- */
+
+static BootEntry *
+entry_new (const char *filename, const char *sort_key, const char *machine_id, const char *version)
+{
+  BootEntry *e = g_new0 (BootEntry, 1);
+  e->filename = g_strdup (filename);
+  e->sort_key = g_strdup (sort_key);
+  e->machine_id = g_strdup (machine_id);
+  e->version = g_strdup (version);
+  e->options = g_strdup ("");
+  return e;
+}
+
+static void
+assert_menu_order (GPtrArray *entries, const char *const *expected_filenames)
+{
+  boot_entries_sort (entries);
+  g_autoptr (GString) actual = g_string_new (NULL);
+  for (guint i = 0; i < entries->len; i++)
+    g_string_append_printf (actual, "%s%s", i ? " " : "",
+                            ((BootEntry *)entries->pdata[i])->filename);
+  g_autofree char *expected = g_strjoinv (" ", (char **)expected_filenames);
+  g_assert_cmpstr (actual->str, ==, expected);
+
+  /* The comparison agrees with itself both ways round. */
+  for (guint i = 0; i < entries->len; i++)
+    for (guint j = 0; j < entries->len; j++)
+      {
+        int r = boot_entry_compare (entries->pdata[i], entries->pdata[j]);
+        if (i < j)
+          g_assert_cmpint (r, <, 0);
+        else if (i > j)
+          g_assert_cmpint (r, >, 0);
+        else
+          g_assert_cmpint (r, ==, 0);
+      }
+}
+
+static void
+test_stagehand_default_sorts_before_foreign_entries (void)
+{
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("zz-no-sort-key.conf", NULL, NULL, "99"));
+  g_ptr_array_add (entries, entry_new ("debian-6.1.conf", "debian", "0123456789abcdef", "6.1.0"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-1.conf", BOOT_ENTRY_SORT_KEY, NULL, "1"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-3.conf", BOOT_ENTRY_SORT_KEY, NULL, "3.x"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-2.conf", BOOT_ENTRY_SORT_KEY, NULL, "2.x"));
+  static const char *const expected[]
+      = { "stagehand-os-3.conf", "stagehand-os-2.conf", "stagehand-os-1.conf",
+          "debian-6.1.conf",     "zz-no-sort-key.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static void
+test_stagehand_sort_key_sorts_before_os_release_ids (void)
+{
+  static const char *const ids[]
+      = { "arch", "debian", "fedora", "opensuse-tumbleweed", "ubuntu", "0day", "00-z" };
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      g_autoptr (BootEntry) ours
+          = entry_new ("stagehand-os-1.conf", BOOT_ENTRY_SORT_KEY, NULL, "1");
+      g_autoptr (BootEntry) theirs = entry_new ("a.conf", ids[i], NULL, "99");
+      g_test_message ("sort-key %s", ids[i]);
+      g_assert_cmpint (boot_entry_compare (ours, theirs), <, 0);
+    }
+}
+
+static void
+test_entries_without_sort_key_sort_after_those_with_one (void)
+{
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("zzz.conf", NULL, NULL, NULL));
+  g_ptr_array_add (entries, entry_new ("aaa.conf", "zzz-last-key", NULL, NULL));
+  g_ptr_array_add (entries, entry_new ("mmm.conf", NULL, NULL, "100"));
+  static const char *const expected[] = { "aaa.conf", "zzz.conf", "mmm.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static void
+test_entries_without_sort_key_order_by_file_name_descending (void)
+{
+  /* Version comparison, not strcmp: 6.10 is newer than 6.8 and 6.9. */
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("fedora-6.8.conf", NULL, NULL, "999"));
+  g_ptr_array_add (entries, entry_new ("fedora-6.10.conf", NULL, NULL, "1"));
+  g_ptr_array_add (entries, entry_new ("fedora-6.9.conf", NULL, NULL, NULL));
+  static const char *const expected[]
+      = { "fedora-6.10.conf", "fedora-6.9.conf", "fedora-6.8.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static void
+test_sort_key_orders_before_version (void)
+{
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("b.conf", "fedora", NULL, "1"));
+  g_ptr_array_add (entries, entry_new ("a.conf", "debian", NULL, "1"));
+  g_ptr_array_add (entries, entry_new ("c.conf", "arch", NULL, "0.1"));
+  static const char *const expected[] = { "c.conf", "a.conf", "b.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static void
+test_machine_id_groups_before_version (void)
+{
+  /* systemd-boot: several installations of one OS are grouped by machine
+   * id; an entry without one comes first (strcmp8 puts NULL first). */
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("b-1.conf", "fedora", "bbbb", "9"));
+  g_ptr_array_add (entries, entry_new ("a-1.conf", "fedora", "aaaa", "1"));
+  g_ptr_array_add (entries, entry_new ("a-2.conf", "fedora", "aaaa", "2"));
+  g_ptr_array_add (entries, entry_new ("none.conf", "fedora", NULL, "0"));
+  static const char *const expected[] = { "none.conf", "a-2.conf", "a-1.conf", "b-1.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static void
+test_newest_version_comes_first_within_a_sort_key (void)
+{
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("stagehand-os-1.conf", BOOT_ENTRY_SORT_KEY, NULL, "40.1"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-2.conf", BOOT_ENTRY_SORT_KEY, NULL, "40.10"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-3.conf", BOOT_ENTRY_SORT_KEY, NULL, "41~rc1"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-4.conf", BOOT_ENTRY_SORT_KEY, NULL, "40.9"));
+  static const char *const expected[] = { "stagehand-os-3.conf", "stagehand-os-2.conf",
+                                          "stagehand-os-4.conf", "stagehand-os-1.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static void
+test_same_version_falls_back_to_file_name_descending (void)
+{
+  /* Staging the same image twice gives two entries with one version; the
+   * higher deployment id (the newer one) wins, 10 over 9. */
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("stagehand-os-9.conf", BOOT_ENTRY_SORT_KEY, NULL, "40"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-10.conf", BOOT_ENTRY_SORT_KEY, NULL, "40"));
+  g_ptr_array_add (entries, entry_new ("stagehand-os-8.conf", BOOT_ENTRY_SORT_KEY, NULL, "40"));
+  static const char *const expected[]
+      = { "stagehand-os-10.conf", "stagehand-os-9.conf", "stagehand-os-8.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/bls/parses-a-full-stagehand-entry", test_parses_a_full_stagehand_entry);
+  g_test_add_func ("/bls/tabs-and-runs-of-spaces-separate-key-and-value",
+                   test_tabs_and_runs_of_spaces_separate_key_and_value);
+  g_test_add_func ("/bls/multiple-initrd-lines-are-kept-in-order",
+                   test_multiple_initrd_lines_are_kept_in_order);
+  g_test_add_func ("/bls/entry-without-initrd-has-none", test_entry_without_initrd_has_none);
+  g_test_add_func ("/bls/multiple-options-lines-are-joined",
+                   test_multiple_options_lines_are_joined);
+  g_test_add_func ("/bls/serialized-entry-has-one-line-per-key",
+                   test_serialized_entry_has_one_line_per_key);
+  g_test_add_func ("/bls/stagehand-entry-round-trips-through-serialize",
+                   test_stagehand_entry_round_trips_through_serialize);
+  g_test_add_func ("/bls/foreign-entry-is-written-back-verbatim",
+                   test_foreign_entry_is_written_back_verbatim);
+  g_test_add_func ("/bls/foreign-entry-without-linux-is-accepted",
+                   test_foreign_entry_without_linux_is_accepted);
+  g_test_add_func ("/bls/foreign-entry-with-empty-options-line-is-kept",
+                   test_foreign_entry_with_empty_options_line_is_kept);
+  g_test_add_func ("/bls/stagehand-entry-without-linux-is-corrupt",
+                   test_stagehand_entry_without_linux_is_corrupt);
+  g_test_add_func ("/bls/stagehand-entry-without-deployment-karg-is-corrupt",
+                   test_stagehand_entry_without_deployment_karg_is_corrupt);
+  g_test_add_func ("/bls/stagehand-entry-key-without-value-is-corrupt",
+                   test_stagehand_entry_key_without_value_is_corrupt);
+  g_test_add_func ("/bls/deployment-is-read-from-the-stagehand-karg",
+                   test_deployment_is_read_from_the_stagehand_karg);
+
+  g_test_add_func ("/bls/version/pre-release-is-older-than-release",
+                   test_version_pre_release_is_older_than_release);
+  g_test_add_func ("/bls/version/more-segments-is-newer", test_version_more_segments_is_newer);
+  g_test_add_func ("/bls/version/release-separator-is-older-than-point",
+                   test_version_release_separator_is_older_than_point);
+  g_test_add_func ("/bls/version/patch-release-is-newer-than-release",
+                   test_version_patch_release_is_newer_than_release);
+  g_test_add_func ("/bls/version/point-release-is-older-than-letters",
+                   test_version_point_release_is_older_than_letters);
+  g_test_add_func ("/bls/version/letters-compare-alphabetically",
+                   test_version_letters_compare_alphabetically);
+  g_test_add_func ("/bls/version/numbers-compare-by-value", test_version_numbers_compare_by_value);
+  g_test_add_func ("/bls/version/leading-zeros-are-ignored",
+                   test_version_leading_zeros_are_ignored);
+  g_test_add_func ("/bls/version/numbers-are-newer-than-letters",
+                   test_version_numbers_are_newer_than_letters);
+  g_test_add_func ("/bls/version/other-characters-only-separate",
+                   test_version_other_characters_only_separate);
+  g_test_add_func ("/bls/version/null-sorts-before-anything",
+                   test_version_null_sorts_before_anything);
+  g_test_add_func ("/bls/version/follows-the-uapi-order", test_version_follows_the_uapi_order);
+  g_test_add_func ("/bls/version/compare-is-antisymmetric", test_version_compare_is_antisymmetric);
+
+  g_test_add_func ("/bls/stagehand-default-sorts-before-foreign-entries",
+                   test_stagehand_default_sorts_before_foreign_entries);
+  g_test_add_func ("/bls/stagehand-sort-key-sorts-before-os-release-ids",
+                   test_stagehand_sort_key_sorts_before_os_release_ids);
+  g_test_add_func ("/bls/entries-without-sort-key-sort-after-those-with-one",
+                   test_entries_without_sort_key_sort_after_those_with_one);
+  g_test_add_func ("/bls/entries-without-sort-key-order-by-file-name-descending",
+                   test_entries_without_sort_key_order_by_file_name_descending);
+  g_test_add_func ("/bls/sort-key-orders-before-version", test_sort_key_orders_before_version);
+  g_test_add_func ("/bls/machine-id-groups-before-version", test_machine_id_groups_before_version);
+  g_test_add_func ("/bls/newest-version-comes-first-within-a-sort-key",
+                   test_newest_version_comes_first_within_a_sort_key);
+  g_test_add_func ("/bls/same-version-falls-back-to-file-name-descending",
+                   test_same_version_falls_back_to_file_name_descending);
+
+  return g_test_run ();
+}

@@ -1,0 +1,147 @@
+/* /run/stagehand/staged: the deployment finalize will make the default.
+ *
+ * finalize reads it at shutdown; a damaged record must be refused with a
+ * message that names the file and says how to get rid of it.
+ */
+#include "config.h"
+
+#include "errors.h"
+#include "staged.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define WHAT "/run/stagehand/staged"
+
+/* Non-fatal, and logged, so every wrong message of a table shows. */
+static void
+report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+
+static void
+report_failure (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_test_message ("FAIL: %s", msg);
+  g_test_fail_printf ("%s", msg);
+}
+
+static gboolean
+mentions_word (const char *message, const char *word)
+{
+  gsize n = strlen (word);
+  for (const char *p = strstr (message, word); p; p = strstr (p + 1, word))
+    {
+      gboolean start_ok
+          = p == message || !(g_ascii_isalnum (p[-1]) || p[-1] == '-' || p[-1] == '_');
+      gboolean end_ok = !(g_ascii_isalnum (p[n]) || p[n] == '-' || p[n] == '_');
+      if (start_ok && end_ok)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+assert_corrupt (const char *text, const char *key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (StagedRecord) r = NULL;
+  g_assert_false (staged_record_parse (text, strlen (text), WHAT, &r, &error));
+  g_assert_null (r);
+  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
+  g_test_message ("%s", error->message);
+  if (strstr (error->message, WHAT) == NULL)
+    report_failure ("\"%s\" does not name the file %s", error->message, WHAT);
+  if (key && !mentions_word (error->message, key))
+    report_failure ("\"%s\" does not name the key %s", error->message, key);
+  if (strstr (error->message, "stagehand unstage") == NULL)
+    report_failure ("\"%s\" does not say how to remove the record", error->message);
+}
+
+static void
+test_round_trips_through_keyfile (void)
+{
+  StagedRecord record = { .os = (char *)"fedora", .id = (char *)"12", .staged_at = 1714550400 };
+  gsize len = 0;
+  g_autofree char *data = staged_record_to_data (&record, &len);
+  g_assert_cmpuint (len, ==, strlen (data));
+
+  g_autoptr (GError) error = NULL;
+  g_autoptr (StagedRecord) back = NULL;
+  g_assert_true (staged_record_parse (data, len, WHAT, &back, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (back->os, ==, "fedora");
+  g_assert_cmpstr (back->id, ==, "12");
+  g_assert_cmpint (back->staged_at, ==, 1714550400);
+}
+
+static void
+test_hand_written_record_is_read (void)
+{
+  static const char text[] = "# written by hand\n"
+                             "[staged]\n"
+                             "os = debian\n"
+                             "id=7\n"
+                             "staged-at=0\n"
+                             "future-key=ignored\n";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (StagedRecord) r = NULL;
+  g_assert_true (staged_record_parse (text, strlen (text), WHAT, &r, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (r->os, ==, "debian");
+  g_assert_cmpstr (r->id, ==, "7");
+}
+
+static void
+test_missing_os_is_corrupt (void)
+{
+  assert_corrupt ("[staged]\nid=3\nstaged-at=1\n", "os");
+}
+
+static void
+test_missing_id_is_corrupt (void)
+{
+  assert_corrupt ("[staged]\nos=fedora\nstaged-at=1\n", "id");
+}
+
+static void
+test_bad_os_name_is_corrupt (void)
+{
+  assert_corrupt ("[staged]\nos=../../etc\nid=3\n", "os");
+  assert_corrupt ("[staged]\nos=Fedora\nid=3\n", "os");
+}
+
+static void
+test_bad_id_is_corrupt (void)
+{
+  assert_corrupt ("[staged]\nos=fedora\nid=../3\n", "id");
+  assert_corrupt ("[staged]\nos=fedora\nid=0\n", "id");
+  assert_corrupt ("[staged]\nos=fedora\nid=three\n", "id");
+}
+
+static void
+test_garbage_is_corrupt (void)
+{
+  assert_corrupt ("garbage without structure\n", NULL);
+  assert_corrupt ("[staged\nos=fedora\n", NULL);
+  assert_corrupt ("", NULL);
+  assert_corrupt ("[other]\nos=fedora\nid=3\n", NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/staged/round-trips-through-keyfile", test_round_trips_through_keyfile);
+  g_test_add_func ("/staged/hand-written-record-is-read", test_hand_written_record_is_read);
+  g_test_add_func ("/staged/missing-os-is-corrupt", test_missing_os_is_corrupt);
+  g_test_add_func ("/staged/missing-id-is-corrupt", test_missing_id_is_corrupt);
+  g_test_add_func ("/staged/bad-os-name-is-corrupt", test_bad_os_name_is_corrupt);
+  g_test_add_func ("/staged/bad-id-is-corrupt", test_bad_id_is_corrupt);
+  g_test_add_func ("/staged/garbage-is-corrupt", test_garbage_is_corrupt);
+
+  return g_test_run ();
+}
