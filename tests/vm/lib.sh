@@ -1,0 +1,625 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
+#
+# tests/vm/lib.sh — the host side of stagehand's VM test tier.
+#
+# A VM test is a TAP-speaking bash script run as root:
+#
+#   #!/bin/bash
+#   . "$(dirname "$0")/lib.sh"          # re-execs the test in a private mount namespace
+#   vm_init                             # guest built or cached, per-test disks created
+#   vm_guest_script boot1 <<'EOF'       # what the guest runs in its first boot
+#   . /usr/local/lib/stagehand-vm/lib.sh
+#   findmnt /boot | record findmnt
+#   EOF
+#   tap_plan 2
+#   vm_boot_guest boot1                 # boot the cached kernel, run boot1, power off
+#   tap_ok "guest powered off" vm_last_boot_powered_off
+#   tap_is "$(cat "$(vm_result findmnt.status)")" 0 "findmnt succeeded"
+#
+# Everything a test leaves is in $VM_WORK, printed at the start; it is removed
+# when every assertion passed and kept otherwise (STAGEHAND_VM_KEEP=1 keeps
+# it always).  Per boot N there is $VM_WORK/bootN/ with serial.log, cmdline,
+# the BLS entry booted (entry.conf, bootloader boots only), summary, and
+# results/ (the guest's $VM_RESULTS for that boot).  $VM_WORK/journal/ is the
+# guest's persistent journal as of the last boot.
+#
+# ---- setup ------------------------------------------------------------------
+# vm_init [ext4|vfat]        build/reuse the guest (tests/vm/build-guest), make
+#                            $VM_WORK with a fresh root disk (sparse copy of
+#                            the cached image) and an empty boot disk (label
+#                            SHBOOT, ext4 by default) and install the guest
+#                            runner.  Sets VM_GUEST (cache dir), VM_KVER.
+# vm_boot_disk_create ext4|vfat [SIZE_MB]
+#                            replace the boot disk with an empty one.
+#
+# ---- putting things into the root disk (host side, between boots) -----------
+# vm_root_mount              mount the root disk, print the mount point
+# vm_boot_mount [ro]         same for the boot disk (ext4 only; vfat: mtools);
+#                            ro = read-only without replaying the journal
+# vm_umount                  unmount both (every boot does this first)
+# vm_install SRC DEST [MODE] copy a host file to DEST inside the guest root
+# vm_install_destdir DIR     merge a `meson install` DESTDIR tree into the
+#                            guest root (keeps the /lib -> usr/lib symlinks)
+#                            and update the journal catalog
+# vm_guest_script NAME [FILE]  install a guest test script (FILE or stdin) as
+#                            /usr/local/lib/stagehand-vm/scripts/NAME
+# vm_systemctl ARGS...       systemctl --root=<guest root> ARGS (enable, mask)
+# vm_make_image DIR OS VERSION
+#                            write a stagehand IMAGE tree to DIR: the guest
+#                            kernel and an initramfs that differs per VERSION
+#                            (a small cpio naming it is appended), plus
+#                            usr/lib/os-release.  Build it under
+#                            "$(vm_root_mount)/..." or copy it with vm_install.
+#
+# ---- booting ----------------------------------------------------------------
+# vm_boot_guest SCRIPT [KARG...]
+#                            boot the cached kernel+initramfs with the root on
+#                            the root disk and run SCRIPT (a "first boot")
+# vm_boot_default SCRIPT [KARG...]
+#                            act as the boot loader: read the boot disk, pick
+#                            the default BLS entry (vm_bls_sorted) and boot its
+#                            linux/initrd/options plus the harness's arguments
+# vm_boot KERNEL INITRD CMDLINE
+#                            the primitive both use; returns 0 if the guest
+#                            powered off.  Timeout: STAGEHAND_VM_BOOT_TIMEOUT
+#                            (default 240 s), then qemu is killed.
+# After each boot: VM_BOOT_N is its number, VM_BOOT_DIR its directory,
+# VM_LAST_END one of poweroff|reboot|panic|timeout|qemu-error.
+#
+# ---- reading results (host side, after a boot) --------------------------------
+# vm_result NAME [BOOT]      path of a file the guest's script recorded
+# vm_guest_exit_status [BOOT]  the guest script's exit status (or "none")
+# vm_last_boot_powered_off   true if the last boot ended in a clean poweroff
+# vm_journal ARGS...         journalctl on the guest's journal (host side)
+# vm_pull PATH DEST          copy PATH from the guest root to DEST
+# vm_boot_pull PATH DEST     copy PATH from the boot disk (ext4 or vfat)
+# vm_boot_tree               print the boot disk's files and symlinks
+# vm_bls_sorted              print the entry file names, default first
+# vm_bls_default             print the host path of a copy of the default entry
+# vm_bls_get FILE KEY        the value of KEY in entry FILE (options: all joined)
+#
+# ---- TAP ----------------------------------------------------------------------
+# tap_plan N                 print "1..N"
+# tap_ok DESC CMD...         run CMD; "ok"/"not ok" with DESC, CMD's output as diagnostics
+# tap_is GOT WANT DESC       compare strings
+# tap_like GOT REGEX DESC    grep -E match
+# tap_skip N REASON          N "ok # skip" lines
+# tap_diag MSG               "# MSG"
+# vm_bail MSG                "Bail out!", keep artifacts, exit 1 (harness failures)
+#
+# Environment: STAGEHAND_VM_CACHE (guest cache, default /var/cache/stagehand-vm),
+# STAGEHAND_VM_ARTIFACTS (default /var/tmp/stagehand-vm-tests),
+# STAGEHAND_VM_KEEP=1, STAGEHAND_VM_BOOT_TIMEOUT, STAGEHAND_VM_DESTDIR (the
+# stagehand install tree scenarios use; see vm_require_destdir).
+
+set -u -o pipefail
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Loop mounts live in a private mount namespace: if the test dies, the kernel
+# drops them (and auto-clears their loop devices) with the namespace, and
+# nothing the host sees is touched.
+if [ "${STAGEHAND_VM_IN_NS:-}" != "$$" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "1..0 # SKIP VM tests need root (loop mounts, qemu disks)"
+    exit 0
+  fi
+  exec env STAGEHAND_VM_IN_NS=self unshare --mount --propagation private -- \
+    /bin/bash -c 'export STAGEHAND_VM_IN_NS=$$; exec "$@"' bash "$BASH" "$0" "$@"
+fi
+
+# TAP goes to the test's stdout even from inside $(...).
+exec {VM_TAP_FD}>&1
+
+VM_GUEST_LIBDIR=/usr/local/lib/stagehand-vm
+VM_GUEST_RESULTS=/var/lib/stagehand-vm/results
+VM_ROOT_LABEL=SHROOT
+VM_BOOT_LABEL=SHBOOT
+
+VM_WORK=
+VM_GUEST=
+VM_KVER=
+VM_BOOT_N=0
+VM_BOOT_DIR=
+VM_LAST_END=
+VM_BOOT_FSTYPE=
+VM_MOUNTED_ROOT=
+TAP_N=0
+TAP_FAILED=0
+TAP_PLANNED=
+
+# ---- TAP ----------------------------------------------------------------------
+
+tap_plan() {
+  TAP_PLANNED=$1
+  echo "1..$1"
+}
+
+tap_diag() {
+  local line
+  while IFS= read -r line; do echo "# $line"; done <<<"$*"
+}
+
+tap_result() { # PASSED(0|1) DESC
+  TAP_N=$((TAP_N + 1))
+  if [ "$1" = 0 ]; then
+    echo "ok $TAP_N - $2"
+  else
+    TAP_FAILED=$((TAP_FAILED + 1))
+    echo "not ok $TAP_N - $2"
+  fi
+}
+
+tap_ok() {
+  local desc=$1 out rc
+  shift
+  out=$("$@" 2>&1)
+  rc=$?
+  tap_result "$rc" "$desc"
+  if [ "$rc" != 0 ]; then
+    tap_diag "command: $* (exit $rc)"
+    [ -z "$out" ] || tap_diag "$out"
+  fi
+  return "$rc"
+}
+
+tap_is() {
+  if [ "$1" = "$2" ]; then
+    tap_result 0 "$3"
+  else
+    tap_result 1 "$3"
+    tap_diag "got:      '$1'"
+    tap_diag "expected: '$2'"
+    return 1
+  fi
+}
+
+tap_like() {
+  if grep -Eq -- "$2" <<<"$1"; then
+    tap_result 0 "$3"
+  else
+    tap_result 1 "$3"
+    tap_diag "no match for /$2/ in:"
+    tap_diag "$1"
+    return 1
+  fi
+}
+
+tap_skip() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    TAP_N=$((TAP_N + 1))
+    echo "ok $TAP_N # skip $2"
+  done
+}
+
+vm_bail() {
+  TAP_FAILED=$((TAP_FAILED + 1))
+  echo "Bail out! $*" >&"$VM_TAP_FD"
+  exit 1
+}
+
+# ---- lifetime -------------------------------------------------------------------
+
+vm_exit_trap() {
+  local rc=$?
+  vm_umount >/dev/null 2>&1
+  [ -n "$VM_WORK" ] || return
+  if [ -n "$TAP_PLANNED" ] && [ "$TAP_N" != "$TAP_PLANNED" ]; then
+    echo "# planned $TAP_PLANNED tests but ran $TAP_N"
+    rc=1
+  fi
+  if [ "$rc" != 0 ] || [ "$TAP_FAILED" != 0 ] || [ "${STAGEHAND_VM_KEEP:-0}" = 1 ]; then
+    echo "# artifacts kept in $VM_WORK (serial logs: $VM_WORK/boot*/serial.log)"
+  else
+    rm -rf "$VM_WORK"
+  fi
+  [ "$TAP_FAILED" = 0 ] || rc=1
+  exit "$rc"
+}
+
+vm_init() {
+  local fstype=${1:-ext4} tool name base
+  for tool in qemu-system-x86_64 mkfs.ext4 mkfs.vfat mcopy cpio journalctl timeout; do
+    command -v "$tool" >/dev/null || vm_bail "'$tool' not found: run ci/vm --deps"
+  done
+  VM_GUEST=$("$VM_DIR/build-guest" --quiet) || vm_bail "building the guest failed (tests/vm/build-guest)"
+  VM_KVER=$(cat "$VM_GUEST/kver")
+
+  name=$(basename "$0" .sh)
+  base=${STAGEHAND_VM_ARTIFACTS:-/var/tmp/stagehand-vm-tests}
+  mkdir -p "$base"
+  chmod 0700 "$base"
+  VM_WORK=$(mktemp -d "$base/$name.$(date +%Y%m%d-%H%M%S).XXXX") || vm_bail "cannot create a work dir under $base"
+  mkdir -p "$VM_WORK/mnt/root" "$VM_WORK/mnt/boot"
+  trap vm_exit_trap EXIT
+  echo "# work dir: $VM_WORK"
+
+  cp --sparse=always "$VM_GUEST/root.img" "$VM_WORK/root.img" || vm_bail "copying the root image failed"
+  vm_boot_disk_create "$fstype"
+  vm_install_guest_runtime
+}
+
+vm_boot_disk_create() {
+  local fstype=$1 size=${2:-256}
+  rm -f "$VM_WORK/boot.img"
+  case $fstype in
+    ext4)
+      truncate -s "${size}M" "$VM_WORK/boot.img"
+      mkfs.ext4 -q -L "$VM_BOOT_LABEL" "$VM_WORK/boot.img" || vm_bail "mkfs.ext4 of the boot disk failed"
+      ;;
+    vfat)
+      mkfs.vfat -F 32 -n "$VM_BOOT_LABEL" -C "$VM_WORK/boot.img" $((size * 1024)) >/dev/null \
+        || vm_bail "mkfs.vfat of the boot disk failed"
+      ;;
+    *) vm_bail "vm_boot_disk_create: unknown filesystem '$fstype'" ;;
+  esac
+  VM_BOOT_FSTYPE=$fstype
+}
+
+# ---- mounts -------------------------------------------------------------------
+# State lives in the kernel (mountpoint -q), not in shell variables, so these
+# also work from $(...) subshells.
+
+vm_root_mount() {
+  local mnt=$VM_WORK/mnt/root
+  mountpoint -q "$mnt" || mount -o loop "$VM_WORK/root.img" "$mnt" \
+    || vm_bail "cannot loop-mount $VM_WORK/root.img"
+  echo "$mnt"
+}
+
+# ro: mount read-only without replaying the ext4 journal, so that looking does
+# not change what the next (boot loader) read of the disk sees.
+vm_boot_mount() {
+  local mnt=$VM_WORK/mnt/boot opts=loop
+  [ "${1:-}" != ro ] || opts=loop,ro,noload
+  [ "$VM_BOOT_FSTYPE" = ext4 ] || vm_bail "vm_boot_mount: the host kernel has no vfat; use vm_boot_pull/vm_boot_tree"
+  mountpoint -q "$mnt" || mount -o "$opts" "$VM_WORK/boot.img" "$mnt" \
+    || vm_bail "cannot loop-mount $VM_WORK/boot.img"
+  echo "$mnt"
+}
+
+vm_umount() {
+  local m
+  for m in "$VM_WORK/mnt/root" "$VM_WORK/mnt/boot"; do
+    while mountpoint -q "$m"; do
+      umount "$m" || vm_bail "cannot unmount $m (still busy?)"
+    done
+  done
+}
+
+# ---- installing -----------------------------------------------------------------
+
+# Mount the root disk and set VM_MOUNTED_ROOT in the current shell.
+vm__root() { VM_MOUNTED_ROOT=$(vm_root_mount) || exit 1; }
+
+vm_install() {
+  local src=$1 dest=$2 mode=${3:-}
+  vm__root
+  mkdir -p "$VM_MOUNTED_ROOT$(dirname "$dest")"
+  cp -a "$src" "$VM_MOUNTED_ROOT$dest" || vm_bail "vm_install: cannot copy $src to $dest"
+  [ -z "$mode" ] || chmod "$mode" "$VM_MOUNTED_ROOT$dest"
+}
+
+vm_install_destdir() {
+  local destdir=$1
+  [ -d "$destdir" ] || vm_bail "vm_install_destdir: no directory $destdir"
+  vm__root
+  # tar, not cp -a: Debian 12 is merged-/usr, and a DESTDIR's lib/systemd/...
+  # must go through the guest's /lib -> usr/lib symlink, not replace it.
+  tar -C "$destdir" -cf - . | tar -C "$VM_MOUNTED_ROOT" -xf - --keep-directory-symlink --no-same-owner \
+    || vm_bail "vm_install_destdir: copying $destdir into the guest failed"
+  if compgen -G "$destdir/usr/lib/systemd/catalog/*.catalog" >/dev/null \
+     || compgen -G "$destdir/lib/systemd/catalog/*.catalog" >/dev/null; then
+    journalctl --root="$VM_MOUNTED_ROOT" --update-catalog || vm_bail "journalctl --update-catalog failed"
+  fi
+}
+
+vm_guest_script() {
+  local name=$1 src=${2:--}
+  vm__root
+  mkdir -p "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts"
+  if [ "$src" = - ]; then
+    cat >"$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts/$name"
+  else
+    cp "$src" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts/$name"
+  fi
+  chmod 0755 "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts/$name"
+}
+
+vm_install_guest_runtime() {
+  vm__root
+  install -D -m 0755 "$VM_DIR/guest/run" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/run"
+  install -D -m 0644 "$VM_DIR/guest/lib.sh" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/lib.sh"
+  cp -r "$VM_DIR/guest/units/." "$VM_MOUNTED_ROOT/etc/systemd/system/"
+}
+
+vm_systemctl() {
+  vm__root
+  systemctl --root="$VM_MOUNTED_ROOT" "$@"
+}
+
+vm_make_image() {
+  local dir=$1 os=$2 version=$3 stamp
+  mkdir -p "$dir/usr/lib/modules/$VM_KVER" "$dir/etc"
+  cp "$VM_GUEST/vmlinuz" "$dir/usr/lib/modules/$VM_KVER/vmlinuz"
+  # The kernel unpacks concatenated cpio archives, so appending one keeps the
+  # initramfs bootable while giving each version its own boot checksum.
+  stamp=$(mktemp -d)
+  mkdir -p "$stamp/etc"
+  printf 'IMAGE_VERSION=%s\n' "$version" >"$stamp/etc/stagehand-vm-image"
+  { cat "$VM_GUEST/initrd.img"
+    (cd "$stamp" && printf 'etc\netc/stagehand-vm-image\n' | cpio --quiet -o -H newc --reproducible)
+  } >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
+  rm -rf "$stamp"
+  cat >"$dir/usr/lib/os-release" <<EOF
+NAME="stagehand test OS"
+ID=$os
+VERSION_ID=$version
+VERSION="$version"
+PRETTY_NAME="stagehand test OS $version"
+EOF
+}
+
+vm_require_destdir() {
+  if [ -z "${STAGEHAND_VM_DESTDIR:-}" ] || [ ! -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
+    echo "1..0 # SKIP no stagehand install tree (set STAGEHAND_VM_DESTDIR, or run ci/vm)"
+    exit 0
+  fi
+}
+
+# ---- booting ----------------------------------------------------------------------
+
+vm__harness_args() { # SCRIPT
+  echo "console=ttyS0 panic=-1" \
+    "systemd.run=$VM_GUEST_LIBDIR/run" \
+    "systemd.run_success_action=poweroff systemd.run_failure_action=poweroff" \
+    "stagehand_vm.boot=$VM_BOOT_N stagehand_vm.script=$1"
+}
+
+vm_boot() {
+  local kernel=$1 initrd=$2 cmdline=$3 timeout=${STAGEHAND_VM_BOOT_TIMEOUT:-240} rc t0 t1 end
+  [ -n "$VM_BOOT_DIR" ] || vm__next_boot
+  vm_umount
+  echo "$cmdline" >"$VM_BOOT_DIR/cmdline"
+  t0=$(date +%s.%N)
+  timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+    -machine pc,accel=tcg -cpu max -m 1024 -smp 2 \
+    -nodefaults -no-user-config -display none -no-reboot \
+    -serial "file:$VM_BOOT_DIR/serial.log" \
+    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+    -drive "file=$VM_WORK/root.img,format=raw,if=virtio,cache=unsafe" \
+    -drive "file=$VM_WORK/boot.img,format=raw,if=virtio,cache=unsafe" \
+    -device virtio-rng-pci -nic none \
+    >"$VM_BOOT_DIR/qemu.log" 2>&1
+  rc=$?
+  t1=$(date +%s.%N)
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    end=timeout
+  elif [ "$rc" != 0 ]; then
+    end=qemu-error
+  elif grep -q 'reboot: Power down' "$VM_BOOT_DIR/serial.log"; then
+    end=poweroff
+  elif grep -q 'Kernel panic' "$VM_BOOT_DIR/serial.log"; then
+    end=panic
+  else
+    end=reboot
+  fi
+  VM_LAST_END=$end
+  vm__collect
+  {
+    echo "boot $VM_BOOT_N: end=$end qemu_exit=$rc wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')s" \
+      "script_start_uptime=$(cat "$VM_BOOT_DIR/results/uptime-start" 2>/dev/null || echo none)s" \
+      "script_exit=$(vm_guest_exit_status)"
+  } >"$VM_BOOT_DIR/summary"
+  tap_diag "$(cat "$VM_BOOT_DIR/summary")"
+  VM_BOOT_DIR=
+  [ "$end" = poweroff ]
+}
+
+vm__next_boot() {
+  VM_BOOT_N=$((VM_BOOT_N + 1))
+  VM_BOOT_DIR=$VM_WORK/boot$VM_BOOT_N
+  mkdir -p "$VM_BOOT_DIR"
+}
+
+# Copy what the guest left: this boot's results, the journal, the boot tree.
+vm__collect() {
+  local root
+  root=$(vm_root_mount)
+  rm -rf "$VM_BOOT_DIR/results" "$VM_WORK/journal"
+  if [ -d "$root$VM_GUEST_RESULTS/boot$VM_BOOT_N" ]; then
+    cp -a "$root$VM_GUEST_RESULTS/boot$VM_BOOT_N" "$VM_BOOT_DIR/results"
+  else
+    mkdir -p "$VM_BOOT_DIR/results"
+  fi
+  [ ! -d "$root/var/log/journal" ] || cp -a "$root/var/log/journal" "$VM_WORK/journal"
+  vm_umount
+  vm_boot_tree >"$VM_BOOT_DIR/boot-tree.txt" 2>&1
+}
+
+vm_boot_guest() {
+  local script=$1
+  shift
+  vm__next_boot
+  vm_boot "$VM_GUEST/vmlinuz" "$VM_GUEST/initrd.img" \
+    "root=LABEL=$VM_ROOT_LABEL rw $(vm__harness_args "$script")${*:+ $*}"
+}
+
+vm_boot_default() {
+  local script=$1 entry linux initrd options kdir
+  shift
+  vm__next_boot
+  entry=$(vm_bls_default) || vm_bail "boot $VM_BOOT_N: no boot loader entry to boot on the boot disk"
+  cp "$entry" "$VM_BOOT_DIR/entry.conf"
+  linux=$(vm_bls_get "$entry" linux)
+  initrd=$(vm_bls_get "$entry" initrd)
+  options=$(vm_bls_get "$entry" options)
+  [ -n "$linux" ] || vm_bail "boot $VM_BOOT_N: entry $(basename "$entry") has no 'linux' line"
+  kdir=$VM_BOOT_DIR/kernel
+  mkdir -p "$kdir"
+  vm_boot_pull "$linux" "$kdir/linux" || vm_bail "boot $VM_BOOT_N: cannot read $linux from the boot disk"
+  if [ -n "$initrd" ]; then
+    # Several initrd lines are concatenated, as boot loaders do.
+    local f i=0
+    : >"$kdir/initrd"
+    for f in $initrd; do
+      vm_boot_pull "$f" "$kdir/initrd.$i" || vm_bail "boot $VM_BOOT_N: cannot read $f from the boot disk"
+      cat "$kdir/initrd.$i" >>"$kdir/initrd"
+      i=$((i + 1))
+    done
+  else
+    vm_bail "boot $VM_BOOT_N: entry $(basename "$entry") has no initrd; the guest needs one"
+  fi
+  # The entry's options come first; the harness only adds what it needs to
+  # find the root (if the entry does not say) and to run the script.
+  case " $options " in
+    *" root="*) ;;
+    *) options="root=LABEL=$VM_ROOT_LABEL rw $options" ;;
+  esac
+  vm_boot "$kdir/linux" "$kdir/initrd" "$options $(vm__harness_args "$script")${*:+ $*}"
+}
+
+vm_last_boot_powered_off() {
+  [ "$VM_LAST_END" = poweroff ] || { echo "last boot ended with: $VM_LAST_END"; return 1; }
+}
+
+# ---- reading results ---------------------------------------------------------------
+
+vm_result() {
+  echo "$VM_WORK/boot${2:-$VM_BOOT_N}/results/$1"
+}
+
+vm_guest_exit_status() {
+  local f
+  f=$(vm_result exit-status "${1:-$VM_BOOT_N}")
+  if [ -f "$f" ]; then cat "$f"; else echo none; fi
+}
+
+vm_journal() {
+  journalctl -D "$VM_WORK/journal" --no-pager "$@"
+}
+
+vm_pull() {
+  local root
+  root=$(vm_root_mount)
+  cp -a "$root$1" "$2"
+  local rc=$?
+  vm_umount
+  return "$rc"
+}
+
+vm_boot_pull() {
+  local src=${1#/} dest=$2
+  case $VM_BOOT_FSTYPE in
+    ext4)
+      # debugfs reads the image without mounting it and without replaying
+      # the journal, like a boot loader that reads ext4 (GRUB) does.  It does
+      # not follow a symlink in the last path component; resolve loader/ first.
+      rm -f "$dest"
+      debugfs -R "dump -p /$(vm__ext4_resolve "$src") $dest" "$VM_WORK/boot.img" 2>/dev/null
+      [ -f "$dest" ]
+      ;;
+    vfat)
+      mcopy -n -o -i "$VM_WORK/boot.img" "::/$src" "$dest"
+      ;;
+  esac
+}
+
+# Resolve symlinks (relative, inside the boot disk) in an ext4 path with debugfs.
+vm__ext4_resolve() {
+  local path=$1 out="" comp target n=0
+  local IFS=/
+  for comp in $path; do
+    [ -n "$comp" ] || continue
+    target=$(debugfs -R "stat /${out:+$out/}$comp" "$VM_WORK/boot.img" 2>/dev/null \
+               | sed -n 's/^Fast link dest: "\(.*\)"$/\1/p')
+    if [ -n "$target" ] && [ "$n" -lt 8 ]; then
+      n=$((n + 1))
+      case $target in
+        /*) out=${target#/} ;;
+        *) out=${out:+$out/}$target ;;
+      esac
+    else
+      out=${out:+$out/}$comp
+    fi
+  done
+  echo "$out"
+}
+
+vm_boot_tree() {
+  case $VM_BOOT_FSTYPE in
+    ext4)
+      local b
+      b=$(vm_boot_mount ro)
+      (cd "$b" && find . -path ./lost+found -prune -o -type l -printf 'l %p -> %l\n' -o -printf '%y %p\n' | sort)
+      vm_umount
+      ;;
+    vfat)
+      mdir -/ -b -i "$VM_WORK/boot.img" :: 2>/dev/null | sort
+      ;;
+  esac
+}
+
+# ---- the boot loader ----------------------------------------------------------------
+
+# Copy the entries of the boot disk's active loader directory to DIR.
+vm__bls_fetch() {
+  local dir=$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  case $VM_BOOT_FSTYPE in
+    ext4)
+      local ent
+      ent=$(vm__ext4_resolve loader/entries)
+      debugfs -R "rdump /$ent $dir" "$VM_WORK/boot.img" >/dev/null 2>&1 || return 1
+      [ -d "$dir/entries" ] || return 1
+      mv "$dir/entries"/* "$dir/" 2>/dev/null
+      rmdir "$dir/entries"
+      ;;
+    vfat)
+      mcopy -n -o -s -i "$VM_WORK/boot.img" ::/loader/entries "$dir/" 2>/dev/null || return 1
+      mv "$dir/entries"/* "$dir/" 2>/dev/null
+      rmdir "$dir/entries"
+      ;;
+  esac
+}
+
+vm_bls_get() {
+  local file=$1 key=$2
+  case $key in
+    options) awk '$1 == "options" { sub(/^[ \t]*options[ \t]+/, ""); printf "%s%s", sep, $0; sep = " " } END { print "" }' "$file" ;;
+    initrd)  awk '$1 == "initrd" { print $2 }' "$file" ;;
+    *)       awk -v k="$key" '$1 == k { sub("^[ \t]*" k "[ \t]+", ""); print; exit }' "$file" ;;
+  esac
+}
+
+# The Boot Loader Specification order, as systemd-boot 252 sorts
+# (boot_entry_compare): entries with a sort-key first, by sort-key, then
+# machine-id, ascending, then version, newest first (version comparison); then,
+# for all entries, by file name, descending (version comparison).  Entries
+# without a sort-key are thus ordered by file name alone.  Boot counting
+# (tries left) is not modelled.  Prints file names, the default first.
+vm_bls_sorted() {
+  local dir=${1:-$VM_WORK/bls} f sk mid ver
+  [ $# -gt 0 ] || vm__bls_fetch "$dir" || return 1
+  for f in "$dir"/*.conf; do
+    [ -f "$f" ] || continue
+    sk=$(vm_bls_get "$f" sort-key)
+    mid= ver=
+    if [ -n "$sk" ]; then
+      mid=$(vm_bls_get "$f" machine-id)
+      ver=$(vm_bls_get "$f" version)
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$([ -n "$sk" ] && echo 0 || echo 1)" "$sk" "$mid" "$ver" "$(basename "$f")"
+  done | LC_ALL=C sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3 -k4,4Vr -k5,5Vr | cut -f5
+}
+
+vm_bls_default() {
+  local dir=$VM_WORK/bls first
+  vm__bls_fetch "$dir" || return 1
+  first=$(vm_bls_sorted "$dir" | head -n 1)
+  [ -n "$first" ] || return 1
+  echo "$dir/$first"
+}
