@@ -10,14 +10,14 @@
 
 CliGlobals cli_globals;
 
-static const GOptionEntry global_entries[] = {
-  { "sysroot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.sysroot, "Sysroot (default: /)", "DIR" },
-  { "boot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.boot, "Boot directory (default: SYSROOT/boot)",
-    "DIR" },
-  { "json", 0, 0, G_OPTION_ARG_NONE, &cli_globals.json, "Print JSON", NULL },
-  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &cli_globals.verbose, "Say more", NULL },
-  { NULL }
-};
+static const GOptionEntry global_entries[]
+    = { { "sysroot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.sysroot, "Sysroot (default: /)",
+          "DIR" },
+        { "boot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.boot,
+          "Boot directory (default: SYSROOT/boot)", "DIR" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &cli_globals.json, "Print JSON", NULL },
+        { "verbose", 'v', 0, G_OPTION_ARG_NONE, &cli_globals.verbose, "Say more", NULL },
+        { NULL } };
 
 int
 cli_usage_error (const char *verb, const char *fmt, ...)
@@ -34,7 +34,8 @@ gboolean
 cli_parse_options (const char *verb, const char *params, const char *summary,
                    const GOptionEntry *entries, int *argc, char ***argv)
 {
-  g_autofree char *title = g_strdup_printf ("%s%s%s", verb, params ? " " : "", params ? params : "");
+  g_autofree char *title
+      = g_strdup_printf ("%s%s%s", verb, params ? " " : "", params ? params : "");
   g_autoptr (GOptionContext) ctx = g_option_context_new (title);
   g_option_context_set_summary (ctx, summary);
   if (entries)
@@ -110,8 +111,8 @@ show_progress (const ImportProgress *p, gpointer user_data)
     return;
   state->last_shown = now;
   double secs = MAX (0.001, (now - state->started) / (double)G_USEC_PER_SEC);
-  fprintf (stderr, "\r\033[Kimporting: %" G_GUINT64_FORMAT " files, %.1f MiB, %.1f MiB/s",
-           p->files, p->bytes / 1048576.0, p->bytes / 1048576.0 / secs);
+  fprintf (stderr, "\r\033[Kimporting: %" G_GUINT64_FORMAT " files, %.1f MiB, %.1f MiB/s", p->files,
+           p->bytes / 1048576.0, p->bytes / 1048576.0 / secs);
   state->shown = TRUE;
   if (p->done)
     fputc ('\n', stderr);

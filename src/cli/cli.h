@@ -56,13 +56,20 @@ typedef struct
 } CliStageOptions;
 
 /* Adds the shared stage options to a verb's entries. */
-#define CLI_STAGE_OPTION_ENTRIES(opts)                                                          \
-  { "os", 0, 0, G_OPTION_ARG_STRING, &(opts).os, "OS name (default: the image's os-release ID)", \
-    "NAME" },                                                                                   \
-      { "karg", 0, 0, G_OPTION_ARG_STRING_ARRAY, &(opts).kargs,                                 \
-        "Kernel argument to add or replace (repeatable)", "ARG" },                              \
-      { "lock-timeout", 0, 0, G_OPTION_ARG_INT, &(opts).lock_timeout,                           \
-        "Seconds to wait for the sysroot lock", "SEC" }
+#define CLI_STAGE_OPTION_ENTRIES(opts)                                                             \
+  { "os",  0, 0, G_OPTION_ARG_STRING, &(opts).os, "OS name (default: the image's os-release ID)",  \
+    "NAME" },                                                                                      \
+      { "karg",                                                                                    \
+        0,                                                                                         \
+        0,                                                                                         \
+        G_OPTION_ARG_STRING_ARRAY,                                                                 \
+        &(opts).kargs,                                                                             \
+        "Kernel argument to add or replace (repeatable)",                                          \
+        "ARG" },                                                                                   \
+  {                                                                                                \
+    "lock-timeout", 0, 0, G_OPTION_ARG_INT, &(opts).lock_timeout,                                  \
+        "Seconds to wait for the sysroot lock", "SEC"                                              \
+  }
 
 /* Opens and locks the sysroot and stages @image; prints progress on a
  * terminal. Returns "<os>/<id>" and the open, locked, loaded sysroot. */

@@ -26,8 +26,8 @@ verb_stage (int argc, char **argv)
   CliStageOptions opts = { .lock_timeout = -1 };
   const GOptionEntry entries[] = {
     CLI_STAGE_OPTION_ENTRIES (opts),
-    { "no-start", 0, 0, G_OPTION_ARG_NONE, &opts.no_start,
-      "Do not start " STAGEHAND_FINALIZE_UNIT, NULL },
+    { "no-start", 0, 0, G_OPTION_ARG_NONE, &opts.no_start, "Do not start " STAGEHAND_FINALIZE_UNIT,
+      NULL },
     { NULL },
   };
   if (!cli_parse_options ("stage", "IMAGE",

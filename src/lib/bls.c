@@ -37,8 +37,7 @@ set_once (char **field, const char *value)
 }
 
 gboolean
-boot_entry_parse (const char *filename, const char *contents, BootEntry **ret_entry,
-                  GError **error)
+boot_entry_parse (const char *filename, const char *contents, BootEntry **ret_entry, GError **error)
 {
   g_autoptr (BootEntry) entry = g_new0 (BootEntry, 1);
   entry->filename = g_strdup (filename);
@@ -55,12 +54,24 @@ boot_entry_parse (const char *filename, const char *contents, BootEntry **ret_en
       if (line[0] == '\0' || line[0] == '#')
         continue;
       char *sep = line + strcspn (line, " \t");
-      if (*sep == '\0')
-        return throw_error (error, STAGEHAND_ERROR_CORRUPT,
-                            "boot entry %s, line %u: \"%s\" has no value", filename, lineno, line);
-      *sep = '\0';
+      const char *value = "";
+      if (*sep != '\0')
+        {
+          *sep = '\0';
+          value = sep + 1 + strspn (sep + 1, " \t");
+        }
       const char *key = line;
-      const char *value = sep + 1 + strspn (sep + 1, " \t");
+      /* kernel-install writes "options" with an empty value; bootctl accepts
+       * it, and so do we. Any other key without a value is corrupt in our
+       * own entries; another tool's entry is carried over as it is anyway. */
+      if (*value == '\0' && strcmp (key, "options") != 0)
+        {
+          if (g_str_has_prefix (filename, BOOT_ENTRY_PREFIX))
+            return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                                "boot entry %s, line %u: \"%s\" has no value", filename, lineno,
+                                key);
+          continue;
+        }
 
       if (strcmp (key, "title") == 0)
         set_once (&entry->title, value);
@@ -181,7 +192,7 @@ version_compare (const char *a, const char *b)
       if (*a == '.' || *b == '.')
         {
           if ((*a == '.') != (*b == '.'))
-            return *a == '.' ? 1 : -1;
+            return *a == '.' ? -1 : 1;
           a++, b++;
         }
 

@@ -23,15 +23,15 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  char *filename;   /* "<name>.conf", no directory */
+  char *filename; /* "<name>.conf", no directory */
   char *title;
   char *version;
   char *sort_key;
   char *machine_id;
   char *linux_path;
-  char **initrds;   /* zero or more initrd lines, NULL-terminated */
-  char *options;    /* all options lines joined by a space */
-  char *raw;        /* the file as read (foreign entries are written back verbatim) */
+  char **initrds; /* zero or more initrd lines, NULL-terminated */
+  char *options;  /* all options lines joined by a space */
+  char *raw;      /* the file as read (foreign entries are written back verbatim) */
 } BootEntry;
 
 void boot_entry_free (BootEntry *entry);

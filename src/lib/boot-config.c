@@ -83,7 +83,8 @@ detect_mode (int boot_dfd, BootMode *ret_mode, int *ret_version, GError **error)
   else if (S_ISDIR (st.st_mode))
     *ret_mode = BOOT_MODE_EXCHANGE;
   else
-    return throw_error (error, STAGEHAND_ERROR_CORRUPT, LOADER " is neither a symlink nor a directory");
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                        LOADER " is neither a symlink nor a directory");
   return TRUE;
 }
 
@@ -128,8 +129,8 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
         {
           if (g_str_has_prefix (name, BOOT_ENTRY_PREFIX))
             {
-              g_ptr_array_add (warnings, g_strdup_printf ("%s/%s: %s", what, name,
-                                                          local_error->message));
+              g_ptr_array_add (warnings,
+                               g_strdup_printf ("%s/%s: %s", what, name, local_error->message));
               continue;
             }
           /* Another tool's entry: whatever it is, carry it over verbatim. */
@@ -214,7 +215,8 @@ BootEntry *
 boot_entry_new_for_origin (const Origin *origin, guint priority)
 {
   BootEntry *e = g_new0 (BootEntry, 1);
-  e->filename = g_strdup_printf (BOOT_ENTRY_PREFIX "%u-%s-%s.conf", priority, origin->os, origin->id);
+  e->filename
+      = g_strdup_printf (BOOT_ENTRY_PREFIX "%u-%s-%s.conf", priority, origin->os, origin->id);
   e->title = g_strdup_printf ("%s (%s %s)", origin->title, origin->os, origin->id);
   /* The priority leads the version so the menu order is ours whatever the
    * os versions are; the os version follows for people reading the menu. */
@@ -286,13 +288,13 @@ boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin, GE
   if (mkdirat (kdir, tmp, 0755) < 0)
     return throw_errno (error, "installing the kernel: creating %s", tmp);
   autofd tmp_dfd = -1;
-  gboolean ok = fs_opendir_at (kdir, tmp, &tmp_dfd, error)
-                && fs_copy_file_atomic_at (tree_dfd, origin->kernel_path, tmp_dfd, "vmlinuz", 0644,
-                                           error)
-                && (origin->initramfs_path == NULL
-                    || fs_copy_file_atomic_at (tree_dfd, origin->initramfs_path, tmp_dfd,
-                                               "initramfs.img", 0644, error))
-                && fs_fsync_fd (tmp_dfd, tmp, error);
+  gboolean ok
+      = fs_opendir_at (kdir, tmp, &tmp_dfd, error)
+        && fs_copy_file_atomic_at (tree_dfd, origin->kernel_path, tmp_dfd, "vmlinuz", 0644, error)
+        && (origin->initramfs_path == NULL
+            || fs_copy_file_atomic_at (tree_dfd, origin->initramfs_path, tmp_dfd, "initramfs.img",
+                                       0644, error))
+        && fs_fsync_fd (tmp_dfd, tmp, error);
   if (ok && renameat (kdir, tmp, kdir, final) < 0)
     ok = throw_errno (error, "renaming %s to %s", tmp, final);
   if (!ok)
@@ -329,8 +331,8 @@ write_entries (int boot_dfd, const char *dir, GPtrArray *entries, GError **error
         return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
     }
   autofd dir_dfd = -1;
-  if (!fs_opendir_at (boot_dfd, dir, &dir_dfd, error) || !fs_fsync_fd (entries_dfd, entries_path, error)
-      || !fs_fsync_fd (dir_dfd, dir, error))
+  if (!fs_opendir_at (boot_dfd, dir, &dir_dfd, error)
+      || !fs_fsync_fd (entries_dfd, entries_path, error) || !fs_fsync_fd (dir_dfd, dir, error))
     return FALSE;
   return TRUE;
 }

@@ -46,8 +46,7 @@ is_kept (Deployment *d, Sysroot *self)
 }
 
 static gboolean
-cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *stats,
-                GError **error)
+cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *stats, GError **error)
 {
   autofd os_dfd = -1;
   g_autoptr (GPtrArray) names = NULL;

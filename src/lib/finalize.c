@@ -56,7 +56,8 @@ ensure_kernels (Sysroot *self, GPtrArray *plan, GError **error)
       if (!sysroot_open_deployment (self, d, &tree_dfd, error)
           || !boot_config_install_kernel (self->boot_dfd, tree_dfd, d->origin, error))
         return FALSE;
-      log_event (LOG_WARNING, NULL, "the kernel of %s/%s was missing from the boot directory; copied it again", d->os,
+      log_event (LOG_WARNING, NULL,
+                 "the kernel of %s/%s was missing from the boot directory; copied it again", d->os,
                  d->id);
     }
   return TRUE;

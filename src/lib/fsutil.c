@@ -347,8 +347,8 @@ fs_copy_file_atomic_at (int src_dfd, const char *src_name, int dest_dfd, const c
       if (n == 0)
         {
           (void)unlinkat (dest_dfd, tmpname, 0); /* best effort: report the truncation */
-          return throw_error (error, STAGEHAND_ERROR_FAILED, "copying %s: file shrank while copying",
-                              src_name);
+          return throw_error (error, STAGEHAND_ERROR_FAILED,
+                              "copying %s: file shrank while copying", src_name);
         }
       remaining -= n;
     }

@@ -55,8 +55,8 @@ gboolean fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize 
                           GError **error);
 
 /* Like fs_read_file_at() but returns TRUE with *ret_contents = NULL when missing. */
-gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_contents,
-                                   gsize *ret_len, GError **error);
+gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_contents, gsize *ret_len,
+                                   GError **error);
 
 /* Removes @name below @dfd recursively, without following symlinks.
  * A missing @name is success. */

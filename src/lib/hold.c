@@ -67,7 +67,8 @@ hold_until_shutdown (Sysroot **sysroot, int *ret_signal, GError **error)
       g_autoptr (GError) local_error = NULL;
       if (!sysroot_open ((*sysroot)->path, (*sysroot)->boot_path, &fresh, &local_error))
         {
-          log_event (LOG_WARNING, &f, "SIGHUP: re-opening the held directories failed, keeping the old ones: %s",
+          log_event (LOG_WARNING, &f,
+                     "SIGHUP: re-opening the held directories failed, keeping the old ones: %s",
                      local_error->message);
           continue;
         }

@@ -28,11 +28,9 @@ sysroot_init (Sysroot *self, guint lock_timeout, LockWaitFunc wait_func, gpointe
   /* 0755 and owned by us: the lock inside must not be takeable by others. */
   if (!fs_ensure_dir_at (self->sysroot_dfd, STATE_DIR, 0755, error))
     return prefix_error (error, "initialising %s: ", self->path);
-  if (self->state_dfd < 0
-      && !fs_opendir_at (self->sysroot_dfd, STATE_DIR, &self->state_dfd, error))
+  if (self->state_dfd < 0 && !fs_opendir_at (self->sysroot_dfd, STATE_DIR, &self->state_dfd, error))
     return prefix_error (error, "initialising %s: ", self->path);
-  if (self->lock == NULL
-      && !sysroot_lock (self, "init", lock_timeout, wait_func, wait_data, error))
+  if (self->lock == NULL && !sysroot_lock (self, "init", lock_timeout, wait_func, wait_data, error))
     return FALSE;
   if (!fs_ensure_dir_at (self->state_dfd, DEPLOY_DIR, 0755, error))
     return prefix_error (error, "initialising %s: ", self->path);

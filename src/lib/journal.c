@@ -52,8 +52,8 @@ log_event (int priority, const LogFields *f, const char *fmt, ...)
   if (f && f->step)
     g_ptr_array_add (strs, g_strdup_printf ("STAGEHAND_STEP=%s", f->step));
   if (f && f->duration_usec)
-    g_ptr_array_add (strs,
-                     g_strdup_printf ("STAGEHAND_DURATION_USEC=%" G_GUINT64_FORMAT, f->duration_usec));
+    g_ptr_array_add (
+        strs, g_strdup_printf ("STAGEHAND_DURATION_USEC=%" G_GUINT64_FORMAT, f->duration_usec));
 
   g_autofree struct iovec *iov = g_new0 (struct iovec, strs->len);
   for (guint i = 0; i < strs->len; i++)

@@ -67,8 +67,12 @@ kargs_split (const char *options)
 char *
 karg_key (const char *karg)
 {
-  const char *eq = strchr (karg, '=');
-  return eq ? g_strndup (karg, eq - karg) : g_strdup (karg);
+  /* The kernel strips double quotes around a whole argument, so
+   * "stagehand=/x" is the key stagehand, not "stagehand. */
+  if (karg[0] == '"')
+    karg++;
+  gsize len = strcspn (karg, "=\"");
+  return g_strndup (karg, len);
 }
 
 static gboolean

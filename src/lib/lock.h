@@ -19,10 +19,10 @@ G_BEGIN_DECLS
 typedef struct
 {
   pid_t pid;
-  char *command;       /* command line of @pid, spaces between args; never NULL */
-  char *operation;     /* e.g. "stage"; "unknown" when not a stagehand holder */
-  gint64 start_time;   /* realtime µs when it took the lock, 0 if unknown */
-  char *boot_id;       /* NULL if unknown */
+  char *command;          /* command line of @pid, spaces between args; never NULL */
+  char *operation;        /* e.g. "stage"; "unknown" when not a stagehand holder */
+  gint64 start_time;      /* realtime µs when it took the lock, 0 if unknown */
+  char *boot_id;          /* NULL if unknown */
   gboolean from_metadata; /* TRUE if the lock file's metadata named it (and was verified) */
 } LockHolder;
 
@@ -47,8 +47,8 @@ typedef struct SysrootLock SysrootLock;
  * an ancestor of this process. Refuses a lock path that is a symlink or not a
  * regular file, and a state directory that others can write. */
 gboolean sysroot_lock_acquire (int state_dfd, const char *operation, guint timeout_sec,
-                               LockWaitFunc wait_func, gpointer wait_data,
-                               SysrootLock **ret_lock, GError **error);
+                               LockWaitFunc wait_func, gpointer wait_data, SysrootLock **ret_lock,
+                               GError **error);
 
 /* Releases the lock (clears the metadata, closes the fd). Accepts NULL. */
 void sysroot_lock_release (SysrootLock *lock);

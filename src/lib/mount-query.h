@@ -9,12 +9,12 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  char *target;          /* canonical mount point path that was asked about */
+  char *target;           /* canonical mount point path that was asked about */
   gboolean is_mountpoint; /* something is mounted exactly at @target */
-  gboolean is_autofs;    /* the first (bottom) entry at @target is autofs */
-  gboolean is_mounted;   /* a real filesystem is mounted at @target (on top of autofs, if any) */
-  char *fstype;          /* of the top entry at @target, NULL if nothing is mounted */
-  char *source;          /* of the top entry at @target, NULL if nothing is mounted */
+  gboolean is_autofs;     /* the first (bottom) entry at @target is autofs */
+  gboolean is_mounted;    /* a real filesystem is mounted at @target (on top of autofs, if any) */
+  char *fstype;           /* of the top entry at @target, NULL if nothing is mounted */
+  char *source;           /* of the top entry at @target, NULL if nothing is mounted */
 } MountState;
 
 void mount_state_free (MountState *state);

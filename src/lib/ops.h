@@ -18,8 +18,8 @@ gboolean sysroot_init (Sysroot *self, guint lock_timeout, LockWaitFunc wait_func
 
 typedef struct
 {
-  const char *os;          /* NULL: the image's os-release ID */
-  char *const *kargs;      /* --karg values, NULL-terminated, may be NULL */
+  const char *os;     /* NULL: the image's os-release ID */
+  char *const *kargs; /* --karg values, NULL-terminated, may be NULL */
   ImportProgressFunc progress;
   gpointer progress_data;
 } StageOptions;

@@ -99,8 +99,7 @@ origin_parse (const char *data, gsize len, const char *what, Origin **ret_origin
 
   g_autoptr (Origin) o = g_new0 (Origin, 1);
   g_autofree char *kargs = NULL;
-  if (!get_required (kf, "os", what, &o->os, error)
-      || !get_required (kf, "id", what, &o->id, error)
+  if (!get_required (kf, "os", what, &o->os, error) || !get_required (kf, "id", what, &o->id, error)
       || !get_required (kf, "image", what, &o->image, error)
       || !get_required (kf, "title", what, &o->title, error)
       || !get_required (kf, "kernel-version", what, &o->kernel_version, error)
@@ -121,16 +120,28 @@ origin_parse (const char *data, gsize len, const char *what, Origin **ret_origin
   if (!bootcsum_is_valid (o->bootcsum))
     return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: invalid bootcsum", what);
   /* These values end up on lines of boot entries. */
-  const char *single_line[] = { o->title, o->version, o->kernel_version, kargs };
+  const struct
+  {
+    const char *key;
+    const char *value;
+  } single_line[] = { { "title", o->title },
+                      { "version", o->version },
+                      { "kernel-version", o->kernel_version },
+                      { "kargs", kargs } };
   for (guint i = 0; i < G_N_ELEMENTS (single_line); i++)
-    for (const char *p = single_line[i]; p && *p; p++)
+    for (const char *p = single_line[i].value; p && *p; p++)
       if (g_ascii_iscntrl (*p))
         return throw_error (error, STAGEHAND_ERROR_CORRUPT,
-                            "%s is corrupt: control character in a value", what);
+                            "%s is corrupt: %s contains control character 0x%02x", what,
+                            single_line[i].key, (guchar)*p);
   o->kargs = kargs_split (kargs);
   for (char **k = o->kargs; *k; k++)
-    if (!karg_validate (*k, error))
-      return prefix_error (error, "%s is corrupt: ", what);
+    {
+      g_autoptr (GError) karg_error = NULL;
+      if (!karg_validate (*k, &karg_error))
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: kargs: %s", what,
+                            karg_error->message);
+    }
 
   *ret_origin = g_steal_pointer (&o);
   return TRUE;

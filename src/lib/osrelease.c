@@ -80,15 +80,17 @@ os_release_parse (const char *contents, const char *origin, OsRelease **ret_osr,
   if (pretty && *pretty)
     osr->pretty_name = g_strdup (pretty);
   else if (name && *name)
-    osr->pretty_name = osr->version ? g_strdup_printf ("%s %s", name, osr->version)
-                                    : g_strdup (name);
+    osr->pretty_name
+        = osr->version ? g_strdup_printf ("%s %s", name, osr->version) : g_strdup (name);
   else
     osr->pretty_name = g_strdup ("Linux");
 
   /* The title and version end up on single lines of a boot entry. */
-  for (char *p = osr->pretty_name; *p; p++)
-    if (g_ascii_iscntrl (*p))
-      *p = ' ';
+  char *single_line[] = { osr->pretty_name, osr->version, osr->version_id };
+  for (guint i = 0; i < G_N_ELEMENTS (single_line); i++)
+    for (char *p = single_line[i]; p && *p; p++)
+      if (g_ascii_iscntrl (*p))
+        *p = ' ';
 
   *ret_osr = g_steal_pointer (&osr);
   return TRUE;

@@ -112,7 +112,8 @@ write_staged_record (Sysroot *self, const Origin *origin, GError **error)
   autofd run_dfd = -1;
   if (!sysroot_open_run_dir (self, TRUE, &run_dfd, error))
     return FALSE;
-  StagedRecord record = { .os = origin->os, .id = origin->id, .staged_at = g_get_real_time () / G_USEC_PER_SEC };
+  StagedRecord record
+      = { .os = origin->os, .id = origin->id, .staged_at = g_get_real_time () / G_USEC_PER_SEC };
   gsize len;
   g_autofree char *data = staged_record_to_data (&record, &len);
   return fs_write_file_atomic_at (run_dfd, STAGED_RECORD_FILE, data, len, 0644, FS_WRITE_SYNC,

@@ -252,9 +252,8 @@ load_deployments (Sysroot *self, GError **error)
           if (!origin_parse (data, len, what, &d->origin, error))
             return FALSE;
           if (strcmp (d->origin->os, os) != 0 || strcmp (d->origin->id, id) != 0)
-            return throw_error (error, STAGEHAND_ERROR_CORRUPT,
-                                "%s is corrupt: it names %s/%s", what, d->origin->os,
-                                d->origin->id);
+            return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it names %s/%s",
+                                what, d->origin->os, d->origin->id);
         }
     }
   return TRUE;

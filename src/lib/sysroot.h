@@ -31,9 +31,9 @@ typedef struct
 
 typedef struct
 {
-  char *path;      /* as given, for messages */
-  char *boot_path; /* as given or <path>/boot */
-  char *run_path;  /* /run/stagehand or <path>/run/stagehand */
+  char *path;       /* as given, for messages */
+  char *boot_path;  /* as given or <path>/boot */
+  char *run_path;   /* /run/stagehand or <path>/run/stagehand */
   gboolean is_host; /* the sysroot is the running system's / */
   int sysroot_dfd;
   int boot_dfd;

@@ -90,8 +90,7 @@ verdict_to_data (const Verdict *v, gsize *ret_len)
 }
 
 gboolean
-verdict_parse (const char *data, gsize len, const char *what, Verdict **ret_verdict,
-               GError **error)
+verdict_parse (const char *data, gsize len, const char *what, Verdict **ret_verdict, GError **error)
 {
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   g_autoptr (GError) local_error = NULL;
