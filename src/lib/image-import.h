@@ -36,7 +36,10 @@ typedef struct
   int reference_dfd;
 } ImportOptions;
 
-#define IMPORT_OPTIONS_INIT { .progress = NULL, .progress_data = NULL, .reference_dfd = -1 }
+#define IMPORT_OPTIONS_INIT                                                                        \
+  {                                                                                                \
+    .progress = NULL, .progress_data = NULL, .reference_dfd = -1                                   \
+  }
 
 /* Imports the image at @image_path into the directory @dest_name below
  * @dest_parent_dfd, which must not exist yet. @image_path is a directory, or
