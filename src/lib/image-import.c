@@ -1,4 +1,1697 @@
-/* Placeholder: being written (see image-import.h for the contract). */
+/* Importing an OS image into a new deployment tree.
+ *
+ * Two sources feed one writer: a directory walk and the entries of a tar
+ * stream read by libarchive. The writer is the only code that touches the
+ * destination, and it does so relative to directory fds: every directory on
+ * the way to an entry is opened with O_NOFOLLOW|O_DIRECTORY, one component at
+ * a time, so an image that plants a symlink `a -> /etc` and then writes
+ * `a/passwd` is refused instead of followed. It also keeps a table of what it
+ * has written, which gives hostile archives a precise message ("path goes
+ * through the symlink "a"") before the kernel would give a bare ELOOP, and
+ * which is how hard link targets are checked ("an entry written earlier").
+ *
+ * Ownership: as root, entries get the uid and gid recorded in the image
+ * (numerically: the image's own /etc/passwd, not the host's, gives them
+ * names). As non-root, everything belongs to the caller, like
+ * `tar --no-same-owner`, and only user.* extended attributes are copied:
+ * trusted.* and security.* (security.capability included) need privileges a
+ * non-root caller does not have. As root, an extended attribute that cannot be
+ * set is an error, never silently dropped: a binary that loses
+ * security.capability breaks at runtime, far from the cause.
+ *
+ * Order of operations per inode matters: chown() clears setuid/setgid and
+ * security.capability, and user.* xattrs need write permission, so it is
+ * chown, xattrs, chmod, times. Directories get their metadata at the very
+ * end, deepest first, so that their mtime is not disturbed by their contents
+ * and a read-only directory (0555) does not stop a non-root import from
+ * filling it.
+ */
 #include "config.h"
 
 #include "image-import.h"
+#include "errors.h"
+#include "fsutil.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <linux/fs.h>
+#include <locale.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* libarchive reports an unrecognised format or an unconvertible name with
+ * this errno (archive_private.h: EFTYPE where it exists, else EILSEQ); the
+ * public header does not export the name. */
+#ifdef EFTYPE
+#define IMPORT_ARCHIVE_ERRNO_FILE_FORMAT EFTYPE
+#else
+#define IMPORT_ARCHIVE_ERRNO_FILE_FORMAT EILSEQ
+#endif
+
+/* At most this many directory fds are held open on the way down a tree; a
+ * hostile archive with thousands of nested components must not exhaust the
+ * fd table. Deeper ancestors are re-opened (by name, O_NOFOLLOW) when needed. */
+#define MAX_OPEN_DIRS 64
+
+/* Reads from a tar stream and the fallback copy loop use buffers this large:
+ * small reads dominate the cost of a compressed 350 MB image otherwise. */
+#define IO_BUFFER_SIZE (1024 * 1024)
+
+/* Extended attributes of symlinks. fsetxattr() and friends refuse O_PATH fds
+ * (EBADF), and lsetxattr() needs a path string, which we never glue together.
+ * Linux 6.13 added setxattrat()/getxattrat()/listxattrat() taking a directory
+ * fd, a name and AT_SYMLINK_NOFOLLOW: exactly what is needed. glibc 2.36 has
+ * no wrappers, so call them by number (identical on every architecture except
+ * those with their own offsets). On older kernels (ENOSYS) symlink xattrs are
+ * skipped: only trusted.* and security.* can exist on symlinks at all (the
+ * kernel refuses user.* there), and the caller's kernel cannot set them through
+ * a held fd. */
+#if !defined(__NR_setxattrat) && !defined(__alpha__) && !defined(__mips__) && !defined(__ia64__)
+#define __NR_setxattrat 463
+#define __NR_getxattrat 464
+#define __NR_listxattrat 465
+#endif
+
+struct xattrat_args
+{
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+
+static ssize_t
+symlink_setxattr_at (int dfd, const char *name, const char *key, const void *value, size_t len)
+{
+#ifdef __NR_setxattrat
+  struct xattrat_args args = { .value = (uintptr_t)value, .size = len, .flags = 0 };
+  return syscall (__NR_setxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, key, &args, sizeof args);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+static ssize_t
+symlink_getxattr_at (int dfd, const char *name, const char *key, void *value, size_t len)
+{
+#ifdef __NR_getxattrat
+  struct xattrat_args args = { .value = (uintptr_t)value, .size = len, .flags = 0 };
+  return syscall (__NR_getxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, key, &args, sizeof args);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+static ssize_t
+symlink_listxattr_at (int dfd, const char *name, char *list, size_t len)
+{
+#ifdef __NR_listxattrat
+  return syscall (__NR_listxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, list, len);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+/* An entry name fit for a message: printable UTF-8 as is, `"` and `\`
+ * escaped, every other byte as \xNN. Names are bytes, not text. */
+static char *
+escape_name (const char *name)
+{
+  GString *s = g_string_new (NULL);
+  const char *p = name;
+  while (*p != '\0')
+    {
+      gunichar c = g_utf8_get_char_validated (p, -1);
+      if (c == (gunichar)-1 || c == (gunichar)-2 || !g_unichar_isprint (c))
+        {
+          g_string_append_printf (s, "\\x%02x", (guchar)*p);
+          p++;
+          continue;
+        }
+      const char *next = g_utf8_next_char (p);
+      if (c == '"' || c == '\\')
+        g_string_append_c (s, '\\');
+      g_string_append_len (s, p, next - p);
+      p = next;
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* Refuses an entry: STAGEHAND_ERROR_INVALID, `image entry "<path>": <reason>`. */
+static gboolean throw_entry (GError **error, const char *path, const char *fmt, ...)
+    G_GNUC_PRINTF (3, 4);
+
+static gboolean
+throw_entry (GError **error, const char *path, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *reason = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_autofree char *escaped = escape_name (path);
+  return throw_error (error, STAGEHAND_ERROR_INVALID, "image entry \"%s\": %s", escaped, reason);
+}
+
+/* A system call failed while writing an entry: `image entry "<path>": <what>: <strerror>`. */
+static gboolean
+throw_entry_errno (GError **error, const char *path, const char *what)
+{
+  int errsv = errno;
+  g_autofree char *escaped = escape_name (path);
+  return throw_errno_value (error, errsv, "image entry \"%s\": %s", escaped, what);
+}
+
+/* ---- what the sources hand to the writer -------------------------------- */
+
+typedef enum
+{
+  NODE_DIR,
+  NODE_FILE,
+  NODE_SYMLINK,
+  NODE_FIFO,
+  /* Refused: listed so that both sources share one message per kind. */
+  NODE_CHAR_DEVICE,
+  NODE_BLOCK_DEVICE,
+  NODE_SOCKET,
+  NODE_UNKNOWN,
+} NodeType;
+
+static const char *
+node_type_name (NodeType type)
+{
+  switch (type)
+    {
+    case NODE_DIR:
+      return "directory";
+    case NODE_FILE:
+      return "regular file";
+    case NODE_SYMLINK:
+      return "symlink";
+    case NODE_FIFO:
+      return "FIFO";
+    case NODE_CHAR_DEVICE:
+      return "character device";
+    case NODE_BLOCK_DEVICE:
+      return "block device";
+    case NODE_SOCKET:
+      return "socket";
+    case NODE_UNKNOWN:
+      break;
+    }
+  return "unknown entry type";
+}
+
+typedef struct
+{
+  const char *name;
+  const void *value;
+  size_t len;
+} XattrRef;
+
+/* Writes the content of a regular file into @fd (opened for writing, empty)
+ * and makes it @size bytes long; adds the bytes written to *@bytes. */
+typedef gboolean (*ContentFunc) (gpointer data, int fd, guint64 size, guint64 *bytes,
+                                 GError **error);
+
+typedef struct
+{
+  NodeType type;
+  /* Non-NULL: a hard link to this earlier entry (a path inside the image). */
+  const char *hardlink_target;
+  const char *symlink_target;
+  mode_t perm; /* permission bits, including setuid/setgid/sticky */
+  uid_t uid;
+  gid_t gid;
+  struct timespec times[2]; /* atime, mtime; tv_nsec = UTIME_OMIT when unknown */
+  guint64 size;
+  const XattrRef *xattrs;
+  guint n_xattrs;
+  /* Regular files (and tar hard links carrying data). NULL: no content. */
+  ContentFunc content;
+  gpointer content_data;
+} TreeEntry;
+
+/* ---- the writer ---------------------------------------------------------- */
+
+typedef struct
+{
+  char *name;
+  void *value;
+  size_t len;
+} Xattr;
+
+static void
+xattr_free (gpointer p)
+{
+  Xattr *x = p;
+  g_free (x->name);
+  g_free (x->value);
+  g_free (x);
+}
+
+typedef struct
+{
+  char *path; /* normalized, "" for the root */
+  /* FALSE for a directory created only as the parent of an entry: it gets
+   * 0755 and keeps the caller's ownership and the current time. */
+  gboolean from_image;
+  mode_t perm;
+  uid_t uid;
+  gid_t gid;
+  struct timespec times[2];
+  GPtrArray *xattrs; /* Xattr */
+} DirRecord;
+
+static void
+dir_record_free (gpointer p)
+{
+  DirRecord *d = p;
+  g_free (d->path);
+  g_clear_pointer (&d->xattrs, g_ptr_array_unref);
+  g_free (d);
+}
+
+typedef struct
+{
+  NodeType type;
+  guint dir_index; /* NODE_DIR: index into TreeWriter.dirs */
+} TreeNode;
+
+typedef struct
+{
+  char *name;
+  int fd; /* O_PATH directory fd, or -1 when closed to stay under MAX_OPEN_DIRS */
+} StackLevel;
+
+typedef struct
+{
+  int root_fd; /* the destination directory itself (a real fd, not O_PATH) */
+  gboolean privileged;
+  /* normalized path -> TreeNode: everything written so far */
+  GHashTable *nodes;
+  GPtrArray *dirs; /* DirRecord, in order of creation; [0] is the root */
+  /* The directories from the root down to the last entry's parent; [0] is
+   * the root (fd borrowed from root_fd). */
+  GArray *stack;
+  guint n_open;
+  ImportProgress progress;
+  const ImportOptions *options;
+  gboolean try_clone;
+  guint8 *buffer; /* IO_BUFFER_SIZE, allocated on first use */
+} TreeWriter;
+
+static void
+stack_level_clear (gpointer p)
+{
+  StackLevel *l = p;
+  g_free (l->name);
+  if (l->fd >= 0)
+    (void)close (l->fd); /* read-only O_PATH fd: nothing to report */
+}
+
+static void
+tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
+{
+  memset (w, 0, sizeof *w);
+  w->root_fd = root_fd;
+  w->privileged = geteuid () == 0;
+  w->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  w->dirs = g_ptr_array_new_with_free_func (dir_record_free);
+  w->stack = g_array_new (FALSE, TRUE, sizeof (StackLevel));
+  g_array_set_clear_func (w->stack, stack_level_clear);
+  StackLevel root = { .name = NULL, .fd = -1 };
+  g_array_append_val (w->stack, root);
+  w->options = options;
+  w->try_clone = TRUE;
+
+  DirRecord *rootrec = g_new0 (DirRecord, 1);
+  rootrec->path = g_strdup ("");
+  rootrec->perm = 0755;
+  g_ptr_array_add (w->dirs, rootrec);
+}
+
+static void
+tree_writer_clear (TreeWriter *w)
+{
+  g_clear_pointer (&w->nodes, g_hash_table_unref);
+  g_clear_pointer (&w->dirs, g_ptr_array_unref);
+  g_clear_pointer (&w->stack, g_array_unref);
+  g_clear_pointer (&w->buffer, g_free);
+}
+
+static guint8 *
+tree_writer_buffer (TreeWriter *w)
+{
+  if (w->buffer == NULL)
+    w->buffer = g_malloc (IO_BUFFER_SIZE);
+  return w->buffer;
+}
+
+static void
+tree_writer_report (TreeWriter *w)
+{
+  if (w->options->progress != NULL)
+    w->options->progress (&w->progress, w->options->progress_data);
+}
+
+/* Splits an image path into its components, refusing what could leave the
+ * tree. "", ".", "./" and empty or "." components are the root and no-ops, as
+ * tar writes them. @what names the path in messages ("hard link target ..."). */
+static gboolean
+split_image_path (const char *entry_path, const char *path, const char *what, char ***ret_comps,
+                  GError **error)
+{
+  if (path[0] == '/')
+    {
+      if (what == NULL)
+        return throw_entry (error, entry_path, "absolute path");
+      g_autofree char *escaped = escape_name (path);
+      return throw_entry (error, entry_path, "%s \"%s\" is an absolute path", what, escaped);
+    }
+  g_auto (GStrv) parts = g_strsplit (path, "/", -1);
+  g_autoptr (GPtrArray) comps = g_ptr_array_new_with_free_func (g_free);
+  for (char **p = parts; *p != NULL; p++)
+    {
+      if (**p == '\0' || strcmp (*p, ".") == 0)
+        continue;
+      if (strcmp (*p, "..") == 0)
+        {
+          if (what == NULL)
+            return throw_entry (error, entry_path, "path leaves the image (\"..\")");
+          g_autofree char *escaped = escape_name (path);
+          return throw_entry (error, entry_path, "%s \"%s\" leaves the image (\"..\")", what,
+                              escaped);
+        }
+      g_ptr_array_add (comps, g_strdup (*p));
+    }
+  g_ptr_array_add (comps, NULL);
+  *ret_comps = (char **)g_ptr_array_free (g_steal_pointer (&comps), FALSE);
+  return TRUE;
+}
+
+/* "a/b/c" from the first @n components. */
+static char *
+join_components (char **comps, guint n)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      if (i > 0)
+        g_string_append_c (s, '/');
+      g_string_append (s, comps[i]);
+    }
+  return g_string_free (s, FALSE);
+}
+
+static StackLevel *
+stack_level (TreeWriter *w, guint i)
+{
+  return &g_array_index (w->stack, StackLevel, i);
+}
+
+static void
+stack_truncate (TreeWriter *w, guint len)
+{
+  for (guint i = len; i < w->stack->len; i++)
+    if (stack_level (w, i)->fd >= 0)
+      w->n_open--;
+  if (len < w->stack->len)
+    g_array_set_size (w->stack, len);
+}
+
+/* Closes the shallowest open level above the root, below @keep. */
+static void
+stack_limit_open (TreeWriter *w, guint keep)
+{
+  if (w->n_open <= MAX_OPEN_DIRS)
+    return;
+  for (guint i = 1; i < keep; i++)
+    {
+      StackLevel *l = stack_level (w, i);
+      if (l->fd >= 0)
+        {
+          (void)close (l->fd); /* O_PATH fd: nothing to report */
+          l->fd = -1;
+          w->n_open--;
+          return;
+        }
+    }
+}
+
+static gboolean
+stack_level_fd (TreeWriter *w, const char *entry_path, guint i, int *ret_fd, GError **error)
+{
+  if (i == 0)
+    {
+      *ret_fd = w->root_fd;
+      return TRUE;
+    }
+  StackLevel *l = stack_level (w, i);
+  if (l->fd < 0)
+    {
+      int parent_fd;
+      if (!stack_level_fd (w, entry_path, i - 1, &parent_fd, error))
+        return FALSE;
+      l = stack_level (w, i);
+      l->fd = openat (parent_fd, l->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (l->fd < 0)
+        return throw_entry_errno (error, entry_path, "re-opening a parent directory");
+      w->n_open++;
+      stack_limit_open (w, i);
+    }
+  *ret_fd = stack_level (w, i)->fd;
+  return TRUE;
+}
+
+static DirRecord *
+tree_writer_add_dir_record (TreeWriter *w, const char *path, guint *ret_index)
+{
+  DirRecord *d = g_new0 (DirRecord, 1);
+  d->path = g_strdup (path);
+  d->perm = 0755;
+  d->times[0].tv_nsec = UTIME_OMIT;
+  d->times[1].tv_nsec = UTIME_OMIT;
+  *ret_index = w->dirs->len;
+  g_ptr_array_add (w->dirs, d);
+  return d;
+}
+
+/* The directory @comps[@i] below @parent_fd is about to be entered on the way
+ * to @entry_path: it must be a directory written earlier, or is created now
+ * as an implicit parent (tar archives need not list every directory). */
+static gboolean
+ensure_parent_dir (TreeWriter *w, const char *entry_path, char **comps, guint i, int parent_fd,
+                   GError **error)
+{
+  g_autofree char *key = join_components (comps, i + 1);
+  TreeNode *node = g_hash_table_lookup (w->nodes, key);
+  if (node != NULL)
+    {
+      if (node->type == NODE_DIR)
+        return TRUE;
+      g_autofree char *escaped = escape_name (key);
+      if (node->type == NODE_SYMLINK)
+        return throw_entry (error, entry_path, "path goes through the symlink \"%s\"", escaped);
+      return throw_entry (error, entry_path, "path goes through \"%s\", which is a %s", escaped,
+                          node_type_name (node->type));
+    }
+  if (mkdirat (parent_fd, comps[i], 0700) < 0)
+    return throw_entry_errno (error, entry_path, "creating a parent directory");
+  node = g_new0 (TreeNode, 1);
+  node->type = NODE_DIR;
+  tree_writer_add_dir_record (w, key, &node->dir_index);
+  g_hash_table_insert (w->nodes, g_steal_pointer (&key), node);
+  return TRUE;
+}
+
+/* Makes the stack hold the root and the directories @comps[0..@n-1] below it,
+ * and returns the fd of the deepest (owned by the stack, valid until the next
+ * call). With @create, each newly entered component is checked against the
+ * table and created when missing. Every component is opened with O_NOFOLLOW:
+ * even if the table were wrong, a symlink is never followed. */
+static gboolean
+tree_writer_enter (TreeWriter *w, const char *entry_path, char **comps, guint n, gboolean create,
+                   int *ret_fd, GError **error)
+{
+  guint common = 0;
+  while (common < n && common + 1 < w->stack->len
+         && strcmp (stack_level (w, common + 1)->name, comps[common]) == 0)
+    common++;
+  stack_truncate (w, common + 1);
+
+  for (guint i = common; i < n; i++)
+    {
+      int parent_fd;
+      if (!stack_level_fd (w, entry_path, i, &parent_fd, error))
+        return FALSE;
+      if (create && !ensure_parent_dir (w, entry_path, comps, i, parent_fd, error))
+        return FALSE;
+      int fd = openat (parent_fd, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0)
+        return throw_entry_errno (error, entry_path, "opening a parent directory");
+      StackLevel l = { .name = g_strdup (comps[i]), .fd = fd };
+      g_array_append_val (w->stack, l);
+      w->n_open++;
+      stack_limit_open (w, i + 1);
+    }
+  return stack_level_fd (w, entry_path, n, ret_fd, error);
+}
+
+/* trusted.* and security.* need CAP_SYS_ADMIN / CAP_SETFCAP: skipped when not
+ * running as root (see the top of this file). */
+static gboolean
+xattr_settable (TreeWriter *w, const char *name)
+{
+  return w->privileged
+         || (!g_str_has_prefix (name, "trusted.") && !g_str_has_prefix (name, "security."));
+}
+
+static gboolean
+set_fd_xattrs (TreeWriter *w, int fd, const char *path, const XattrRef *xattrs, guint n,
+               GError **error)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      if (!xattr_settable (w, xattrs[i].name))
+        continue;
+      if (fsetxattr (fd, xattrs[i].name, xattrs[i].value, xattrs[i].len, 0) < 0)
+        {
+          g_autofree char *what = g_strdup_printf ("setting extended attribute %s", xattrs[i].name);
+          return throw_entry_errno (error, path, what);
+        }
+    }
+  return TRUE;
+}
+
+/* Ownership, xattrs, mode and times of a regular file or FIFO, in the order
+ * explained at the top of this file. */
+static gboolean
+apply_fd_metadata (TreeWriter *w, int fd, const char *path, const TreeEntry *e, GError **error)
+{
+  if (w->privileged && fchown (fd, e->uid, e->gid) < 0)
+    return throw_entry_errno (error, path, "setting owner");
+  if (!set_fd_xattrs (w, fd, path, e->xattrs, e->n_xattrs, error))
+    return FALSE;
+  if (fchmod (fd, e->perm) < 0)
+    return throw_entry_errno (error, path, "setting mode");
+  if (futimens (fd, e->times) < 0)
+    return throw_entry_errno (error, path, "setting times");
+  return TRUE;
+}
+
+/* Adds `image entry "<path>": ` in front of an error from a content source. */
+static gboolean
+prefix_entry_error (GError **error, const char *path)
+{
+  g_autofree char *escaped = escape_name (path);
+  return prefix_error (error, "image entry \"%s\": ", escaped);
+}
+
+static gboolean
+write_regular_file (TreeWriter *w, int parent_fd, const char *name, const char *path,
+                    const TreeEntry *e, GError **error)
+{
+  autofd fd = openat (parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return throw_entry_errno (error, path, "creating file");
+  if (e->content != NULL && !e->content (e->content_data, fd, e->size, &w->progress.bytes, error))
+    return prefix_entry_error (error, path);
+  return apply_fd_metadata (w, fd, path, e, error);
+}
+
+static gboolean
+write_symlink (TreeWriter *w, int parent_fd, const char *name, const char *path, const TreeEntry *e,
+               GError **error)
+{
+  if (e->symlink_target == NULL || e->symlink_target[0] == '\0')
+    return throw_entry (error, path, "symlink without a target");
+  /* The target is stored as it is, absolute, dangling or with "..": it is
+   * never followed here, and inside the deployment it means what it means on
+   * the booted system. */
+  if (symlinkat (e->symlink_target, parent_fd, name) < 0)
+    return throw_entry_errno (error, path, "creating symlink");
+  if (w->privileged && fchownat (parent_fd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return throw_entry_errno (error, path, "setting owner");
+  for (guint i = 0; i < e->n_xattrs; i++)
+    {
+      const XattrRef *x = &e->xattrs[i];
+      if (!xattr_settable (w, x->name))
+        continue;
+      if (symlink_setxattr_at (parent_fd, name, x->name, x->value, x->len) < 0)
+        {
+          /* Kernel older than 6.13: no way to reach a symlink's xattrs
+           * through a held fd (see symlink_setxattr_at); skip them. */
+          if (errno == ENOSYS)
+            break;
+          g_autofree char *what = g_strdup_printf ("setting extended attribute %s", x->name);
+          return throw_entry_errno (error, path, what);
+        }
+    }
+  if (utimensat (parent_fd, name, e->times, AT_SYMLINK_NOFOLLOW) < 0)
+    return throw_entry_errno (error, path, "setting times");
+  return TRUE;
+}
+
+static gboolean
+write_fifo (TreeWriter *w, int parent_fd, const char *name, const char *path, const TreeEntry *e,
+            GError **error)
+{
+  if (mknodat (parent_fd, name, S_IFIFO | 0600, 0) < 0)
+    return throw_entry_errno (error, path, "creating FIFO");
+  /* Opening a FIFO for reading with O_NONBLOCK returns at once, writer or
+   * not, and gives a real fd for fchown/fchmod/fsetxattr/futimens. */
+  autofd fd = openat (parent_fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return throw_entry_errno (error, path, "opening the new FIFO");
+  return apply_fd_metadata (w, fd, path, e, error);
+}
+
+static void
+dir_record_set (DirRecord *d, const TreeEntry *e)
+{
+  d->from_image = TRUE;
+  d->perm = e->perm;
+  d->uid = e->uid;
+  d->gid = e->gid;
+  d->times[0] = e->times[0];
+  d->times[1] = e->times[1];
+  g_clear_pointer (&d->xattrs, g_ptr_array_unref);
+  if (e->n_xattrs > 0)
+    {
+      d->xattrs = g_ptr_array_new_with_free_func (xattr_free);
+      for (guint i = 0; i < e->n_xattrs; i++)
+        {
+          Xattr *x = g_new0 (Xattr, 1);
+          x->name = g_strdup (e->xattrs[i].name);
+          x->value = g_memdup2 (e->xattrs[i].value, e->xattrs[i].len);
+          x->len = e->xattrs[i].len;
+          g_ptr_array_add (d->xattrs, x);
+        }
+    }
+}
+
+static void
+tree_writer_entry_done (TreeWriter *w)
+{
+  w->progress.files++;
+  tree_writer_report (w);
+}
+
+/* Writes one entry. @path is the entry's name in the image, as the source
+ * gives it (raw bytes, not yet checked). */
+static gboolean
+tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **error)
+{
+  switch (e->type)
+    {
+    case NODE_CHAR_DEVICE:
+      return throw_entry (error, path, "character device nodes are not allowed in an image");
+    case NODE_BLOCK_DEVICE:
+      return throw_entry (error, path, "block device nodes are not allowed in an image");
+    case NODE_SOCKET:
+      return throw_entry (error, path, "sockets are not allowed in an image");
+    case NODE_UNKNOWN:
+      return throw_entry (error, path, "unsupported entry type");
+    case NODE_DIR:
+    case NODE_FILE:
+    case NODE_SYMLINK:
+    case NODE_FIFO:
+      break;
+    }
+
+  g_auto (GStrv) comps = NULL;
+  if (!split_image_path (path, path, NULL, &comps, error))
+    return FALSE;
+  guint n = g_strv_length (comps);
+  if (n == 0)
+    {
+      if (e->type != NODE_DIR || e->hardlink_target != NULL)
+        return throw_entry (error, path, "the image root must be a directory, not a %s",
+                            e->hardlink_target ? "hard link" : node_type_name (e->type));
+      dir_record_set (w->dirs->pdata[0], e);
+      tree_writer_entry_done (w);
+      return TRUE;
+    }
+  g_autofree char *key = join_components (comps, n);
+
+  NodeType type = e->type;
+  g_auto (GStrv) target_comps = NULL;
+  guint target_n = 0;
+  if (e->hardlink_target != NULL)
+    {
+      if (!split_image_path (path, e->hardlink_target, "hard link target", &target_comps, error))
+        return FALSE;
+      target_n = g_strv_length (target_comps);
+      g_autofree char *target_key = join_components (target_comps, target_n);
+      g_autofree char *escaped_target = escape_name (e->hardlink_target);
+      TreeNode *target = g_hash_table_lookup (w->nodes, target_key);
+      if (target_n == 0 || (target != NULL && target->type == NODE_DIR))
+        return throw_entry (error, path, "hard link target \"%s\" is a directory", escaped_target);
+      if (strcmp (target_key, key) == 0)
+        return throw_entry (error, path, "hard link to itself");
+      if (target == NULL)
+        return throw_entry (error, path,
+                            "hard link target \"%s\" is not an entry written earlier in the image",
+                            escaped_target);
+      if (e->content != NULL && target->type != NODE_FILE)
+        return throw_entry (error, path, "hard link with data to \"%s\", which is a %s",
+                            escaped_target, node_type_name (target->type));
+      type = target->type;
+    }
+
+  TreeNode *existing = g_hash_table_lookup (w->nodes, key);
+  if (existing != NULL && existing->type != type)
+    {
+      if (existing->type == NODE_DIR)
+        return throw_entry (error, path, "would replace a directory with a %s",
+                            node_type_name (type));
+      return throw_entry (error, path, "duplicate entry of a different type (a %s, then a %s)",
+                          node_type_name (existing->type), node_type_name (type));
+    }
+
+  autofd target_parent_fd = -1;
+  if (e->hardlink_target != NULL)
+    {
+      /* The target was written through checked directories, so its parents
+       * need no checks now; the entry's own parents are entered next, and the
+       * stack holds one path at a time, hence the dup. */
+      int fd;
+      if (!tree_writer_enter (w, path, target_comps, target_n - 1, FALSE, &fd, error))
+        return FALSE;
+      target_parent_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+      if (target_parent_fd < 0)
+        return throw_entry_errno (error, path, "duplicating a directory fd");
+    }
+
+  int parent_fd;
+  if (!tree_writer_enter (w, path, comps, n - 1, TRUE, &parent_fd, error))
+    return FALSE;
+  const char *name = comps[n - 1];
+
+  if (existing != NULL && type == NODE_DIR)
+    {
+      /* Listed again, or listed after a child made us create it: the entry
+       * gives the metadata. */
+      dir_record_set (w->dirs->pdata[existing->dir_index], e);
+      tree_writer_entry_done (w);
+      return TRUE;
+    }
+  /* The same non-directory listed twice: the later entry wins, as when tar
+   * extracts an archive with appended updates. */
+  if (existing != NULL && unlinkat (parent_fd, name, 0) < 0)
+    return throw_entry_errno (error, path, "replacing an earlier entry of the same name");
+
+  guint dir_index = 0;
+  if (e->hardlink_target != NULL)
+    {
+      /* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself. */
+      if (linkat (target_parent_fd, target_comps[target_n - 1], parent_fd, name, 0) < 0)
+        return throw_entry_errno (error, path, "creating hard link");
+      if (e->content != NULL)
+        {
+          /* pax lets a hard link carry data: it replaces the shared content. */
+          autofd fd = openat (parent_fd, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0)
+            return throw_entry_errno (error, path, "opening hard link to write its data");
+          if (!e->content (e->content_data, fd, e->size, &w->progress.bytes, error))
+            return prefix_entry_error (error, path);
+          if (!apply_fd_metadata (w, fd, path, e, error))
+            return FALSE;
+        }
+      /* Otherwise the link shares the target's inode, metadata included;
+       * chown-ing it again would clear the target's security.capability. */
+    }
+  else
+    switch (type)
+      {
+      case NODE_DIR:
+        {
+          if (mkdirat (parent_fd, name, 0700) < 0)
+            return throw_entry_errno (error, path, "creating directory");
+          DirRecord *d = tree_writer_add_dir_record (w, key, &dir_index);
+          dir_record_set (d, e);
+          break;
+        }
+      case NODE_FILE:
+        if (!write_regular_file (w, parent_fd, name, path, e, error))
+          return FALSE;
+        break;
+      case NODE_SYMLINK:
+        if (!write_symlink (w, parent_fd, name, path, e, error))
+          return FALSE;
+        break;
+      case NODE_FIFO:
+        if (!write_fifo (w, parent_fd, name, path, e, error))
+          return FALSE;
+        break;
+      default:
+        g_assert_not_reached ();
+      }
+
+  if (existing == NULL)
+    {
+      TreeNode *node = g_new0 (TreeNode, 1);
+      node->type = type;
+      node->dir_index = dir_index;
+      g_hash_table_insert (w->nodes, g_steal_pointer (&key), node);
+    }
+  tree_writer_entry_done (w);
+  return TRUE;
+}
+
+static gboolean
+apply_dir_record (TreeWriter *w, DirRecord *d, int fd, gboolean ownership_pass, GError **error)
+{
+  const char *path = d->path[0] != '\0' ? d->path : ".";
+  if (ownership_pass)
+    {
+      if (w->privileged && fchown (fd, d->uid, d->gid) < 0)
+        return throw_entry_errno (error, path, "setting owner");
+      for (guint i = 0; d->xattrs != NULL && i < d->xattrs->len; i++)
+        {
+          Xattr *x = d->xattrs->pdata[i];
+          XattrRef ref = { x->name, x->value, x->len };
+          if (!set_fd_xattrs (w, fd, path, &ref, 1, error))
+            return FALSE;
+        }
+      return TRUE;
+    }
+  if (fchmod (fd, d->perm) < 0)
+    return throw_entry_errno (error, path, "setting mode");
+  if (d->from_image && futimens (fd, d->times) < 0)
+    return throw_entry_errno (error, path, "setting times");
+  return TRUE;
+}
+
+/* Directory metadata, once everything is written: deepest first (reverse
+ * creation order: a directory is always created before anything inside it),
+ * so no directory is entered after it got its final mode. Owner and xattrs
+ * (what can fail) go in a first pass, mode and times in a second: a failure
+ * then never leaves behind a read-only directory that a non-root caller could
+ * not clean up. */
+static gboolean
+tree_writer_finish (TreeWriter *w, GError **error)
+{
+  for (int pass = 0; pass < 2; pass++)
+    {
+      gboolean ownership_pass = pass == 0;
+      for (guint i = w->dirs->len; i-- > 0;)
+        {
+          DirRecord *d = w->dirs->pdata[i];
+          if (ownership_pass && !(d->from_image && (w->privileged || d->xattrs != NULL)))
+            continue;
+          if (i == 0)
+            {
+              if (!apply_dir_record (w, d, w->root_fd, ownership_pass, error))
+                return FALSE;
+              continue;
+            }
+          g_auto (GStrv) comps = g_strsplit (d->path, "/", -1);
+          guint n = g_strv_length (comps);
+          int parent_fd;
+          if (!tree_writer_enter (w, d->path, comps, n - 1, FALSE, &parent_fd, error))
+            return FALSE;
+          autofd fd
+              = openat (parent_fd, comps[n - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0)
+            return throw_entry_errno (error, d->path, "opening directory");
+          if (!apply_dir_record (w, d, fd, ownership_pass, error))
+            return FALSE;
+        }
+    }
+  stack_truncate (w, 1);
+  return TRUE;
+}
+
+/* ---- source: a directory ------------------------------------------------- */
+
+typedef struct
+{
+  GArray *refs;       /* XattrRef, pointing into storage */
+  GPtrArray *storage; /* names and values */
+} XattrList;
+
+static void
+xattr_list_init (XattrList *l)
+{
+  l->refs = g_array_new (FALSE, FALSE, sizeof (XattrRef));
+  l->storage = g_ptr_array_new_with_free_func (g_free);
+}
+
+static void
+xattr_list_clear (XattrList *l)
+{
+  g_clear_pointer (&l->refs, g_array_unref);
+  g_clear_pointer (&l->storage, g_ptr_array_unref);
+}
+
+/* Through @fd when >= 0, else the symlink @name below @dfd. */
+static ssize_t
+source_listxattr (int fd, int dfd, const char *name, char *buf, size_t len)
+{
+  return fd >= 0 ? flistxattr (fd, buf, len) : symlink_listxattr_at (dfd, name, buf, len);
+}
+
+static ssize_t
+source_getxattr (int fd, int dfd, const char *name, const char *key, void *buf, size_t len)
+{
+  return fd >= 0 ? fgetxattr (fd, key, buf, len) : symlink_getxattr_at (dfd, name, key, buf, len);
+}
+
+/* Sizes can change between the query and the read (ERANGE): retry a few
+ * times, never forever. */
+#define XATTR_READ_ATTEMPTS 8
+
+static gboolean
+read_source_xattrs (int fd, int dfd, const char *name, const char *path, XattrList *list,
+                    GError **error)
+{
+  g_autofree char *names = NULL;
+  ssize_t names_len = -1;
+  for (guint attempt = 0; names_len < 0; attempt++)
+    {
+      ssize_t size = source_listxattr (fd, dfd, name, NULL, 0);
+      if (size < 0 && (errno == ENOTSUP || errno == ENOSYS))
+        return TRUE; /* no xattrs on this filesystem, or symlink xattrs on an old kernel */
+      if (size < 0)
+        return throw_entry_errno (error, path, "listing extended attributes");
+      if (size == 0)
+        return TRUE;
+      g_free (names);
+      names = g_malloc (size);
+      names_len = source_listxattr (fd, dfd, name, names, size);
+      if (names_len < 0 && (errno != ERANGE || attempt + 1 >= XATTR_READ_ATTEMPTS))
+        return throw_entry_errno (error, path, "listing extended attributes");
+    }
+
+  for (const char *key = names; key < names + names_len; key += strlen (key) + 1)
+    {
+      g_autofree void *value = NULL;
+      ssize_t len = -1;
+      for (guint attempt = 0; len < 0; attempt++)
+        {
+          ssize_t size = source_getxattr (fd, dfd, name, key, NULL, 0);
+          if (size >= 0)
+            {
+              g_free (value);
+              value = g_malloc (MAX (size, 1));
+              len = source_getxattr (fd, dfd, name, key, value, size);
+            }
+          if (len < 0 && (size < 0 || errno != ERANGE || attempt + 1 >= XATTR_READ_ATTEMPTS))
+            break;
+        }
+      if (len < 0 && errno == ENODATA)
+        continue; /* removed since listed */
+      if (len < 0)
+        {
+          g_autofree char *what = g_strdup_printf ("reading extended attribute %s", key);
+          return throw_entry_errno (error, path, what);
+        }
+      char *key_copy = g_strdup (key);
+      XattrRef ref = { key_copy, value, len };
+      g_ptr_array_add (list->storage, key_copy);
+      g_ptr_array_add (list->storage, g_steal_pointer (&value));
+      g_array_append_val (list->refs, ref);
+    }
+  return TRUE;
+}
+
+typedef struct
+{
+  dev_t dev;
+  ino_t ino;
+} InodeKey;
+
+static guint
+inode_key_hash (gconstpointer p)
+{
+  const InodeKey *k = p;
+  return (guint)(k->ino ^ (k->ino >> 32)) ^ (guint)k->dev;
+}
+
+static gboolean
+inode_key_equal (gconstpointer a, gconstpointer b)
+{
+  const InodeKey *x = a, *y = b;
+  return x->dev == y->dev && x->ino == y->ino;
+}
+
+typedef struct
+{
+  TreeWriter *w;
+  struct stat dest_st; /* the destination: an image containing it is refused */
+  GHashTable *links;   /* InodeKey -> path of the first link written */
+  GString *path;       /* the current entry's path, for messages and the writer */
+} DirSource;
+
+typedef struct
+{
+  TreeWriter *w;
+  int fd;
+} FileCopy;
+
+/* Copies @len bytes at @offset: copy_file_range lets the kernel move the data
+ * without a trip through userspace; read/write where it cannot (other
+ * filesystems on old kernels, special files). */
+static gboolean
+copy_range (TreeWriter *w, int src_fd, int dest_fd, off_t offset, off_t len, guint64 *bytes,
+            GError **error)
+{
+  gboolean use_cfr = TRUE;
+  while (len > 0)
+    {
+      ssize_t n;
+      if (use_cfr)
+        {
+          off_t in = offset, out = offset;
+          n = copy_file_range (src_fd, &in, dest_fd, &out, len, 0);
+          if (n < 0
+              && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
+            {
+              use_cfr = FALSE;
+              continue;
+            }
+        }
+      else
+        {
+          guint8 *buf = tree_writer_buffer (w);
+          n = pread (src_fd, buf, MIN ((off_t)IO_BUFFER_SIZE, len), offset);
+          for (ssize_t done = 0; n > 0 && done < n;)
+            {
+              ssize_t m = pwrite (dest_fd, buf + done, n - done, offset + done);
+              if (m < 0 && errno == EINTR)
+                continue;
+              if (m < 0)
+                return throw_errno (error, "writing");
+              done += m;
+            }
+        }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return throw_errno (error, "copying");
+      if (n == 0)
+        return throw_error (error, STAGEHAND_ERROR_FAILED, "copying: file shrank while importing");
+      offset += n;
+      len -= n;
+      *bytes += n;
+    }
+  return TRUE;
+}
+
+static gboolean
+copy_from_fd (gpointer data, int dest_fd, guint64 size, guint64 *bytes, GError **error)
+{
+  FileCopy *c = data;
+  if (size == 0)
+    return TRUE;
+
+  /* A reflink shares the extents (and the holes) and costs nothing. */
+  if (c->w->try_clone)
+    {
+      if (ioctl (dest_fd, FICLONE, c->fd) == 0)
+        {
+          *bytes += size;
+          return TRUE;
+        }
+      if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == ENOSYS)
+        c->w->try_clone = FALSE; /* not this filesystem pair: don't ask again per file */
+    }
+
+  struct stat st;
+  if (fstat (c->fd, &st) < 0)
+    return throw_errno (error, "reading");
+  gboolean sparse = (guint64)st.st_blocks * 512 < size;
+  off_t pos = 0;
+  while (sparse && pos < (off_t)size)
+    {
+      /* Copy only the data extents, so holes stay holes. */
+      off_t data_start = lseek (c->fd, pos, SEEK_DATA);
+      if (data_start < 0 && errno == ENXIO)
+        break; /* only a hole left */
+      if (data_start < 0 && (errno == EINVAL || errno == EOPNOTSUPP))
+        {
+          sparse = FALSE; /* no SEEK_DATA here: copy the rest as it is */
+          break;
+        }
+      if (data_start < 0)
+        return throw_errno (error, "looking for data");
+      if (data_start >= (off_t)size)
+        break;
+      off_t hole = lseek (c->fd, data_start, SEEK_HOLE);
+      if (hole < 0)
+        return throw_errno (error, "looking for holes");
+      hole = MIN (hole, (off_t)size);
+      if (!copy_range (c->w, c->fd, dest_fd, data_start, hole - data_start, bytes, error))
+        return FALSE;
+      pos = hole;
+    }
+  if (!sparse && !copy_range (c->w, c->fd, dest_fd, pos, size - pos, bytes, error))
+    return FALSE;
+  if (ftruncate (dest_fd, size) < 0)
+    return throw_errno (error, "setting the size");
+  return TRUE;
+}
+
+static int
+open_source (int dfd, const char *name, gboolean directory)
+{
+  /* O_NOATIME: importing should not touch the image. Only the owner (or
+   * root) may use it, hence the retry. O_NONBLOCK: if the entry became a FIFO
+   * since readdir, the open must not hang. */
+  int flags
+      = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (directory ? O_DIRECTORY : 0);
+  int fd = openat (dfd, name, flags | O_NOATIME);
+  if (fd < 0 && errno == EPERM)
+    fd = openat (dfd, name, flags);
+  return fd;
+}
+
+typedef struct
+{
+  char *name;
+  unsigned char type;
+  ino_t ino;
+} DirListing;
+
+static void
+dir_listing_clear (gpointer p)
+{
+  g_free (((DirListing *)p)->name);
+}
+
+static gint
+dir_listing_compare_ino (gconstpointer a, gconstpointer b)
+{
+  const DirListing *x = a, *y = b;
+  return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static gboolean
+list_source_directory (int dfd, const char *path, GArray **ret_listing, GError **error)
+{
+  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
+  if (dup_fd < 0)
+    return throw_entry_errno (error, path, "duplicating a directory fd");
+  DIR *d = fdopendir (dup_fd);
+  if (d == NULL)
+    {
+      int errsv = errno;
+      (void)close (dup_fd); /* read-only fd: nothing to report */
+      errno = errsv;
+      return throw_entry_errno (error, path, "listing directory");
+    }
+  g_autoptr (GArray) listing = g_array_new (FALSE, FALSE, sizeof (DirListing));
+  g_array_set_clear_func (listing, dir_listing_clear);
+  struct dirent *de;
+  while ((errno = 0, de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      DirListing l = { g_strdup (de->d_name), de->d_type, de->d_ino };
+      g_array_append_val (listing, l);
+    }
+  int errsv = errno;
+  closedir (d);
+  if (errsv != 0)
+    {
+      errno = errsv;
+      return throw_entry_errno (error, path, "listing directory");
+    }
+  /* Inode order reads a cold ext4/xfs tree far faster than hash order. */
+  g_array_sort (listing, dir_listing_compare_ino);
+  *ret_listing = g_steal_pointer (&listing);
+  return TRUE;
+}
+
+/* readlinkat() into a buffer grown until the target fits (st_size can be
+ * 0 on some filesystems, or stale). Sets errno on failure. */
+static gboolean
+read_symlink_at (int dfd, const char *name, off_t size_hint, char **ret_target)
+{
+  gsize size = MAX (size_hint, 63) + 1;
+  for (guint attempt = 0; attempt < 8; attempt++, size *= 4)
+    {
+      g_autofree char *buf = g_malloc (size);
+      ssize_t n = readlinkat (dfd, name, buf, size);
+      if (n < 0)
+        return FALSE;
+      if ((gsize)n < size)
+        {
+          buf[n] = '\0';
+          *ret_target = g_steal_pointer (&buf);
+          return TRUE;
+        }
+    }
+  errno = ENAMETOOLONG;
+  return FALSE;
+}
+
+static gboolean import_source_children (DirSource *src, int dfd, GError **error);
+
+static gboolean
+import_source_entry (DirSource *src, int dfd, const DirListing *ent, GError **error)
+{
+  const char *path = src->path->str;
+  struct stat st;
+  autofd fd = -1;
+  unsigned char dtype = ent->type;
+  if (dtype != DT_REG && dtype != DT_DIR)
+    {
+      if (fstatat (dfd, ent->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return throw_entry_errno (error, path, "reading the entry");
+      dtype = IFTODT (st.st_mode);
+    }
+  if (dtype == DT_REG || dtype == DT_DIR)
+    {
+      /* What we read is what the fd refers to: the stat comes from it. */
+      fd = open_source (dfd, ent->name, dtype == DT_DIR);
+      if (fd < 0)
+        return throw_entry_errno (error, path, "opening the entry");
+      if (fstat (fd, &st) < 0)
+        return throw_entry_errno (error, path, "reading the entry");
+    }
+
+  TreeEntry e = {
+    .perm = st.st_mode & 07777,
+    .uid = st.st_uid,
+    .gid = st.st_gid,
+    .times = { st.st_atim, st.st_mtim },
+    .size = S_ISREG (st.st_mode) ? st.st_size : 0,
+  };
+  switch (st.st_mode & S_IFMT)
+    {
+    case S_IFDIR:
+      e.type = NODE_DIR;
+      break;
+    case S_IFREG:
+      e.type = NODE_FILE;
+      break;
+    case S_IFLNK:
+      e.type = NODE_SYMLINK;
+      break;
+    case S_IFIFO:
+      e.type = NODE_FIFO;
+      break;
+    case S_IFCHR:
+      e.type = NODE_CHAR_DEVICE;
+      break;
+    case S_IFBLK:
+      e.type = NODE_BLOCK_DEVICE;
+      break;
+    case S_IFSOCK:
+      e.type = NODE_SOCKET;
+      break;
+    default:
+      e.type = NODE_UNKNOWN;
+      break;
+    }
+
+  if (e.type == NODE_DIR && st.st_dev == src->dest_st.st_dev && st.st_ino == src->dest_st.st_ino)
+    return throw_entry (error, path, "is the destination of this import");
+
+  /* A second name of an inode already written becomes a hard link to it. */
+  InodeKey inode = { st.st_dev, st.st_ino };
+  gboolean may_be_linked = e.type != NODE_DIR && st.st_nlink > 1;
+  if (may_be_linked)
+    {
+      e.hardlink_target = g_hash_table_lookup (src->links, &inode);
+      if (e.hardlink_target != NULL)
+        return tree_writer_add (src->w, path, &e, error);
+    }
+
+  g_autofree char *symlink_target = NULL;
+  if (e.type == NODE_SYMLINK)
+    {
+      if (!read_symlink_at (dfd, ent->name, st.st_size, &symlink_target))
+        return throw_entry_errno (error, path, "reading the symlink");
+      e.symlink_target = symlink_target;
+    }
+  if (e.type == NODE_FIFO)
+    {
+      fd = openat (dfd, ent->name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+      if (fd < 0)
+        return throw_entry_errno (error, path, "opening the FIFO");
+    }
+
+  XattrList xattrs;
+  xattr_list_init (&xattrs);
+  gboolean ok = TRUE;
+  if (e.type == NODE_DIR || e.type == NODE_FILE || e.type == NODE_SYMLINK || e.type == NODE_FIFO)
+    ok = read_source_xattrs (fd, dfd, ent->name, path, &xattrs, error);
+  e.xattrs = (const XattrRef *)xattrs.refs->data;
+  e.n_xattrs = xattrs.refs->len;
+
+  FileCopy copy = { src->w, fd };
+  if (e.type == NODE_FILE)
+    {
+      e.content = copy_from_fd;
+      e.content_data = &copy;
+    }
+  ok = ok && tree_writer_add (src->w, path, &e, error);
+  xattr_list_clear (&xattrs);
+  if (!ok)
+    return FALSE;
+
+  if (may_be_linked)
+    g_hash_table_insert (src->links, g_memdup2 (&inode, sizeof inode), g_strdup (path));
+  if (e.type == NODE_DIR)
+    return import_source_children (src, fd, error);
+  return TRUE;
+}
+
+static gboolean
+import_source_children (DirSource *src, int dfd, GError **error)
+{
+  g_autoptr (GArray) listing = NULL;
+  if (!list_source_directory (dfd, src->path->len > 0 ? src->path->str : ".", &listing, error))
+    return FALSE;
+  gsize len = src->path->len;
+  for (guint i = 0; i < listing->len; i++)
+    {
+      const DirListing *ent = &g_array_index (listing, DirListing, i);
+      if (len > 0)
+        g_string_append_c (src->path, '/');
+      g_string_append (src->path, ent->name);
+      gboolean ok = import_source_entry (src, dfd, ent, error);
+      g_string_truncate (src->path, len);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+import_directory (TreeWriter *w, int image_fd, GError **error)
+{
+  DirSource src = { .w = w };
+  if (fstat (w->root_fd, &src.dest_st) < 0)
+    return throw_errno (error, "reading the destination directory");
+  struct stat st;
+  if (fstat (image_fd, &st) < 0)
+    return throw_errno (error, "reading the image directory");
+
+  /* The image root is an entry like any other, named "". */
+  TreeEntry root = {
+    .type = NODE_DIR,
+    .perm = st.st_mode & 07777,
+    .uid = st.st_uid,
+    .gid = st.st_gid,
+    .times = { st.st_atim, st.st_mtim },
+  };
+  XattrList xattrs;
+  xattr_list_init (&xattrs);
+  gboolean ok = read_source_xattrs (image_fd, -1, NULL, ".", &xattrs, error);
+  root.xattrs = (const XattrRef *)xattrs.refs->data;
+  root.n_xattrs = xattrs.refs->len;
+  ok = ok && tree_writer_add (w, "", &root, error);
+  xattr_list_clear (&xattrs);
+  if (!ok)
+    return FALSE;
+
+  src.links = g_hash_table_new_full (inode_key_hash, inode_key_equal, g_free, g_free);
+  src.path = g_string_new (NULL);
+  ok = import_source_children (&src, image_fd, error);
+  g_hash_table_unref (src.links);
+  g_string_free (src.path, TRUE);
+  return ok;
+}
+
+/* ---- source: a tar stream ------------------------------------------------ */
+
+typedef struct
+{
+  struct archive *archive;
+  const char *image_path;
+} TarSource;
+
+static void
+archive_read_freep (struct archive **ap)
+{
+  if (*ap != NULL)
+    (void)archive_read_free (*ap); /* only fails for a wrong handle */
+}
+
+static gboolean
+throw_archive (GError **error, const TarSource *src)
+{
+  const char *msg = archive_error_string (src->archive);
+  return throw_error (error, STAGEHAND_ERROR_INVALID, "reading image %s: %s", src->image_path,
+                      msg ? msg : "unknown libarchive error");
+}
+
+static gboolean
+pwrite_all (int fd, const guint8 *buf, size_t len, off_t offset)
+{
+  while (len > 0)
+    {
+      ssize_t n = pwrite (fd, buf, len, offset);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      buf += n;
+      len -= n;
+      offset += n;
+    }
+  return TRUE;
+}
+
+/* libarchive hands out the data blocks of an entry with their offsets; a
+ * sparse entry's holes are the gaps between them, so writing each block at its
+ * offset and truncating to the full size leaves holes as holes. */
+static gboolean
+tar_copy_content (gpointer data, int fd, guint64 size, guint64 *bytes, GError **error)
+{
+  TarSource *src = data;
+  for (;;)
+    {
+      const void *buf;
+      size_t len;
+      la_int64_t offset;
+      int r = archive_read_data_block (src->archive, &buf, &len, &offset);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r != ARCHIVE_OK)
+        return throw_archive (error, src);
+      if (offset < 0 || !pwrite_all (fd, buf, len, offset))
+        return throw_errno (error, "writing");
+      *bytes += len;
+    }
+  if (ftruncate (fd, size) < 0)
+    return throw_errno (error, "setting the size");
+  return TRUE;
+}
+
+static gboolean
+tar_entry_id (const char *path, const char *what, la_int64_t value, guint32 *ret_id, GError **error)
+{
+  /* (uid_t)-1 means "leave unchanged" to chown(): not a valid owner. */
+  if (value < 0 || value >= (la_int64_t)G_MAXUINT32)
+    return throw_entry (error, path, "%s %" G_GINT64_FORMAT " is out of range", what,
+                        (gint64)value);
+  *ret_id = (guint32)value;
+  return TRUE;
+}
+
+/* libarchive warns when it cannot convert a pax (UTF-8) name to the current
+ * locale and then keeps the bytes as stored: that is the byte-for-byte name
+ * we want, so that one warning is not an error. Every other warning is (a
+ * malformed pax header can lose the real name or size of an entry). */
+static gboolean
+is_name_conversion_warning (struct archive *a)
+{
+  const char *msg = archive_error_string (a);
+  return archive_errno (a) == IMPORT_ARCHIVE_ERRNO_FILE_FORMAT && msg != NULL
+         && strstr (msg, "can't be converted") != NULL;
+}
+
+static gboolean
+import_tar_entry (TreeWriter *w, TarSource *src, struct archive_entry *entry, GError **error)
+{
+  const char *path = archive_entry_pathname (entry);
+  if (path == NULL)
+    return throw_error (error, STAGEHAND_ERROR_INVALID, "reading image %s: an entry has no name",
+                        src->image_path);
+
+  TreeEntry e = { .perm = archive_entry_perm (entry) & 07777 };
+  if (!tar_entry_id (path, "owner", archive_entry_uid (entry), &e.uid, error)
+      || !tar_entry_id (path, "group", archive_entry_gid (entry), &e.gid, error))
+    return FALSE;
+  e.times[0].tv_nsec = UTIME_OMIT;
+  e.times[1].tv_nsec = UTIME_OMIT;
+  if (archive_entry_atime_is_set (entry))
+    e.times[0] = (struct timespec){ archive_entry_atime (entry), archive_entry_atime_nsec (entry) };
+  if (archive_entry_mtime_is_set (entry))
+    e.times[1] = (struct timespec){ archive_entry_mtime (entry), archive_entry_mtime_nsec (entry) };
+  la_int64_t size = archive_entry_size_is_set (entry) ? archive_entry_size (entry) : 0;
+  e.size = MAX (size, 0);
+
+  e.hardlink_target = archive_entry_hardlink (entry);
+  if (e.hardlink_target != NULL)
+    e.type = NODE_FILE; /* the writer takes the type of the target */
+  else
+    switch (archive_entry_filetype (entry))
+      {
+      case AE_IFREG:
+        e.type = NODE_FILE;
+        break;
+      case AE_IFDIR:
+        e.type = NODE_DIR;
+        break;
+      case AE_IFLNK:
+        e.type = NODE_SYMLINK;
+        e.symlink_target = archive_entry_symlink (entry);
+        break;
+      case AE_IFIFO:
+        e.type = NODE_FIFO;
+        break;
+      case AE_IFCHR:
+        e.type = NODE_CHAR_DEVICE;
+        break;
+      case AE_IFBLK:
+        e.type = NODE_BLOCK_DEVICE;
+        break;
+      case AE_IFSOCK:
+        e.type = NODE_SOCKET;
+        break;
+      default:
+        e.type = NODE_UNKNOWN;
+        break;
+      }
+  if (e.type == NODE_FILE && (e.hardlink_target == NULL || e.size > 0))
+    {
+      e.content = tar_copy_content;
+      e.content_data = src;
+    }
+
+  /* pax SCHILY.xattr.* and LIBARCHIVE.xattr.* records, as GNU tar --xattrs
+   * and bsdtar write them; the pointers live until the next header. */
+  g_autoptr (GArray) xattrs = g_array_new (FALSE, FALSE, sizeof (XattrRef));
+  archive_entry_xattr_reset (entry);
+  XattrRef x;
+  while (archive_entry_xattr_next (entry, &x.name, &x.value, &x.len) == ARCHIVE_OK)
+    g_array_append_val (xattrs, x);
+  e.xattrs = (const XattrRef *)xattrs->data;
+  e.n_xattrs = xattrs->len;
+
+  return tree_writer_add (w, path, &e, error);
+}
+
+static gboolean
+import_tar_entries (TreeWriter *w, int image_fd, const char *image_path, GError **error)
+{
+  __attribute__ ((cleanup (archive_read_freep))) struct archive *a = archive_read_new ();
+  if (a == NULL)
+    return throw_error (error, STAGEHAND_ERROR_FAILED, "reading image %s: out of memory",
+                        image_path);
+  TarSource src = { .archive = a, .image_path = image_path };
+  if (archive_read_support_filter_all (a) != ARCHIVE_OK
+      || archive_read_support_format_tar (a) != ARCHIVE_OK)
+    return throw_archive (error, &src);
+
+  /* A stream: libarchive reads the fd front to back, so a FIFO works. */
+  if (archive_read_open_fd (a, image_fd, IO_BUFFER_SIZE) != ARCHIVE_OK)
+    {
+      const char *msg = archive_error_string (a);
+      if (archive_errno (a) == IMPORT_ARCHIVE_ERRNO_FILE_FORMAT)
+        return throw_error (error, STAGEHAND_ERROR_INVALID,
+                            "reading image %s: not a tar archive (%s)", image_path,
+                            msg ? msg : "unknown format");
+      return throw_archive (error, &src);
+    }
+
+  for (;;)
+    {
+      struct archive_entry *entry;
+      int r = archive_read_next_header (a, &entry);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r != ARCHIVE_OK && !(r == ARCHIVE_WARN && is_name_conversion_warning (a)))
+        return throw_archive (error, &src);
+      if (!import_tar_entry (w, &src, entry, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+import_tar (TreeWriter *w, int image_fd, const char *image_path, GError **error)
+{
+  /* libarchive converts pax names (UTF-8 by definition) to the charset of
+   * the current locale. In the C locale that fails for any non-ASCII byte and
+   * libarchive keeps the stored bytes, exactly what a byte-for-byte copy
+   * needs; in, say, a Latin-1 locale it would silently re-encode names. So the
+   * archive is read under the C locale, whatever the process uses
+   * (uselocale() is per thread). */
+  locale_t c_locale = newlocale (LC_ALL_MASK, "C", (locale_t)0);
+  if (c_locale == (locale_t)0)
+    return throw_errno (error, "reading image %s: creating the C locale", image_path);
+  locale_t previous = uselocale (c_locale);
+  gboolean ok = import_tar_entries (w, image_fd, image_path, error);
+  uselocale (previous);
+  freelocale (c_locale);
+  return ok;
+}
+
+/* ---- entry point ----------------------------------------------------------- */
+
+static gboolean
+import_into (int image_fd, const struct stat *image_st, const char *image_path, int dest_parent_dfd,
+             const char *dest_name, const ImportOptions *options, GError **error)
+{
+  autofd root_fd
+      = openat (dest_parent_dfd, dest_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root_fd < 0)
+    return throw_errno (error, "opening %s", dest_name);
+
+  TreeWriter w;
+  tree_writer_init (&w, root_fd, options);
+  gboolean ok;
+  if (S_ISDIR (image_st->st_mode))
+    ok = import_directory (&w, image_fd, error);
+  else
+    ok = import_tar (&w, image_fd, image_path, error);
+  ok = ok && tree_writer_finish (&w, error);
+  if (ok)
+    {
+      w.progress.done = TRUE;
+      tree_writer_report (&w);
+    }
+  tree_writer_clear (&w);
+  return ok;
+}
+
+gboolean
+image_import (const char *image_path, int dest_parent_dfd, const char *dest_name,
+              const ImportOptions *options, GError **error)
+{
+  static const ImportOptions default_options = IMPORT_OPTIONS_INIT;
+  if (options == NULL)
+    options = &default_options;
+  /* options->reference_dfd is reserved for deduplication (hard-linking
+   * unchanged files from the previous deployment); accepted and ignored for
+   * now. */
+
+  /* A FIFO blocks here until a writer opens it: that is what streaming an
+   * image means. */
+  autofd image_fd = open (image_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (image_fd < 0)
+    return throw_errno (error, "opening image %s", image_path);
+  struct stat image_st;
+  if (fstat (image_fd, &image_st) < 0)
+    return throw_errno (error, "opening image %s", image_path);
+  if (!S_ISDIR (image_st.st_mode) && !S_ISREG (image_st.st_mode) && !S_ISFIFO (image_st.st_mode))
+    return throw_error (error, STAGEHAND_ERROR_INVALID,
+                        "opening image %s: not a directory, a regular file or a FIFO", image_path);
+
+  /* mkdirat() is the existence check: it fails if anything is there. */
+  if (mkdirat (dest_parent_dfd, dest_name, 0700) < 0)
+    return throw_errno (error, "creating %s", dest_name);
+
+  g_autoptr (GError) local_error = NULL;
+  if (import_into (image_fd, &image_st, image_path, dest_parent_dfd, dest_name, options,
+                   &local_error))
+    return TRUE;
+
+  /* Nothing may be left behind: a half-written tree is not a deployment. */
+  g_autoptr (GError) cleanup_error = NULL;
+  if (!fs_rm_rf_at (dest_parent_dfd, dest_name, &cleanup_error))
+    g_prefix_error (&local_error, "(removing the partial tree %s failed too: %s) ", dest_name,
+                    cleanup_error->message);
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
