@@ -2,11 +2,14 @@
 
 #include "cli.h"
 #include "hold.h"
+#include "journal.h"
+#include "ops.h"
 #include "lock.h"
 #include "verbs.h"
 
 #include <json-glib/json-glib.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Bumped when a key changes meaning or goes away; new keys do not bump it. */
 #define STATUS_JSON_VERSION 1
@@ -139,6 +142,8 @@ add_verdict (JsonBuilder *b, const Verdict *v)
   add_string_or_null (b, "step", v->step);
   add_string_or_null (b, "error", v->error);
   add_string_or_null (b, "boot_id", v->boot_id);
+  json_builder_set_member_name (b, "reported");
+  json_builder_add_boolean_value (b, v->reported);
   json_builder_set_member_name (b, "started_usec");
   json_builder_add_int_value (b, v->started);
   json_builder_set_member_name (b, "finished_usec");
@@ -225,16 +230,59 @@ print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
     printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
 }
 
+/* For stagehand-boot-complete.service: a failed finalize of the previous
+ * boot fails the unit, so it shows in `systemctl --failed` and the journal,
+ * once; the verdict is then marked reported. */
+static int
+report_failure (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Sysroot) sysroot = NULL;
+  g_autoptr (Verdict) v = NULL;
+  if (!cli_open_sysroot ("report", -1, TRUE, &sysroot, &error)
+      || !sysroot_take_unreported_failure (sysroot, &v, &error))
+    return cli_fail (error);
+  if (v == NULL)
+    {
+      printf ("No unreported finalize failure\n");
+      return 0;
+    }
+  g_autofree char *os
+      = v->deployment ? g_strndup (v->deployment, strcspn (v->deployment, "/")) : NULL;
+  LogFields f = { .message_id = MESSAGE_ID_PREVIOUS_FINALIZE_FAILED,
+                  .os = os,
+                  .deployment = v->deployment,
+                  .step = v->step };
+  g_autofree char *msg = g_strdup_printf (
+      "the previous boot's finalize of %s %s during %s: %s; the previous default was booted "
+      "instead",
+      v->deployment ? v->deployment : "the staged deployment",
+      g_strcmp0 (v->result, VERDICT_NOT_ATTEMPTED) == 0 ? "was not attempted" : "failed",
+      v->step ? v->step : "an unknown step", v->error ? v->error : "no error recorded");
+  log_event (LOG_ERR, &f, "%s", msg);
+  fprintf (stderr, "stagehand: %s\n", msg);
+  return EXIT_FAILURE;
+}
+
 int
 verb_status (int argc, char **argv)
 {
+  gboolean report = FALSE;
+  const GOptionEntry entries[] = {
+    { "report-failure", 0, 0, G_OPTION_ARG_NONE, &report,
+      "Exit 1 once if the previous boot's finalize failed (for stagehand-boot-complete.service)",
+      NULL },
+    { NULL },
+  };
   if (!cli_parse_options ("status", NULL,
                           "Show deployments, the boot configuration, the lock and the last "
                           "finalize.",
-                          NULL, &argc, &argv))
+                          entries, &argc, &argv))
     return EXIT_USAGE;
   if (argc > 1)
     return cli_usage_error ("status", "unexpected argument \"%s\"", argv[1]);
+  if (report)
+    return report_failure ();
 
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;

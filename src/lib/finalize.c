@@ -197,3 +197,23 @@ sysroot_rollback (Sysroot *self, char **ret_deployment, GError **error)
   *ret_deployment = deployment_name (target);
   return TRUE;
 }
+
+gboolean
+sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  *ret_verdict = NULL;
+  Verdict *v = self->last_verdict;
+  if (v == NULL || v->reported || g_strcmp0 (v->result, VERDICT_SUCCESS) == 0)
+    return TRUE;
+  /* A failure of this very boot (a `deploy` that failed) is not the
+   * previous boot's news; the command that failed already said so. */
+  g_autofree char *boot_id = sysroot_boot_id ();
+  if (boot_id != NULL && g_strcmp0 (v->boot_id, boot_id) == 0)
+    return TRUE;
+  v->reported = TRUE;
+  if (!sysroot_write_verdict (self, v, error))
+    return FALSE;
+  *ret_verdict = g_steal_pointer (&self->last_verdict);
+  return TRUE;
+}

@@ -54,6 +54,11 @@ typedef struct
  * staged record, the booted deployment), and leftovers of interrupted runs. */
 gboolean sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error);
 
+/* The boot-time check: if the last finalize failed (or was not attempted)
+ * in an earlier boot and nobody reported it yet, marks it reported and
+ * returns it; otherwise *ret_verdict is NULL. */
+gboolean sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **error);
+
 /* Writes the verdict file atomically and durably. */
 gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);
 
