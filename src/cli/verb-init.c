@@ -10,9 +10,24 @@
 int
 verb_init (int argc, char **argv)
 {
+  g_autofree char *mode_arg = NULL;
+  const GOptionEntry entries[] = {
+    { "mode", 0, 0, G_OPTION_ARG_STRING, &mode_arg,
+      "Boot configuration mode for an empty boot directory: symlink or exchange (default: what "
+      "the filesystem supports)",
+      "MODE" },
+    { NULL },
+  };
   if (!cli_parse_options ("init", NULL, "Create the state layout and an empty boot configuration.",
-                          NULL, &argc, &argv))
+                          entries, &argc, &argv))
     return EXIT_USAGE;
+  BootMode mode = BOOT_MODE_NONE;
+  if (g_strcmp0 (mode_arg, "symlink") == 0)
+    mode = BOOT_MODE_SYMLINK;
+  else if (g_strcmp0 (mode_arg, "exchange") == 0)
+    mode = BOOT_MODE_EXCHANGE;
+  else if (mode_arg != NULL)
+    return cli_usage_error ("init", "unknown --mode \"%s\" (symlink or exchange)", mode_arg);
   if (argc > 1)
     return cli_usage_error ("init", "unexpected argument \"%s\"", argv[1]);
 
@@ -27,7 +42,7 @@ verb_init (int argc, char **argv)
       return EXIT_FAILURE;
     }
   if (!cli_open_sysroot (NULL, -1, FALSE, &sysroot, &error)
-      || !sysroot_init (sysroot, sysroot->config->lock_timeout, cli_report_lock_wait, "init",
+      || !sysroot_init (sysroot, mode, sysroot->config->lock_timeout, cli_report_lock_wait, "init",
                         &error))
     return cli_fail (error);
   printf ("Initialised %s (boot directory %s)\n", sysroot->path, sysroot->boot_path);

@@ -7,17 +7,20 @@
 #include "karg.h"
 
 #include <dirent.h>
+#include <linux/fs.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #define LOADER "loader"
 #define ENTRIES "entries"
-#define EXCHANGE_NEW "loader/entries.new"
+#define EXCHANGE_NEW_NAME "entries.new"
+#define EXCHANGE_NEW LOADER "/" EXCHANGE_NEW_NAME
 
 const char *
 boot_mode_to_string (BootMode mode)
@@ -152,7 +155,8 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
   config->warnings = g_ptr_array_new_with_free_func (g_free);
   if (!detect_mode (boot_dfd, &config->mode, &config->version, error))
     return prefix_error (error, "reading the boot configuration: ");
-  config->atomic = config->mode != BOOT_MODE_NONE;
+  config->atomic = config->mode == BOOT_MODE_SYMLINK
+                   || (config->mode == BOOT_MODE_EXCHANGE && boot_exchange_is_atomic ());
   if (config->mode != BOOT_MODE_NONE)
     {
       g_autofree char *path = entries_dir_path (config->mode, config->version);
@@ -166,48 +170,83 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
   return TRUE;
 }
 
-static gboolean
-fs_is_vfat (int dfd)
+BootMode
+boot_mode_for_filesystem (long f_type)
 {
-  struct statfs sfs;
-  return fstatfs (dfd, &sfs) == 0 && sfs.f_type == MSDOS_SUPER_MAGIC;
+  return f_type == MSDOS_SUPER_MAGIC ? BOOT_MODE_EXCHANGE : BOOT_MODE_SYMLINK;
 }
 
 gboolean
-boot_config_init (int boot_dfd, GError **error)
+boot_exchange_is_atomic (void)
+{
+  /* RENAME_EXCHANGE works on vfat since Linux 6.0. The debug switch forces
+   * the non-atomic fallback so tests can exercise it. */
+  if (g_getenv ("STAGEHAND_DEBUG_NO_EXCHANGE") != NULL)
+    return FALSE;
+  struct utsname u;
+  guint major = 0, minor = 0;
+  if (uname (&u) < 0 || sscanf (u.release, "%u.%u", &major, &minor) != 2)
+    return FALSE;
+  return major >= 6;
+}
+
+static gboolean
+create_symlink_layout (int boot_dfd, GError **error)
+{
+  if (!fs_ensure_dir_at (boot_dfd, "loader.0", 0755, error)
+      || !fs_ensure_dir_at (boot_dfd, "loader.0/" ENTRIES, 0755, error))
+    return FALSE;
+  g_autofree char *tmp = fs_temp_name (LOADER);
+  if (symlinkat ("loader.0", boot_dfd, tmp) < 0)
+    return throw_errno (error, "creating the " LOADER " symlink");
+  if (renameat (boot_dfd, tmp, boot_dfd, LOADER) < 0)
+    {
+      throw_errno (error, "creating the " LOADER " symlink");
+      (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+boot_config_init (int boot_dfd, BootMode requested, GError **error)
 {
   BootMode mode;
   int version;
   if (!detect_mode (boot_dfd, &mode, &version, error))
     return FALSE;
-  if (mode != BOOT_MODE_NONE)
-    return TRUE;
+
+  struct statfs sfs;
+  if (fstatfs (boot_dfd, &sfs) < 0)
+    return throw_errno (error, "checking the boot filesystem");
+  BootMode natural = boot_mode_for_filesystem (sfs.f_type);
+  if (requested == BOOT_MODE_SYMLINK && natural == BOOT_MODE_EXCHANGE)
+    return throw_error (
+        error, STAGEHAND_ERROR_INVALID,
+        "the boot directory is on vfat, which has no symlinks: use --mode=exchange");
+  /* Converting is explicit: an existing layout is never rewritten. */
+  if (mode != BOOT_MODE_NONE && requested != BOOT_MODE_NONE && requested != mode)
+    return throw_error (
+        error, STAGEHAND_ERROR_STATE,
+        "the boot directory already uses %s mode; stagehand does not convert an "
+        "existing layout (move loader* out of the boot directory and run init again to start over)",
+        boot_mode_to_string (mode));
 
   if (!fs_ensure_dir_at (boot_dfd, BOOT_KERNEL_DIR, 0755, error))
     return FALSE;
-  if (fs_is_vfat (boot_dfd))
+  if (mode == BOOT_MODE_NONE)
+    mode = requested != BOOT_MODE_NONE ? requested : natural;
+  if (mode == BOOT_MODE_EXCHANGE)
     {
-      /* loader/ appears last-but-one and loader/entries last: an interrupted
-       * init leaves loader/ without entries/, which the next init completes. */
+      /* loader/ may already exist (systemd-boot's loader.conf lives there);
+       * entries/ appears last, so an interrupted init is completed by the
+       * next one. */
       if (!fs_ensure_dir_at (boot_dfd, LOADER, 0755, error)
           || !fs_ensure_dir_at (boot_dfd, LOADER "/" ENTRIES, 0755, error))
         return FALSE;
     }
-  else
-    {
-      if (!fs_ensure_dir_at (boot_dfd, "loader.0", 0755, error)
-          || !fs_ensure_dir_at (boot_dfd, "loader.0/" ENTRIES, 0755, error))
-        return FALSE;
-      g_autofree char *tmp = fs_temp_name (LOADER);
-      if (symlinkat ("loader.0", boot_dfd, tmp) < 0)
-        return throw_errno (error, "creating the " LOADER " symlink");
-      if (renameat (boot_dfd, tmp, boot_dfd, LOADER) < 0)
-        {
-          throw_errno (error, "creating the " LOADER " symlink");
-          (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
-          return FALSE;
-        }
-    }
+  else if (version < 0 && !create_symlink_layout (boot_dfd, error))
+    return FALSE;
   return fs_fsync_fd (boot_dfd, "the boot directory", error);
 }
 
@@ -308,16 +347,19 @@ boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin, GE
   return TRUE;
 }
 
+/* Writes @entries into a fresh directory @entries_path, created below a
+ * fresh @top (the same directory in exchange mode; loader.M in symlink
+ * mode), fsyncing every file and both directories. */
 static gboolean
-write_entries (int boot_dfd, const char *dir, GPtrArray *entries, GError **error)
+write_entry_set (int boot_dfd, const char *top, const char *entries_path, GPtrArray *entries,
+                 GError **error)
 {
   /* A leftover from an interrupted run is not live: start over. */
-  if (!fs_rm_rf_at (boot_dfd, dir, error))
+  if (!fs_rm_rf_at (boot_dfd, top, error))
     return FALSE;
-  g_autofree char *entries_path = g_strdup_printf ("%s/" ENTRIES, dir);
-  if (mkdirat (boot_dfd, dir, 0755) < 0)
-    return throw_errno (error, "creating %s", dir);
-  if (mkdirat (boot_dfd, entries_path, 0755) < 0)
+  if (mkdirat (boot_dfd, top, 0755) < 0)
+    return throw_errno (error, "creating %s", top);
+  if (strcmp (top, entries_path) != 0 && mkdirat (boot_dfd, entries_path, 0755) < 0)
     return throw_errno (error, "creating %s", entries_path);
   autofd entries_dfd = -1;
   if (!fs_opendir_at (boot_dfd, entries_path, &entries_dfd, error))
@@ -330,10 +372,141 @@ write_entries (int boot_dfd, const char *dir, GPtrArray *entries, GError **error
                                     FS_WRITE_SYNC, error))
         return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
     }
-  autofd dir_dfd = -1;
-  if (!fs_opendir_at (boot_dfd, dir, &dir_dfd, error)
-      || !fs_fsync_fd (entries_dfd, entries_path, error) || !fs_fsync_fd (dir_dfd, dir, error))
+  autofd top_dfd = -1;
+  if (!fs_opendir_at (boot_dfd, top, &top_dfd, error)
+      || !fs_fsync_fd (entries_dfd, entries_path, error) || !fs_fsync_fd (top_dfd, top, error))
     return FALSE;
+  return TRUE;
+}
+
+static void
+fsync_after_commit (int dfd, const char *what)
+{
+  g_autoptr (GError) local_error = NULL;
+  if (!fs_fsync_fd (dfd, what, &local_error))
+    log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+}
+
+/* Symlink mode: a new symlink renamed over <boot>/loader. */
+static gboolean
+swap_symlink (int boot_dfd, const char *new_dir, GError **error)
+{
+  g_autofree char *tmp = fs_temp_name (LOADER);
+  if (symlinkat (new_dir, boot_dfd, tmp) < 0)
+    return throw_errno (error, "creating a symlink to %s", new_dir);
+  /* The commit point. */
+  if (renameat (boot_dfd, tmp, boot_dfd, LOADER) < 0)
+    {
+      throw_errno (error, "renaming the symlink over " LOADER);
+      (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
+      return FALSE;
+    }
+  fsync_after_commit (boot_dfd, "the boot directory");
+  return TRUE;
+}
+
+static gboolean
+list_entry_names (int dfd, GPtrArray **ret_names, GError **error)
+{
+  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
+  if (d == NULL)
+    {
+      if (dup_fd >= 0)
+        close (dup_fd);
+      return throw_errno (error, "listing an entry set");
+    }
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (de->d_name[0] != '.' && g_str_has_suffix (de->d_name, ".conf"))
+      g_ptr_array_add (names, g_strdup (de->d_name));
+  closedir (d);
+  *ret_names = g_steal_pointer (&names);
+  return TRUE;
+}
+
+/* The fallback where RENAME_EXCHANGE is refused: move the new files into
+ * loader/entries first (new names appear, same names are replaced by a
+ * rename, which never leaves a partial file), sync, then remove the
+ * obsolete stagehand entries. At every step a complete default exists, but
+ * a crash can leave old and new entries side by side. */
+static gboolean
+swap_merge (int loader_dfd, GError **error)
+{
+  autofd new_dfd = -1, live_dfd = -1;
+  if (!fs_opendir_at (loader_dfd, EXCHANGE_NEW_NAME, &new_dfd, error)
+      || !fs_opendir_at (loader_dfd, ENTRIES, &live_dfd, error))
+    return FALSE;
+  g_autoptr (GPtrArray) new_names = NULL, live_names = NULL;
+  if (!list_entry_names (new_dfd, &new_names, error)
+      || !list_entry_names (live_dfd, &live_names, error))
+    return FALSE;
+  g_autoptr (GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < new_names->len; i++)
+    g_hash_table_add (wanted, new_names->pdata[i]);
+  GHashTableIter it;
+  gpointer name;
+  g_hash_table_iter_init (&it, wanted);
+  while (g_hash_table_iter_next (&it, &name, NULL))
+    if (renameat (new_dfd, name, live_dfd, name) < 0)
+      return throw_errno (error, "moving entry %s into place", (char *)name);
+  if (!fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, error))
+    return FALSE;
+  for (guint i = 0; i < live_names->len; i++)
+    {
+      const char *n = live_names->pdata[i];
+      if (g_str_has_prefix (n, BOOT_ENTRY_PREFIX) && !g_hash_table_contains (wanted, n)
+          && !fs_unlink_at_optional (live_dfd, n, 0, error))
+        return FALSE;
+    }
+  return fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, error);
+}
+
+/* Exchange mode: renameat2(RENAME_EXCHANGE) of loader/entries with the
+ * complete loader/entries.new. We exchange entries/ rather than loader/
+ * itself because loader/ also holds files that are not ours (systemd-boot's
+ * loader.conf, random-seed) which must stay where they are. */
+static gboolean
+swap_exchange (int boot_dfd, gboolean *ret_atomic, GError **error)
+{
+  autofd loader_dfd = -1;
+  if (!fs_opendir_at (boot_dfd, LOADER, &loader_dfd, error))
+    return FALSE;
+  *ret_atomic = TRUE;
+  struct stat st;
+  gboolean has_live;
+  if (!fs_stat_optional (loader_dfd, ENTRIES, &st, &has_live, error))
+    return FALSE;
+  if (!has_live)
+    {
+      /* First entry set: a plain rename is just as atomic. */
+      if (renameat (loader_dfd, EXCHANGE_NEW_NAME, loader_dfd, ENTRIES) < 0)
+        return throw_errno (error, "renaming the new entry set into place");
+    }
+  else
+    {
+      gboolean exchanged = FALSE;
+      if (boot_exchange_is_atomic ())
+        {
+          /* The commit point. */
+          if (renameat2 (loader_dfd, EXCHANGE_NEW_NAME, loader_dfd, ENTRIES, RENAME_EXCHANGE) == 0)
+            exchanged = TRUE;
+          else if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return throw_errno (error, "exchanging " LOADER "/" ENTRIES " with the new set");
+        }
+      if (!exchanged)
+        {
+          *ret_atomic = FALSE;
+          log_event (
+              LOG_WARNING, NULL,
+              "RENAME_EXCHANGE is not available on the boot filesystem: switching the entries "
+              "without an atomic swap (\"atomic\": false)");
+          if (!swap_merge (loader_dfd, error))
+            return FALSE;
+        }
+    }
+  fsync_after_commit (loader_dfd, LOADER);
   return TRUE;
 }
 
@@ -345,17 +518,16 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
     return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
                         "the boot directory has no loader (run 'stagehand init')");
 
-  /* Exchange mode writes loader/entries.new (its parent is loader/);
-   * symlink mode writes the inactive loader.N. */
-  g_autofree char *new_dir = current->mode == BOOT_MODE_SYMLINK
-                                 ? g_strdup_printf ("loader.%d", 1 - current->version)
-                                 : g_strdup (LOADER "/.entries-set");
-  if (current->mode == BOOT_MODE_EXCHANGE)
-    return throw_error (error, STAGEHAND_ERROR_FAILED,
-                        "exchange mode (vfat /boot) is not supported yet");
+  /* Symlink mode writes the inactive loader.M; exchange mode writes
+   * loader/entries.new. */
+  g_autofree char *top = current->mode == BOOT_MODE_SYMLINK
+                             ? g_strdup_printf ("loader.%d", 1 - current->version)
+                             : g_strdup (EXCHANGE_NEW);
+  g_autofree char *entries_path
+      = current->mode == BOOT_MODE_SYMLINK ? g_strdup_printf ("%s/" ENTRIES, top) : g_strdup (top);
 
   verdict_begin_step (timings, "write-entries");
-  if (!write_entries (boot_dfd, new_dir, entries, error))
+  if (!write_entry_set (boot_dfd, top, entries_path, entries, error))
     return prefix_error (error, "writing the new entry set: ");
   verdict_end_step (timings);
 
@@ -366,20 +538,11 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   verdict_end_step (timings);
 
   verdict_begin_step (timings, "swap");
-  g_autofree char *tmp = fs_temp_name (LOADER);
-  if (symlinkat (new_dir, boot_dfd, tmp) < 0)
-    return throw_errno (error, "swapping the boot configuration: creating a symlink to %s",
-                        new_dir);
-  /* The commit point. */
-  if (renameat (boot_dfd, tmp, boot_dfd, LOADER) < 0)
-    {
-      throw_errno (error, "swapping the boot configuration: renaming the symlink over " LOADER);
-      (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
-      return FALSE;
-    }
-  g_autoptr (GError) local_error = NULL;
-  if (!fs_fsync_fd (boot_dfd, "the boot directory", &local_error))
-    log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+  gboolean atomic = TRUE;
+  gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, error)
+                                                   : swap_exchange (boot_dfd, &atomic, error);
+  if (!ok)
+    return prefix_error (error, "swapping the boot configuration: ");
   verdict_end_step (timings);
   return TRUE;
 }

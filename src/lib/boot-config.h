@@ -48,10 +48,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BootConfig, boot_config_free)
  * left out and named in ->warnings. */
 gboolean boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error);
 
+/* The mode a new boot directory on a filesystem of type @f_type (statfs)
+ * gets: exchange on vfat, which has no symlinks; symlink elsewhere. */
+BootMode boot_mode_for_filesystem (long f_type);
+
+/* TRUE when an exchange-mode swap is one renameat2(RENAME_EXCHANGE):
+ * Linux >= 6.0, and not disabled by STAGEHAND_DEBUG_NO_EXCHANGE. */
+gboolean boot_exchange_is_atomic (void);
+
 /* Creates an empty configuration in an uninitialised boot directory, in
- * the mode the filesystem supports. Idempotent; an existing layout is never
- * rewritten. */
-gboolean boot_config_init (int boot_dfd, GError **error);
+ * @requested mode (BOOT_MODE_NONE: what the filesystem supports).
+ * Idempotent; an existing layout is never converted (asking for another
+ * mode is an error). */
+gboolean boot_config_init (int boot_dfd, BootMode requested, GError **error);
 
 /* The boot entry for a deployment at menu priority @priority (higher sorts
  * first); @kargs are the deployment's kernel arguments. */

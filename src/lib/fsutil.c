@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/magic.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 void
@@ -89,6 +91,13 @@ fs_is_temp_name (const char *name)
 }
 
 gboolean
+fs_is_vfat (int fd)
+{
+  struct statfs sfs;
+  return fstatfs (fd, &sfs) == 0 && sfs.f_type == MSDOS_SUPER_MAGIC;
+}
+
+gboolean
 fs_fsync_fd (int fd, const char *what, GError **error)
 {
   if (fsync (fd) < 0)
@@ -132,7 +141,9 @@ static gboolean
 commit_temp_file (int dfd, int fd, const char *tmpname, const char *name, mode_t mode,
                   FsWriteFlags flags, GError **error)
 {
-  if (fchmod (fd, mode) < 0)
+  /* vfat has no mode bits to speak of and refuses most fchmod() calls;
+   * nothing there may rely on them. */
+  if (fchmod (fd, mode) < 0 && !(errno == EPERM && fs_is_vfat (fd)))
     throw_errno (error, "setting mode of %s", name);
   else if ((flags & FS_WRITE_SYNC) && fdatasync (fd) < 0)
     throw_errno (error, "fdatasync of %s", name);

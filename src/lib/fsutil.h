@@ -65,6 +65,10 @@ gboolean fs_rm_rf_at (int dfd, const char *name, GError **error);
 /* unlinkat() that treats ENOENT as success. */
 gboolean fs_unlink_at_optional (int dfd, const char *name, int flags, GError **error);
 
+/* TRUE if @fd is on vfat (the EFI system partition), which has no symlinks,
+ * ownership or meaningful mode bits. */
+gboolean fs_is_vfat (int fd);
+
 gboolean fs_fsync_fd (int fd, const char *what, GError **error);
 gboolean fs_syncfs (int fd, const char *what, GError **error);
 

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 gboolean
-sysroot_init (Sysroot *self, guint lock_timeout, LockWaitFunc wait_func, gpointer wait_data,
-              GError **error)
+sysroot_init (Sysroot *self, BootMode mode, guint lock_timeout, LockWaitFunc wait_func,
+              gpointer wait_data, GError **error)
 {
   if (self->boot_dfd < 0)
     {
@@ -34,7 +34,7 @@ sysroot_init (Sysroot *self, guint lock_timeout, LockWaitFunc wait_func, gpointe
     return FALSE;
   if (!fs_ensure_dir_at (self->state_dfd, DEPLOY_DIR, 0755, error))
     return prefix_error (error, "initialising %s: ", self->path);
-  if (!boot_config_init (self->boot_dfd, error))
+  if (!boot_config_init (self->boot_dfd, mode, error))
     return prefix_error (error, "initialising boot directory %s: ", self->boot_path);
   if (!fs_syncfs (self->state_dfd, self->path, error))
     return FALSE;

@@ -11,9 +11,10 @@
 
 G_BEGIN_DECLS
 
-/* Creates the state layout and an empty boot configuration, taking the
- * lock as soon as the state directory exists. Idempotent. */
-gboolean sysroot_init (Sysroot *self, guint lock_timeout, LockWaitFunc wait_func,
+/* Creates the state layout and an empty boot configuration in @mode
+ * (BOOT_MODE_NONE: the filesystem's natural mode), taking the lock as soon
+ * as the state directory exists. Idempotent. */
+gboolean sysroot_init (Sysroot *self, BootMode mode, guint lock_timeout, LockWaitFunc wait_func,
                        gpointer wait_data, GError **error);
 
 typedef struct
