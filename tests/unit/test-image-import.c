@@ -933,6 +933,21 @@ test_directory_refuses_device_node (Tmp *t, gconstpointer data)
       "image entry \"dev/null\": character device nodes are not allowed in an image");
 }
 
+/* `stagehand deploy /` with the sysroot at / would import the deployment
+ * into itself, forever. */
+static void
+test_directory_refuses_to_contain_destination (Tmp *t, gconstpointer data)
+{
+  g_autofree char *image = make_fixture_image (t);
+  int image_dfd = open_dir_at (t->dfd, "image");
+  g_autoptr (GError) error = NULL;
+  g_assert_false (image_import (image, image_dfd, "deploy", NULL, &error));
+  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_INVALID);
+  g_assert_cmpstr (error->message, ==, "image entry \"deploy\": is the destination of this import");
+  g_assert_false (exists_at (image_dfd, "deploy"));
+  close (image_dfd);
+}
+
 /* ---- the caller's mistakes and broken images -------------------------------- */
 
 static void
@@ -1163,6 +1178,8 @@ main (int argc, char **argv)
               test_directory_refuses_socket, tmp_teardown);
   g_test_add ("/import/directory/refuses-device-node", Tmp, NULL, tmp_setup,
               test_directory_refuses_device_node, tmp_teardown);
+  g_test_add ("/import/directory/refuses-to-contain-destination", Tmp, NULL, tmp_setup,
+              test_directory_refuses_to_contain_destination, tmp_teardown);
   g_test_add ("/import/refuses-existing-destination", Tmp, NULL, tmp_setup,
               test_refuses_existing_destination, tmp_teardown);
   g_test_add ("/import/names-missing-image", Tmp, NULL, tmp_setup, test_names_missing_image,
