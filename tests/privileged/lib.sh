@@ -143,7 +143,7 @@ require_commands() {
   [ ${#missing[@]} -eq 0 ] || bail "missing required commands: ${missing[*]}"
 }
 
-require_commands automount mkfs.ext4 losetup mount umount setsid awk python3 sha256sum find
+require_commands automount mkfs.ext4 debugfs losetup mount umount setsid awk python3 sha256sum find
 
 STAGEHAND=${STAGEHAND:-$PRIV_REPO_ROOT/build/src/cli/stagehand}
 case $STAGEHAND in
@@ -190,37 +190,37 @@ untrack_pid() {
   _priv_bg_pids=("${kept[@]}")
 }
 
+# pid_alive PID: running, i.e. neither gone nor an unreaped zombie.
 pid_alive() {
-  local state
-  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  local stat state
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  state=${stat##*) }
+  state=${state%% *}
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
 # wait_exit PID TIMEOUT: reap a child of this shell, waiting at most TIMEOUT
-# seconds; a child still running then is killed and reported as hung.
+# seconds; a child still running then is killed and reported as hung. Polls
+# rather than arming a watchdog process: a child's pid cannot be recycled
+# before we reap it, so the kill can never hit a stranger.
 # Sets EXIT_STATUS, EXIT_AFTER (seconds) and EXIT_HUNG (0/1).
 wait_exit() {
-  local pid=$1 timeout=$2 start marker watchdog
-  marker=$T/.watchdog-fired-$pid
-  rm -f "$marker"
+  local pid=$1 timeout=$2 start deadline
   start=$(now_us)
-  (
-    trap 'kill "$s" 2>/dev/null; exit 0' TERM
-    sleep "$timeout" &
-    s=$!
-    wait "$s"
-    : >"$marker"
-    kill -KILL "$pid" 2>/dev/null
-  ) </dev/null >/dev/null 2>&1 &
-  watchdog=$!
+  deadline=$((start + timeout * 1000000))
+  EXIT_HUNG=0
+  while pid_alive "$pid"; do
+    if [ "$(now_us)" -ge "$deadline" ]; then
+      EXIT_HUNG=1
+      kill -KILL "$pid" 2>/dev/null
+      break
+    fi
+    sleep 0.01
+  done
   wait "$pid"
   EXIT_STATUS=$?
   EXIT_AFTER=$(seconds_since "$start")
   untrack_pid "$pid"
-  kill -TERM "$watchdog" 2>/dev/null
-  wait "$watchdog" 2>/dev/null
-  if [ -e "$marker" ]; then EXIT_HUNG=1; else EXIT_HUNG=0; fi
-  rm -f "$marker"
   return 0
 }
 
@@ -228,19 +228,21 @@ wait_exit() {
 
 BOOT_TIMEOUT=1
 
-# Print "<mount id> <parent id> <fstype> <options>" for each mount at PATH.
+# _mounts_at PATH [MOUNTINFO]: "<mount id> <parent id> <fstype> <options>"
+# for each mount at PATH (default: this process's /proc/self/mountinfo).
 _mounts_at() {
   awk -v mp="$1" '
     $5 == mp {
       for (i = 7; i <= NF; i++) if ($i == "-") break
       print $1, $2, $(i + 1), $(i + 3)
-    }' /proc/self/mountinfo
+    }' "${2:-/proc/self/mountinfo}"
 }
 
-# The mount id of the ext4 mount stacked on the autofs trigger at <tmp>/boot.
-# Reads /proc/self/mountinfo only: never stats the path, so never triggers.
+# boot_mount_id [MOUNTINFO]: the mount id of the ext4 mount stacked on the
+# autofs trigger at <tmp>/boot. Reads mountinfo only: never stats the path,
+# so never triggers the automount.
 boot_mount_id() {
-  _mounts_at "$BOOT" | awk '
+  _mounts_at "$BOOT" "${1:-}" | awk '
     $3 == "autofs" { trigger[$1] = 1 }
     $3 == "ext4" { parent[$1] = $2 }
     END {
@@ -303,6 +305,25 @@ boot_stays_mounted() {
 
 # ------------------------------------------------------------- setup/teardown
 
+# spawn COMMAND...: run COMMAND in the background and return once it has
+# been exec'd; sets SPAWNED_PID. Until its exec, a child forked by bash still
+# has the shell's signal handlers: a SIGTERM landing there is swallowed, and
+# the command, once running, would wait forever for a signal already gone.
+# (Seen here: about one in ten immediate SIGTERMs.) Waiting for the exec
+# makes "a signal right after start" land in the product, not in bash.
+spawn() {
+  local i
+  "$@" &
+  SPAWNED_PID=$!
+  track_pid "$SPAWNED_PID"
+  for ((i = 0; i < 5000; i++)); do
+    [ /proc/"$SPAWNED_PID"/exe -ef "$BASH" ] || return 0
+    [ "$i" -lt 1000 ] || sleep 0.001
+  done
+  diag "pid $SPAWNED_PID did not exec within 5s"
+  return 1
+}
+
 # T: the test's temp dir; BOOT: the automount; SYSROOT: a plain directory.
 setup() {
   local i opts our_pgrp
@@ -312,14 +333,16 @@ setup() {
   T=$(mktemp -d "${TMPDIR:-/tmp}/stagehand-priv.XXXXXX") || bail "mktemp failed"
   BOOT=$T/boot
   SYSROOT=$T/sysroot
-  trap teardown EXIT
+  # A child forked by `cmd &` runs this shell's traps until it execs (see
+  # spawn): only the test's own shell tears down.
+  trap '[ "$BASHPID" = "$$" ] && teardown' EXIT
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
   mkdir -p "$BOOT" "$SYSROOT"
   truncate -s 64M "$T/boot.img" || bail "cannot create $T/boot.img"
-  mkfs.ext4 -q -F -L stagehand-boot "$T/boot.img" || bail "mkfs.ext4 failed"
+  mkfs.ext4 -q -F -I 256 -L stagehand-boot "$T/boot.img" || bail "mkfs.ext4 failed"
   LOOP=$(losetup --find --show "$T/boot.img") || bail "losetup failed"
 
   # Direct map, so the trigger sits exactly at <tmp>/boot as /boot does.
@@ -398,4 +421,308 @@ teardown() {
     fi
   fi
   exit "$status"
+}
+
+# ------------------------------------------------------- stagehand fixtures
+
+# make_test_image DIR [VERSION]: a tiny OS tree with exactly one kernel.
+# Deterministic; kernel and initramfs have distinct content per version.
+make_test_image() {
+  local dir=$1 version=${2:-1} kdir
+  kdir=$dir/usr/lib/modules/6.1.0-test
+  mkdir -p "$kdir" "$dir/etc" "$dir/usr/bin"
+  cat >"$dir/usr/lib/os-release" <<EOF
+ID=testos
+VERSION_ID=$version
+PRETTY_NAME="Test OS $version"
+EOF
+  printf 'testos %s kernel image\n' "$version" >"$kdir/vmlinuz"
+  printf 'testos %s initramfs\n' "$version" >"$kdir/initramfs.img"
+  printf 'testos\n' >"$dir/etc/hostname"
+  printf '#!/bin/sh\nexit 0\n' >"$dir/usr/bin/true"
+  chmod 0755 "$dir/usr/bin/true"
+}
+
+_sh_log_n=0
+
+# stagehand_run ARGS...: run stagehand on the test's sysroot and boot, output
+# to a numbered log (printed as diagnostics on failure). Sets SH_LOG.
+stagehand_run() {
+  local rc
+  _sh_log_n=$((_sh_log_n + 1))
+  SH_LOG=$T/stagehand.$_sh_log_n.log
+  "$STAGEHAND" --sysroot="$SYSROOT" --boot="$BOOT" "$@" </dev/null >"$SH_LOG" 2>&1
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    diag "stagehand $* exited $rc"
+    diag_file "$SH_LOG" 20
+  fi
+  return "$rc"
+}
+
+# Deployment ids of testos, one per line, sorted.
+deployment_ids() {
+  local d
+  for d in "$SYSROOT"/stagehand/deploy/testos/*/; do
+    [ -d "$d" ] || continue
+    d=${d%/}
+    d=${d##*/}
+    case $d in .*) continue ;; esac
+    echo "$d"
+  done | sort
+}
+
+# stage_image IMAGE: stage it without starting a unit; sets STAGED_ID to the
+# one deployment the stage created.
+stage_image() {
+  local before after new
+  before=$(deployment_ids)
+  stagehand_run stage "$1" --no-start || return 1
+  after=$(deployment_ids)
+  new=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed '/^$/d')
+  if [ "$(printf '%s\n' "$new" | sed '/^$/d' | wc -l)" -ne 1 ]; then
+    diag "stage created '$new', expected exactly one new deployment"
+    return 1
+  fi
+  STAGED_ID=$new
+}
+
+# start_hold: start `finalize-staged --hold` in the background; sets HOLD_PID
+# and HOLD_LOG. NOTIFY_SOCKET is passed on when set.
+start_hold() {
+  # shellcheck disable=SC2119 # no wrapper
+  start_hold_under
+}
+
+# start_hold_under WRAPPER...: the same, run under a wrapper such as strace;
+# HOLD_PID is then the wrapper's pid.
+# shellcheck disable=SC2120 # start_hold passes none
+start_hold_under() {
+  _sh_log_n=$((_sh_log_n + 1))
+  HOLD_LOG=$T/stagehand.$_sh_log_n.log
+  spawn "$@" "$STAGEHAND" --sysroot="$SYSROOT" --boot="$BOOT" finalize-staged --hold \
+    </dev/null >"$HOLD_LOG" 2>&1
+  HOLD_PID=$SPAWNED_PID
+}
+
+# The loader symlink's target, read through the automount (triggers it).
+loader_target() {
+  readlink "$BOOT/loader"
+}
+
+# check_boot_config: <boot>/loader is a symlink to loader.0 or loader.1 and
+# every entry there is complete: title, version, linux, initrd and options
+# with stagehand=/stagehand/deploy/testos/<id> naming an existing deployment,
+# and the linux/initrd files exist and are not empty. Diagnoses what is wrong.
+check_boot_config() {
+  local target entries conf key value dep bad=0
+  target=$(loader_target) || { diag "$BOOT/loader is not a symlink"; return 1; }
+  case $target in
+    loader.0 | loader.1) ;;
+    *) diag "$BOOT/loader -> '$target', expected loader.0 or loader.1"; return 1 ;;
+  esac
+  entries=$BOOT/$target/entries
+  [ -d "$entries" ] || { diag "$entries is not a directory"; return 1; }
+  for conf in "$entries"/*.conf; do
+    [ -e "$conf" ] || continue
+    for key in title version linux initrd options; do
+      value=$(awk -v k="$key" '$1 == k { sub(/^[^ \t]+[ \t]+/, ""); print; exit }' "$conf")
+      if [ -z "$value" ]; then
+        diag "$conf has no '$key' line"
+        bad=1
+        continue
+      fi
+      case $key in
+        linux | initrd)
+          [ -s "$BOOT/${value#/}" ] || { diag "$conf: $key $value does not exist in $BOOT"; bad=1; } ;;
+        options)
+          dep=$(printf '%s\n' "$value" | tr ' ' '\n' | sed -n 's|^stagehand=||p')
+          case $dep in
+            /stagehand/deploy/testos/?*)
+              [ -d "$SYSROOT$dep" ] || { diag "$conf: $dep is not a deployment in $SYSROOT"; bad=1; } ;;
+            *) diag "$conf: options '$value' carry no stagehand=/stagehand/deploy/testos/<id>"; bad=1 ;;
+          esac ;;
+      esac
+    done
+  done
+  [ "$bad" -eq 0 ]
+}
+
+# entry_for_deployment ID: print the path of the entry in the active loader
+# dir whose options name deployment ID.
+entry_for_deployment() {
+  local conf
+  for conf in "$BOOT/$(loader_target)"/entries/stagehand-*.conf; do
+    [ -e "$conf" ] || continue
+    if awk '$1 == "options"' "$conf" | tr -s ' \t' '\n' |
+      grep -qx "stagehand=/stagehand/deploy/testos/$1"; then
+      echo "$conf"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# A listing of <boot> precise enough to notice any write: type, mode, size,
+# mtime, ctime, link target and content hash of every file, sorted.
+snapshot_boot() {
+  (
+    cd "$BOOT" || exit 1
+    find . -xdev -printf '%p\t%y\t%m\t%s\t%T@\t%C@\t%l\n' | sort
+    find . -xdev -type f -print0 | sort -z | xargs -0 -r sha256sum
+  )
+}
+
+# ------------------------------------------------------ sd_notify listener
+
+# notify_listen: bind a datagram socket at $T/notify.sock and export
+# NOTIFY_SOCKET. For each datagram the listener, before anything else,
+# records the sender's open fds (pid from SCM_CREDENTIALS) into
+# $T/notify.<n>.fds in the format of snapshot_fds, and its mountinfo into
+# $T/notify.<n>.mountinfo; then it writes "<n> <pid> <message>" (newlines as
+# spaces) to a fifo this shell reads, so wait_for_ready is event-driven.
+# Every message is also appended to $T/notify.log.
+notify_listen() {
+  local line
+  cat >"$T/notify-listener.py" <<'EOF'
+import os, socket, struct, sys
+
+sock_path, fifo_path, fds_prefix = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+s.bind(sock_path)
+out = open(fifo_path, "w", buffering=1)
+out.write("LISTENING\n")
+n = 0
+while True:
+    msg, anc, _flags, _addr = s.recvmsg(65536, socket.CMSG_SPACE(12))
+    pid = 0
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            pid = struct.unpack("iII", data[:12])[0]
+    # Snapshot first: this is the state the sender had when it sent.
+    fds = []
+    if pid:
+        try:
+            names = os.listdir("/proc/%d/fd" % pid)
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, name))
+                with open("/proc/%d/fdinfo/%s" % (pid, name)) as info:
+                    mnt_id = [l.split()[1] for l in info if l.startswith("mnt_id:")][0]
+            except (OSError, IndexError):
+                continue
+            fds.append("%s\t%s\n" % (target, mnt_id))
+    with open("/proc/self/mountinfo") as f:
+        mountinfo = f.read()
+    n += 1
+    with open("%s.%d.fds" % (fds_prefix, n), "w") as f:
+        f.write("".join(sorted(fds)))
+    with open("%s.%d.mountinfo" % (fds_prefix, n), "w") as f:
+        f.write(mountinfo)
+    text = msg.decode("utf-8", "replace").replace("\n", " ").strip()
+    with open("%s.log" % fds_prefix, "a") as f:
+        f.write("%d %d %s\n" % (n, pid, text))
+    out.write("%d %d %s\n" % (n, pid, text))
+EOF
+  rm -f "$T/notify.sock" "$T/notify.fifo"
+  mkfifo "$T/notify.fifo"
+  python3 "$T/notify-listener.py" "$T/notify.sock" "$T/notify.fifo" "$T/notify" \
+    </dev/null >"$T/notify-listener.log" 2>&1 &
+  NOTIFY_LISTENER_PID=$!
+  track_pid "$NOTIFY_LISTENER_PID"
+  exec {NOTIFY_FD}<"$T/notify.fifo"
+  read -r -t 10 -u "$NOTIFY_FD" line
+  [ "$line" = LISTENING ] || { diag_file "$T/notify-listener.log"; bail "notify listener did not start"; }
+  export NOTIFY_SOCKET=$T/notify.sock
+}
+
+# wait_for_ready PID TIMEOUT: wait for a datagram with a READY=1 line,
+# failing early if PID exits first. Sets READY_SENDER, READY_MESSAGE,
+# READY_AFTER, and READY_FDS / READY_MOUNTINFO (the sender's fds and the
+# mount table as they were when the datagram arrived).
+wait_for_ready() {
+  local pid=$1 timeout=$2 start deadline chunk partial="" n sender text
+  start=$(now_us)
+  deadline=$((start + timeout * 1000000))
+  READY_SENDER="" READY_MESSAGE="" READY_FDS="" READY_MOUNTINFO=""
+  while [ "$(now_us)" -lt "$deadline" ]; do
+    # A timed-out read keeps what it got of a line: carry it over.
+    if IFS= read -r -t 0.2 -u "$NOTIFY_FD" chunk; then
+      read -r n sender text <<<"$partial$chunk"
+      partial=""
+      case " $text " in
+        *" READY=1 "*)
+          READY_SENDER=$sender
+          READY_MESSAGE=$text
+          READY_FDS=$T/notify.$n.fds
+          READY_MOUNTINFO=$T/notify.$n.mountinfo
+          READY_AFTER=$(seconds_since "$start")
+          return 0 ;;
+      esac
+      diag "notify before READY from $sender: $text"
+    elif [ $? -le 128 ]; then
+      diag_file "$T/notify-listener.log"
+      diag "the notify listener closed its end"
+      return 1
+    else
+      partial+=$chunk
+      if ! pid_alive "$pid"; then
+        diag "pid $pid exited before sending READY=1"
+        return 1
+      fi
+    fi
+  done
+  diag "no READY=1 within ${timeout}s"
+  return 1
+}
+
+# snapshot_fds PID: "<target>\t<mnt_id>" for each open fd of PID, sorted.
+snapshot_fds() {
+  local fd target
+  for fd in /proc/"$1"/fd/*; do
+    target=$(readlink "$fd") || continue
+    printf '%s\t%s\n' "$target" \
+      "$(awk '$1 == "mnt_id:" { print $2 }' "/proc/$1/fdinfo/${fd##*/}" 2>/dev/null)"
+  done | sort
+}
+
+# fds_hold_boot FDS MOUNTINFO: the fd snapshot has a directory fd on <boot>
+# that is on the ext4 boot mount itself (not the autofs trigger beneath it,
+# which would not keep anything mounted), per that mount table.
+fds_hold_boot() {
+  local id
+  id=$(boot_mount_id "$2") || { diag "boot was not mounted"; return 1; }
+  grep -qxF -- "$BOOT	$id" "$1" || {
+    diag "no fd on $BOOT with mnt_id $id; fds were:"
+    diag "$(sed 's/^/  /' "$1")"
+    return 1
+  }
+}
+
+# fds_hold_sysroot FDS: the fd snapshot has an fd on the sysroot.
+fds_hold_sysroot() {
+  grep -q -- "^$SYSROOT	" "$1" || {
+    diag "no fd on $SYSROOT; fds were:"
+    diag "$(sed 's/^/  /' "$1")"
+    return 1
+  }
+}
+
+# pid_holds_boot_and_sysroot PID: right now, PID has a directory fd on the
+# ext4 boot mount and one on the sysroot.
+pid_holds_boot_and_sysroot() {
+  local fds=$T/fds.$1
+  snapshot_fds "$1" >"$fds" &&
+    fds_hold_boot "$fds" /proc/self/mountinfo &&
+    fds_hold_sysroot "$fds"
+}
+
+# boot_fs_readlink PATH: read a symlink straight from the ext4 image on the
+# loop device, not through any mount (the boot mount must have expired).
+boot_fs_readlink() {
+  ! boot_is_mounted || { diag "boot is mounted; not reading its device"; return 1; }
+  debugfs -R "stat $1" "$LOOP" 2>/dev/null | sed -n 's/^Fast link dest: "\(.*\)"$/\1/p'
 }
