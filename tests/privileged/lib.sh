@@ -515,7 +515,7 @@ loader_target() {
 # with stagehand=/stagehand/deploy/testos/<id> naming an existing deployment,
 # and the linux/initrd files exist and are not empty. Diagnoses what is wrong.
 check_boot_config() {
-  local target entries conf key value dep bad=0
+  local target entries confs conf key value word dep bad=0
   target=$(loader_target) || { diag "$BOOT/loader is not a symlink"; return 1; }
   case $target in
     loader.0 | loader.1) ;;
@@ -523,44 +523,47 @@ check_boot_config() {
   esac
   entries=$BOOT/$target/entries
   [ -d "$entries" ] || { diag "$entries is not a directory"; return 1; }
-  for conf in "$entries"/*.conf; do
-    [ -e "$conf" ] || continue
-    for key in title version linux initrd options; do
-      value=$(awk -v k="$key" '$1 == k { sub(/^[^ \t]+[ \t]+/, ""); print; exit }' "$conf")
-      if [ -z "$value" ]; then
-        diag "$conf has no '$key' line"
-        bad=1
-        continue
-      fi
-      case $key in
-        linux | initrd)
-          [ -s "$BOOT/${value#/}" ] || { diag "$conf: $key $value does not exist in $BOOT"; bad=1; } ;;
-        options)
-          dep=$(printf '%s\n' "$value" | tr ' ' '\n' | sed -n 's|^stagehand=||p')
-          case $dep in
-            /stagehand/deploy/testos/?*)
-              [ -d "$SYSROOT$dep" ] || { diag "$conf: $dep is not a deployment in $SYSROOT"; bad=1; } ;;
-            *) diag "$conf: options '$value' carry no stagehand=/stagehand/deploy/testos/<id>"; bad=1 ;;
-          esac ;;
-      esac
-    done
-  done
+  confs=("$entries"/*.conf)
+  [ -e "${confs[0]}" ] || return 0
+  # One pass over all entries: "<file> <key> <value>" for the keys that
+  # matter, "<file> missing <key>" for each one that is absent.
+  while IFS=$'\t' read -r conf key value; do
+    case $key in
+      missing) diag "$conf has no '$value' line"; bad=1 ;;
+      linux | initrd)
+        [ -s "$BOOT/${value#/}" ] || { diag "$conf: $key $value does not exist in $BOOT"; bad=1; } ;;
+      options)
+        dep=""
+        for word in $value; do
+          case $word in stagehand=*) dep=${word#stagehand=} ;; esac
+        done
+        case $dep in
+          /stagehand/deploy/testos/?*)
+            [ -d "$SYSROOT$dep" ] || { diag "$conf: $dep is not a deployment in $SYSROOT"; bad=1; } ;;
+          *) diag "$conf: options '$value' carry no stagehand=/stagehand/deploy/testos/<id>"; bad=1 ;;
+        esac ;;
+    esac
+  done < <(awk '
+    function flush(   k, n, i) {
+      n = split("title version linux initrd options", k, " ")
+      for (i = 1; i <= n; i++)
+        if (k[i] in v) print file "\t" k[i] "\t" v[k[i]]
+        else print file "\tmissing\t" k[i]
+      delete v
+    }
+    FNR == 1 { if (file != "") flush(); file = FILENAME }
+    NF >= 2 && !($1 in v) { key = $1; sub(/^[^ \t]+[ \t]+/, ""); v[key] = $0 }
+    END { if (file != "") flush() }' "${confs[@]}")
   [ "$bad" -eq 0 ]
 }
 
 # entry_for_deployment ID: print the path of the entry in the active loader
 # dir whose options name deployment ID.
 entry_for_deployment() {
-  local conf
-  for conf in "$BOOT/$(loader_target)"/entries/stagehand-*.conf; do
-    [ -e "$conf" ] || continue
-    if awk '$1 == "options"' "$conf" | tr -s ' \t' '\n' |
-      grep -qx "stagehand=/stagehand/deploy/testos/$1"; then
-      echo "$conf"
-      return 0
-    fi
-  done
-  return 1
+  local target
+  target=$(loader_target) || return 1
+  grep -lE "^options([[:space:]].*)?[[:space:]]stagehand=/stagehand/deploy/testos/$1([[:space:]]|\$)" \
+    "$BOOT/$target"/entries/stagehand-*.conf 2>/dev/null | head -n 1 | grep .
 }
 
 # A listing of <boot> precise enough to notice any write: type, mode, size,
@@ -662,7 +665,7 @@ wait_for_ready() {
           READY_AFTER=$(seconds_since "$start")
           return 0 ;;
       esac
-      diag "notify before READY from $sender: $text"
+      diag "notification without READY=1 from pid $sender: $text"
     elif [ $? -le 128 ]; then
       diag_file "$T/notify-listener.log"
       diag "the notify listener closed its end"
