@@ -11,8 +11,8 @@
 require_commands strace
 
 plan 11
-setup
 require_stagehand
+setup
 
 make_test_image "$T/image" 1
 stagehand_run init || bail "stagehand init failed"

@@ -16,8 +16,8 @@
 
 ROUNDS=50
 plan 6
-setup
 require_stagehand
+setup
 
 stagehand_run init || bail "stagehand init failed"
 

@@ -4,8 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 plan 9
-setup
 require_stagehand
+setup
 
 make_test_image "$T/image" 1
 stagehand_run init || bail "stagehand init failed"

@@ -4,8 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 plan 6
-setup
 require_stagehand
+setup
 
 stagehand_run init || bail "stagehand init failed"
 snapshot_boot >"$T/boot.before" || bail "cannot list <boot>"
