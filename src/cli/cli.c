@@ -3,7 +3,6 @@
 #include "cli.h"
 #include "errors.h"
 #include "journal.h"
-#include "ops.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -89,54 +88,6 @@ cli_open_sysroot (const char *operation, int lock_timeout, gboolean load, Sysroo
         return FALSE;
     }
   if (load && !sysroot_load (sysroot, error))
-    return FALSE;
-  *ret_sysroot = g_steal_pointer (&sysroot);
-  return TRUE;
-}
-
-typedef struct
-{
-  gint64 started;
-  gint64 last_shown;
-  gboolean shown;
-} Progress;
-
-/* One updating line on a terminal, at most ten times a second. */
-static void
-show_progress (const ImportProgress *p, gpointer user_data)
-{
-  Progress *state = user_data;
-  gint64 now = g_get_monotonic_time ();
-  if (!p->done && now - state->last_shown < G_USEC_PER_SEC / 10)
-    return;
-  state->last_shown = now;
-  double secs = MAX (0.001, (now - state->started) / (double)G_USEC_PER_SEC);
-  fprintf (stderr, "\r\033[Kimporting: %" G_GUINT64_FORMAT " files, %.1f MiB, %.1f MiB/s", p->files,
-           p->bytes / 1048576.0, p->bytes / 1048576.0 / secs);
-  state->shown = TRUE;
-  if (p->done)
-    fputc ('\n', stderr);
-  fflush (stderr);
-}
-
-gboolean
-cli_stage (const char *operation, const char *image, const CliStageOptions *opts,
-           Sysroot **ret_sysroot, char **ret_deployment, GError **error)
-{
-  g_autoptr (Sysroot) sysroot = NULL;
-  if (!cli_open_sysroot (operation, opts->lock_timeout, TRUE, &sysroot, error))
-    return FALSE;
-  Progress progress = { .started = g_get_monotonic_time () };
-  StageOptions stage_options = { .os = opts->os, .kargs = opts->kargs };
-  if (isatty (STDERR_FILENO))
-    {
-      stage_options.progress = show_progress;
-      stage_options.progress_data = &progress;
-    }
-  gboolean ok = sysroot_stage (sysroot, image, &stage_options, ret_deployment, error);
-  if (progress.shown && !ok)
-    fputc ('\n', stderr);
-  if (!ok)
     return FALSE;
   *ret_sysroot = g_steal_pointer (&sysroot);
   return TRUE;

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct
 {
@@ -19,6 +20,16 @@ typedef struct
   const char *summary;
 } Verb;
 
+#ifdef STAGEHAND_FINALIZE_ONLY
+/* stagehand-finalize: the finalize verb alone, linked without the
+ * libraries only other verbs need (libarchive, json-glib), so the process
+ * that holds /boot from stage to shutdown stays small. `stagehand
+ * finalize-staged` execs it. */
+static const Verb verbs[] = {
+  { "finalize-staged", verb_finalize_staged,
+    "Make the staged deployment the default (--hold: at SIGTERM)" },
+};
+#else
 static const Verb verbs[] = {
   { "init", verb_init, "Create the state layout (idempotent)" },
   { "stage", verb_stage, "Stage an image to become the default at the next shutdown" },
@@ -30,6 +41,22 @@ static const Verb verbs[] = {
   { "rollback", verb_rollback, "Make the previous deployment the default" },
   { "cleanup", verb_cleanup, "Remove deployments and boot files nothing refers to" },
 };
+
+/* Replaces this process with stagehand-finalize (same pid, same blocked
+ * signal mask): next to this executable when run from a build tree, else
+ * the installed one. Returns only if neither can be executed. */
+static void
+exec_finalize_binary (char **argv)
+{
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *dir = self ? g_path_get_dirname (self) : NULL;
+  g_autofree char *sibling = dir ? g_build_filename (dir, "stagehand-finalize", NULL) : NULL;
+  const char *candidates[] = { sibling, STAGEHAND_LIBEXECDIR "/stagehand-finalize" };
+  for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
+    if (candidates[i] != NULL && access (candidates[i], X_OK) == 0)
+      execv (candidates[i], argv);
+}
+#endif
 
 static void
 print_help (FILE *f)
@@ -100,6 +127,12 @@ main (int argc, char **argv)
       fprintf (stderr, "stagehand: unknown verb \"%s\" (see 'stagehand --help')\n", argv[vi]);
       return EXIT_USAGE;
     }
+
+#ifndef STAGEHAND_FINALIZE_ONLY
+  /* If that fails, the verb still runs here, only with a larger footprint. */
+  if (strcmp (verb->name, "finalize-staged") == 0)
+    exec_finalize_binary (argv);
+#endif
 
   /* Only the holding finalizer waits for signals; every other verb is safe
    * to interrupt (all state changes are atomic) and gets them back. */

@@ -11,6 +11,17 @@
 #include <stdio.h>
 #include <string.h>
 
+gboolean
+sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error)
+{
+  gsize len;
+  g_autofree char *data = verdict_to_data (verdict, &len);
+  if (!fs_write_file_atomic_at (self->state_dfd, VERDICT_FILE, data, len, 0644, FS_WRITE_SYNC,
+                                error))
+    return prefix_error (error, "recording the verdict: ");
+  return TRUE;
+}
+
 static gboolean
 plan_contains (GPtrArray *plan, Deployment *d)
 {

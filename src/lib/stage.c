@@ -237,34 +237,3 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   *ret_deployment = g_steal_pointer (&deployment);
   return TRUE;
 }
-
-gboolean
-sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error)
-{
-  g_assert (self->lock != NULL);
-  autofd run_dfd = -1;
-  *ret_was_staged = FALSE;
-  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
-    return FALSE;
-  if (run_dfd < 0)
-    return TRUE;
-  if (unlinkat (run_dfd, STAGED_RECORD_FILE, 0) < 0)
-    {
-      if (errno == ENOENT)
-        return TRUE;
-      return throw_errno (error, "removing %s/%s", self->run_path, STAGED_RECORD_FILE);
-    }
-  *ret_was_staged = TRUE;
-  return fs_fsync_fd (run_dfd, self->run_path, error);
-}
-
-gboolean
-sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error)
-{
-  gsize len;
-  g_autofree char *data = verdict_to_data (verdict, &len);
-  if (!fs_write_file_atomic_at (self->state_dfd, VERDICT_FILE, data, len, 0644, FS_WRITE_SYNC,
-                                error))
-    return prefix_error (error, "recording the verdict: ");
-  return TRUE;
-}

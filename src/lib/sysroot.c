@@ -4,6 +4,7 @@
 #include "errors.h"
 #include "fsutil.h"
 #include "karg.h"
+#include "ops.h"
 #include "osrelease.h"
 
 #include <dirent.h>
@@ -403,4 +404,26 @@ sysroot_boot_id (void)
   if (g_file_get_contents ("/proc/sys/kernel/random/boot_id", &id, NULL, NULL))
     g_strstrip (id);
   return id;
+}
+
+/* Declared in ops.h; here because finalize needs it too and must not
+ * pull in the staging code (and the importer) with it. */
+gboolean
+sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error)
+{
+  g_assert (self->lock != NULL);
+  autofd run_dfd = -1;
+  *ret_was_staged = FALSE;
+  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
+    return FALSE;
+  if (run_dfd < 0)
+    return TRUE;
+  if (unlinkat (run_dfd, STAGED_RECORD_FILE, 0) < 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      return throw_errno (error, "removing %s/%s", self->run_path, STAGED_RECORD_FILE);
+    }
+  *ret_was_staged = TRUE;
+  return fs_fsync_fd (run_dfd, self->run_path, error);
 }
