@@ -45,6 +45,10 @@
 # vm_guest_script NAME [FILE]  install a guest test script (FILE or stdin) as
 #                            /usr/local/lib/stagehand-vm/scripts/NAME
 # vm_systemctl ARGS...       systemctl --root=<guest root> ARGS (enable, mask)
+# vm_require_destdir         skip the test unless a stagehand build is given
+# vm_install_stagehand       install it into the guest root, enable its units
+# vm_stagehand ARGS...       run it on the host with --sysroot/--boot set to
+#                            the mounted guest disks (first install: deploy)
 # vm_make_image DIR OS VERSION
 #                            write a stagehand IMAGE tree to DIR: the guest
 #                            kernel and an initramfs that differs per VERSION
@@ -63,7 +67,7 @@
 # vm_boot KERNEL INITRD CMDLINE
 #                            the primitive both use; returns 0 if the guest
 #                            powered off.  Timeout: STAGEHAND_VM_BOOT_TIMEOUT
-#                            (default 240 s), then qemu is killed.
+#                            (default 300 s), then qemu is killed.
 # After each boot: VM_BOOT_N is its number, VM_BOOT_DIR its directory,
 # VM_LAST_END one of poweroff|reboot|panic|timeout|qemu-error.
 #
@@ -90,8 +94,9 @@
 #
 # Environment: STAGEHAND_VM_CACHE (guest cache, default /var/cache/stagehand-vm),
 # STAGEHAND_VM_ARTIFACTS (default /var/tmp/stagehand-vm-tests),
-# STAGEHAND_VM_KEEP=1, STAGEHAND_VM_BOOT_TIMEOUT, STAGEHAND_VM_DESTDIR (the
-# stagehand install tree scenarios use; see vm_require_destdir).
+# STAGEHAND_VM_KEEP=1, STAGEHAND_VM_BOOT_TIMEOUT, STAGEHAND_VM_DESTDIR or
+# STAGEHAND_VM_BUILDDIR (the stagehand build scenarios use; see
+# vm_require_destdir).
 
 set -u -o pipefail
 
@@ -125,6 +130,7 @@ VM_BOOT_DIR=
 VM_LAST_END=
 VM_BOOT_FSTYPE=
 VM_MOUNTED_ROOT=
+VM_STAGEHAND=
 TAP_N=0
 TAP_FAILED=0
 TAP_PLANNED=
@@ -221,7 +227,7 @@ vm_exit_trap() {
 
 vm_init() {
   local fstype=${1:-ext4} tool name base
-  for tool in qemu-system-x86_64 mkfs.ext4 mkfs.vfat mcopy cpio journalctl timeout; do
+  for tool in qemu-system-x86_64 mkfs.ext4 mkfs.vfat mcopy cpio debugfs journalctl timeout; do
     command -v "$tool" >/dev/null || vm_bail "'$tool' not found: run ci/vm --deps"
   done
   VM_GUEST=$("$VM_DIR/build-guest" --quiet) || vm_bail "building the guest failed (tests/vm/build-guest)"
@@ -332,6 +338,7 @@ vm_install_guest_runtime() {
   vm__root
   install -D -m 0755 "$VM_DIR/guest/run" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/run"
   install -D -m 0644 "$VM_DIR/guest/lib.sh" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/lib.sh"
+  cp -r "$VM_DIR/guest/units/." "$VM_MOUNTED_ROOT/etc/systemd/system/"
 }
 
 vm_systemctl() {
@@ -361,11 +368,43 @@ PRETTY_NAME="stagehand test OS $version"
 EOF
 }
 
+# stagehand comes from STAGEHAND_VM_DESTDIR (a `meson install` DESTDIR tree)
+# or is installed from the meson build directory STAGEHAND_VM_BUILDDIR (what
+# tests/vm/meson.build passes).  Call this before vm_init: it skips the test
+# (TAP "1..0 # SKIP") when neither is there.
 vm_require_destdir() {
-  if [ -z "${STAGEHAND_VM_DESTDIR:-}" ] || [ ! -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
-    echo "1..0 # SKIP no stagehand install tree (set STAGEHAND_VM_DESTDIR, or run ci/vm)"
-    exit 0
+  if [ -n "${STAGEHAND_VM_DESTDIR:-}" ] && [ -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
+    return 0
   fi
+  if [ -n "${STAGEHAND_VM_BUILDDIR:-}" ] && [ -f "$STAGEHAND_VM_BUILDDIR/build.ninja" ]; then
+    return 0
+  fi
+  echo "1..0 # SKIP no stagehand build (set STAGEHAND_VM_DESTDIR or STAGEHAND_VM_BUILDDIR, or run ci/vm)"
+  exit 0
+}
+
+# Install stagehand into the guest root and enable what a package would
+# (stagehand-boot-complete.service).  Sets VM_STAGEHAND to the host-side
+# binary of the same build (for vm_stagehand).
+vm_install_stagehand() {
+  if [ -z "${STAGEHAND_VM_DESTDIR:-}" ] || [ ! -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
+    STAGEHAND_VM_DESTDIR=$VM_WORK/destdir
+    meson install -C "$STAGEHAND_VM_BUILDDIR" --no-rebuild --quiet --destdir "$STAGEHAND_VM_DESTDIR" \
+      >"$VM_WORK/meson-install.log" 2>&1 \
+      || vm_bail "meson install from $STAGEHAND_VM_BUILDDIR failed: see $VM_WORK/meson-install.log"
+  fi
+  VM_STAGEHAND=$STAGEHAND_VM_DESTDIR/usr/bin/stagehand
+  vm_install_destdir "$STAGEHAND_VM_DESTDIR"
+  vm_systemctl enable stagehand-boot-complete.service >/dev/null 2>&1 \
+    || vm_bail "systemctl --root enable stagehand-boot-complete.service failed"
+}
+
+# Run the host-side stagehand on the guest's disks (root as --sysroot, the
+# boot disk as --boot; ext4 boot disks only): image building, first install.
+vm_stagehand() {
+  local root boot
+  root=$(vm_root_mount) && boot=$(vm_boot_mount) || return 1
+  "$VM_STAGEHAND" --sysroot="$root" --boot="$boot" "$@"
 }
 
 # ---- booting ----------------------------------------------------------------------
@@ -378,7 +417,7 @@ vm__harness_args() { # SCRIPT
 }
 
 vm_boot() {
-  local kernel=$1 initrd=$2 cmdline=$3 timeout=${STAGEHAND_VM_BOOT_TIMEOUT:-240} rc t0 t1 end
+  local kernel=$1 initrd=$2 cmdline=$3 timeout=${STAGEHAND_VM_BOOT_TIMEOUT:-300} rc t0 t1 end
   [ -n "$VM_BOOT_DIR" ] || vm__next_boot
   vm_umount
   echo "$cmdline" >"$VM_BOOT_DIR/cmdline"
