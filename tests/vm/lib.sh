@@ -78,6 +78,9 @@
 # vm_journal ARGS...         journalctl on the guest's journal (host side)
 # vm_pull PATH DEST          copy PATH from the guest root to DEST
 # vm_boot_pull PATH DEST     copy PATH from the boot disk (ext4 or vfat)
+# vm_boot_put SRC PATH       copy a host file to PATH on the boot disk (ext4 or
+#                            vfat; parent directories are created)
+# vm_boot_mkdir PATH         mkdir -p on the boot disk (ext4 or vfat)
 # vm_boot_tree               print the boot disk's files and symlinks
 # vm_bls_sorted              print the entry file names, default first
 # vm_bls_default             print the host path of a copy of the default entry
@@ -588,6 +591,30 @@ vm__ext4_resolve() {
     fi
   done
   echo "$out"
+}
+
+vm_boot_mkdir() {
+  local path=${1#/} prefix="" comp
+  case $VM_BOOT_FSTYPE in
+    ext4) mkdir -p "$(vm_boot_mount)/$path" ;;
+    vfat)
+      local IFS=/
+      for comp in $path; do
+        [ -n "$comp" ] || continue
+        prefix=${prefix:+$prefix/}$comp
+        mmd -i "$VM_WORK/boot.img" "::/$prefix" 2>/dev/null || true
+      done
+      ;;
+  esac
+}
+
+vm_boot_put() {
+  local src=$1 dest=${2#/}
+  vm_boot_mkdir "$(dirname "$dest")"
+  case $VM_BOOT_FSTYPE in
+    ext4) cp "$src" "$(vm_boot_mount)/$dest" ;;
+    vfat) mcopy -o -i "$VM_WORK/boot.img" "$src" "::/$dest" ;;
+  esac
 }
 
 vm_boot_tree() {
