@@ -372,6 +372,27 @@ setup() {
   ! boot_is_mounted || bail "boot is mounted before anything touched it"
 }
 
+# Every process in this mount namespace is the test's: kill any still there
+# but this shell and the automount daemon (stopped gracefully below). The
+# tracked pids are not enough: a tracee outlives a killed strace, and a
+# holder left running would keep the namespace, its mounts and the loop
+# device alive after the test. Builtins only, so the scan never sees (and
+# kills) a helper process of its own.
+_priv_kill_namespace_strays() {
+  local round proc pid found
+  for round in 1 2 3; do
+    found=0
+    for proc in /proc/[0-9]*; do
+      pid=${proc#/proc/}
+      case $pid in "$$" | "$BASHPID" | "${AUTOMOUNT_PID:-}") continue ;; esac
+      [ "$proc/ns/mnt" -ef /proc/$$/ns/mnt ] 2>/dev/null || continue
+      kill -KILL "$pid" 2>/dev/null && found=1
+    done
+    [ "$found" -eq 1 ] || break
+    sleep "$POLL_INTERVAL"
+  done
+}
+
 teardown() {
   local status=$? pid i mp
   trap - EXIT HUP INT TERM
@@ -383,6 +404,7 @@ teardown() {
   for pid in "${_priv_bg_pids[@]}"; do
     wait "$pid" 2>/dev/null
   done
+  _priv_kill_namespace_strays
 
   if [ -n "${AUTOMOUNT_PID:-}" ]; then
     # SIGTERM: the daemon unmounts what it can and removes its trigger.
