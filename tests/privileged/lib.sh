@@ -1,7 +1,4 @@
 # shellcheck shell=bash
-# Results come back in globals (EXIT_STATUS, READY_FDS, ...) for the scripts
-# that source this file.
-# shellcheck disable=SC2034
 # Harness for the privileged tests: real parts, no mocks.
 #
 # Each test script sources this file first. It
@@ -31,6 +28,9 @@
 # is the test's private namespace, which the test, the daemon and stagehand
 # all share.
 
+# Results come back in globals (EXIT_STATUS, READY_FDS, ...) for the scripts
+# that source this file.
+# shellcheck disable=SC2034
 set -u -o pipefail
 export LC_ALL=C
 
@@ -190,6 +190,26 @@ untrack_pid() {
   _priv_bg_pids=("${kept[@]}")
 }
 
+# spawn COMMAND...: run COMMAND in the background and return once it has
+# been exec'd; sets SPAWNED_PID. Until its exec, a child forked by bash still
+# has the shell's signal handlers: a SIGTERM landing there is swallowed, and
+# the command, once running, would wait forever for a signal already gone.
+# (Seen here: about one in ten immediate SIGTERMs.) Waiting for the exec
+# makes "a signal right after start" land in the product, not in bash.
+# (So COMMAND must not itself be bash.)
+spawn() {
+  local i
+  "$@" &
+  SPAWNED_PID=$!
+  track_pid "$SPAWNED_PID"
+  for ((i = 0; i < 5000; i++)); do
+    [ /proc/"$SPAWNED_PID"/exe -ef "$BASH" ] || return 0
+    [ "$i" -lt 1000 ] || sleep 0.001
+  done
+  diag "pid $SPAWNED_PID did not exec within 5s"
+  return 1
+}
+
 # pid_alive PID: running, i.e. neither gone nor an unreaped zombie.
 pid_alive() {
   local stat state
@@ -304,25 +324,6 @@ boot_stays_mounted() {
 }
 
 # ------------------------------------------------------------- setup/teardown
-
-# spawn COMMAND...: run COMMAND in the background and return once it has
-# been exec'd; sets SPAWNED_PID. Until its exec, a child forked by bash still
-# has the shell's signal handlers: a SIGTERM landing there is swallowed, and
-# the command, once running, would wait forever for a signal already gone.
-# (Seen here: about one in ten immediate SIGTERMs.) Waiting for the exec
-# makes "a signal right after start" land in the product, not in bash.
-spawn() {
-  local i
-  "$@" &
-  SPAWNED_PID=$!
-  track_pid "$SPAWNED_PID"
-  for ((i = 0; i < 5000; i++)); do
-    [ /proc/"$SPAWNED_PID"/exe -ef "$BASH" ] || return 0
-    [ "$i" -lt 1000 ] || sleep 0.001
-  done
-  diag "pid $SPAWNED_PID did not exec within 5s"
-  return 1
-}
 
 # T: the test's temp dir; BOOT: the automount; SYSROOT: a plain directory.
 setup() {
