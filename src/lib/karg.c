@@ -11,14 +11,18 @@ karg_validate (const char *karg, GError **error)
   if (karg == NULL || karg[0] == '\0')
     return throw_error (error, STAGEHAND_ERROR_INVALID, "empty kernel argument");
 
+  /* Control characters first, over the whole argument: the messages below
+   * quote it, and a quoted newline would split the one-line error. */
+  for (const guchar *p = (const guchar *)karg; *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      return throw_error (error, STAGEHAND_ERROR_INVALID,
+                          "kernel argument contains control character 0x%02x; it would inject "
+                          "lines into the boot entry",
+                          *p);
+
   gboolean in_quotes = FALSE;
   for (const guchar *p = (const guchar *)karg; *p; p++)
     {
-      if (*p < 0x20 || *p == 0x7f)
-        return throw_error (error, STAGEHAND_ERROR_INVALID,
-                            "kernel argument contains control character 0x%02x; it would inject "
-                            "lines into the boot entry",
-                            *p);
       if (*p == '"')
         in_quotes = !in_quotes;
       else if (*p == ' ' && !in_quotes)
