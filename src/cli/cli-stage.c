@@ -4,7 +4,9 @@
 #include "config.h"
 
 #include "cli.h"
+#include "karg.h"
 #include "ops.h"
+#include "osrelease.h"
 
 #include <stdio.h>
 #include <unistd.h>
@@ -32,6 +34,22 @@ show_progress (const ImportProgress *p, gpointer user_data)
   if (p->done)
     fputc ('\n', stderr);
   fflush (stderr);
+}
+
+int
+cli_check_stage_options (const char *verb, const CliStageOptions *opts)
+{
+  /* Bad option values are usage errors, refused before the lock is taken. */
+  if (opts->os != NULL && !os_name_is_valid (opts->os))
+    return cli_usage_error (
+        verb, "invalid --os \"%s\": use lower-case letters, digits, '.', '_' and '-'", opts->os);
+  for (char **k = opts->kargs; k && *k; k++)
+    {
+      g_autoptr (GError) error = NULL;
+      if (!karg_validate (*k, &error))
+        return cli_usage_error (verb, "invalid --karg: %s", error->message);
+    }
+  return 0;
 }
 
 gboolean

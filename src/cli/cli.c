@@ -18,6 +18,30 @@ static const GOptionEntry global_entries[]
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &cli_globals.verbose, "Say more", NULL },
         { NULL } };
 
+void
+cli_print_error (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  /* An error is one line, whatever it quotes: a path or an option value
+   * with a newline in it would split it, so control characters show
+   * escaped. */
+  g_autoptr (GString) line = g_string_new ("stagehand: ");
+  for (const guchar *p = (const guchar *)msg; *p; p++)
+    {
+      if (*p == '\n')
+        g_string_append (line, "\\n");
+      else if (*p < 0x20 || *p == 0x7f)
+        g_string_append_printf (line, "\\x%02x", *p);
+      else
+        g_string_append_c (line, *p);
+    }
+  g_string_append_c (line, '\n');
+  fputs (line->str, stderr);
+}
+
 int
 cli_usage_error (const char *verb, const char *fmt, ...)
 {
@@ -25,7 +49,7 @@ cli_usage_error (const char *verb, const char *fmt, ...)
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  fprintf (stderr, "stagehand: %s: %s (see 'stagehand %s --help')\n", verb, msg, verb);
+  cli_print_error ("%s: %s (see 'stagehand %s --help')", verb, msg, verb);
   return EXIT_USAGE;
 }
 
@@ -54,7 +78,7 @@ cli_parse_options (const char *verb, const char *params, const char *summary,
 int
 cli_fail (GError *error)
 {
-  fprintf (stderr, "stagehand: %s\n", error->message);
+  cli_print_error ("%s", error->message);
   if (g_error_matches (error, STAGEHAND_ERROR, STAGEHAND_ERROR_LOCK_TIMEOUT))
     return EXIT_TEMPFAIL;
   return EXIT_FAILURE;

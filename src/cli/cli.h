@@ -27,6 +27,10 @@ extern CliGlobals cli_globals;
 gboolean cli_parse_options (const char *verb, const char *params, const char *summary,
                             const GOptionEntry *entries, int *argc, char ***argv);
 
+/* Prints "stagehand: <message>" as exactly one line on stderr: control
+ * characters in the message (from a path, an option value) show escaped. */
+void cli_print_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+
 /* Prints "stagehand: <verb>: <message>" for a usage error and returns EXIT_USAGE. */
 int cli_usage_error (const char *verb, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
 
@@ -70,6 +74,10 @@ typedef struct
     "lock-timeout", 0, 0, G_OPTION_ARG_INT, &(opts).lock_timeout,                                  \
         "Seconds to wait for the sysroot lock", "SEC"                                              \
   }
+
+/* Checks --os and --karg; on a bad value prints one usage line and returns
+ * EXIT_USAGE, else 0. */
+int cli_check_stage_options (const char *verb, const CliStageOptions *opts);
 
 /* Opens and locks the sysroot and stages @image; prints progress on a
  * terminal. Returns "<os>/<id>" and the open, locked, loaded sysroot. */

@@ -124,7 +124,7 @@ main (int argc, char **argv)
       verb = &verbs[i];
   if (verb == NULL)
     {
-      fprintf (stderr, "stagehand: unknown verb \"%s\" (see 'stagehand --help')\n", argv[vi]);
+      cli_print_error ("unknown verb \"%s\" (see 'stagehand --help')", argv[vi]);
       return EXIT_USAGE;
     }
 

@@ -23,6 +23,9 @@ verb_deploy (int argc, char **argv)
     return cli_usage_error ("deploy", "missing IMAGE");
   if (argc > 2)
     return cli_usage_error ("deploy", "unexpected argument \"%s\"", argv[2]);
+  int r = cli_check_stage_options ("deploy", &opts);
+  if (r != 0)
+    return r;
 
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;

@@ -39,6 +39,9 @@ verb_stage (int argc, char **argv)
     return cli_usage_error ("stage", "missing IMAGE");
   if (argc > 2)
     return cli_usage_error ("stage", "unexpected argument \"%s\"", argv[2]);
+  int r = cli_check_stage_options ("stage", &opts);
+  if (r != 0)
+    return r;
 
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
