@@ -1,0 +1,410 @@
+# shellcheck shell=bash
+# Results come back in globals (RC, OUT, ERR, ...) for the scripts that
+# source this file.
+# shellcheck disable=SC2034
+#
+# Harness for the integration tests: the built binary, driven on sysroots in
+# a temporary directory, no root needed (tests that need root say so and
+# skip those points otherwise). Each script sources this file first; it
+#   - speaks TAP: plan, ok, not_ok, is, like, unlike, diag, skip, bail;
+#   - makes $TEST_TMP, removed when the script exits (kept when
+#     STAGEHAND_TEST_KEEP=1, for a post-mortem);
+#   - finds the binary: $STAGEHAND, else build/src/cli/stagehand in the repo;
+#   - generates deterministic fixture images (make_image) and tar archives
+#     of them (make_tar);
+#   - runs the binary capturing status, stdout and stderr (run_stagehand);
+#   - checks that a refused command changed nothing (refused).
+
+set -u -o pipefail
+export LC_ALL=C
+# A host variable must never make a test pretend a boot it did not ask for.
+unset STAGEHAND_DEBUG_CMDLINE
+
+TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=${SOURCE_ROOT:-$(cd "$TESTS_DIR/../.." && pwd)}
+STAGEHAND=${STAGEHAND:-$REPO_ROOT/build/src/cli/stagehand}
+LIBPY="$TESTS_DIR/lib.py"
+
+# ---------------------------------------------------------------- TAP output
+
+_tap_count=0
+_tap_failed=0
+_tap_planned=""
+
+plan() {
+  _tap_planned=$1
+  echo "1..$1"
+}
+
+diag() {
+  local line
+  for line in "$@"; do
+    printf '%s\n' "$line" | sed 's/^/# /'
+  done
+}
+
+# Shows a file (stderr of a run, a listing) as diagnostics.
+diag_file() {
+  local file=$1
+  if [ ! -e "$file" ]; then
+    diag "($file does not exist)"
+  elif [ ! -s "$file" ]; then
+    diag "($(basename "$file") is empty)"
+  else
+    sed 's/^/#   /' "$file"
+  fi
+}
+
+pass() {
+  _tap_count=$((_tap_count + 1))
+  echo "ok $_tap_count - $1"
+}
+
+# not_ok DESCRIPTION [DIAGNOSTIC LINES...]: one failed test point.
+not_ok() {
+  _tap_count=$((_tap_count + 1))
+  _tap_failed=$((_tap_failed + 1))
+  echo "not ok $_tap_count - $1"
+  shift
+  [ $# -eq 0 ] || diag "$@"
+}
+
+# ok DESCRIPTION [COMMAND [ARGS...]]: a test point from a command's status
+# (a plain pass without one). Returns that status.
+ok() {
+  local desc=$1 rc=0
+  shift
+  [ $# -eq 0 ] || "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then pass "$desc"; else not_ok "$desc" "command failed ($rc): $*"; fi
+  return "$rc"
+}
+
+# is GOT EXPECTED DESCRIPTION: equality, with a diff when it fails.
+is() {
+  if [ "$1" = "$2" ]; then
+    pass "$3"
+  else
+    not_ok "$3"
+    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$1") | sed '1,2d; s/^/#   /'
+    diag "(- expected, + got)"
+    return 1
+  fi
+}
+
+# like GOT EXTENDED-REGEX DESCRIPTION
+like() {
+  if printf '%s' "$1" | grep -Eq -- "$2"; then
+    pass "$3"
+  else
+    not_ok "$3" "expected to match: $2" "got: $1"
+    return 1
+  fi
+}
+
+# unlike GOT EXTENDED-REGEX DESCRIPTION
+unlike() {
+  if printf '%s' "$1" | grep -Eq -- "$2"; then
+    not_ok "$3" "expected not to match: $2" "got: $1"
+    return 1
+  else
+    pass "$3"
+  fi
+}
+
+# skip N REASON: N test points that cannot run here.
+skip() {
+  local i
+  for ((i = 0; i < $1; i++)); do
+    _tap_count=$((_tap_count + 1))
+    echo "ok $_tap_count # SKIP $2"
+  done
+}
+
+# A precondition failed: nothing after it would mean anything.
+bail() {
+  echo "Bail out! $*"
+  exit 1
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+_tap_finish() {
+  if [ -n "$_tap_planned" ] && [ "$_tap_count" -ne "$_tap_planned" ]; then
+    diag "planned $_tap_planned tests but ran $_tap_count"
+    return 1
+  fi
+  [ "$_tap_failed" -eq 0 ]
+}
+
+# ------------------------------------------------------------- temp directory
+
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/stagehand-it.XXXXXX") || bail "cannot create a temp directory"
+
+_on_exit() {
+  local rc=$?
+  release_lock
+  [ "$rc" -ne 0 ] || _tap_finish || rc=1
+  if [ "${STAGEHAND_TEST_KEEP:-0}" = 1 ]; then
+    diag "kept $TEST_TMP"
+  else
+    # Deployment trees may hold read-only directories: make them removable.
+    chmod -R u+rwX "$TEST_TMP" 2>/dev/null
+    rm -rf "$TEST_TMP"
+  fi
+  exit "$rc"
+}
+trap _on_exit EXIT
+
+[ -x "$STAGEHAND" ] || bail "no stagehand binary at $STAGEHAND (build first, or set STAGEHAND)"
+
+# ---------------------------------------------------------- running stagehand
+
+# run_stagehand ARGS...: runs the binary; sets RC, OUT, ERR (stdout and
+# stderr, also in $OUT_FILE and $ERR_FILE). Never fails the script.
+OUT_FILE="$TEST_TMP/stdout"
+ERR_FILE="$TEST_TMP/stderr"
+run_stagehand() {
+  RC=0
+  "$STAGEHAND" "$@" >"$OUT_FILE" 2>"$ERR_FILE" </dev/null || RC=$?
+  OUT=$(cat "$OUT_FILE")
+  ERR=$(cat "$ERR_FILE")
+}
+
+# sh_on SYSROOT ARGS...: run_stagehand --sysroot=SYSROOT ARGS...
+sh_on() {
+  local sysroot=$1
+  shift
+  run_stagehand --sysroot="$sysroot" "$@"
+}
+
+# must SYSROOT ARGS...: a step of a test's set-up; bails out if it fails.
+must() {
+  sh_on "$@"
+  if [ "$RC" -ne 0 ]; then
+    diag "stagehand --sysroot=$*: exit $RC" "stdout: $OUT" "stderr: $ERR"
+    bail "set-up step failed: stagehand $*"
+  fi
+}
+
+# new_sysroot NAME: an initialised sysroot at $TEST_TMP/NAME (printed).
+new_sysroot() {
+  local dir="$TEST_TMP/$1"
+  "$STAGEHAND" --sysroot="$dir" init >/dev/null 2>"$TEST_TMP/init.err" \
+    || { diag_file "$TEST_TMP/init.err"; bail "init of $dir failed"; }
+  printf '%s\n' "$dir"
+}
+
+# json EXPR: evaluates the Python expression EXPR over `j`, the JSON
+# document in $OUT. Strings print bare, everything else as JSON.
+json() {
+  printf '%s' "$OUT" | python3 "$LIBPY" json "$1"
+}
+
+# status_json SYSROOT [EXPR]: runs `status --json`, bails if it fails;
+# with EXPR, prints json EXPR.
+status_json() {
+  sh_on "$1" status --json
+  [ "$RC" -eq 0 ] || { diag "status --json: exit $RC: $ERR"; bail "status --json failed on $1"; }
+  [ $# -lt 2 ] || json "$2"
+}
+
+# entries_dir SYSROOT: the live entries directory, through the link.
+entries_dir() {
+  printf '%s/boot/loader/entries\n' "$1"
+}
+
+# live_entries SYSROOT: the entry file names in Boot Loader Spec order.
+live_entries() {
+  python3 "$LIBPY" bls-order "$(entries_dir "$1")"
+}
+
+# ---------------------------------------------------------------- fixtures
+
+FIXTURE_EPOCH=1700000000
+
+# make_image DIR [--os ID] [--version V] [--kver KVER] [--kernel-content X]
+#            [--layout modules|boot] [--no-initramfs]
+# A small deterministic OS tree: os-release in usr/lib, one kernel (and
+# initramfs) in the chosen layout, a few ordinary files, fixed mtimes.
+make_image() {
+  local dir=$1 os=demo version=1.0 kver=6.1.0 content="" layout=modules initramfs=1
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --os) os=$2; shift 2 ;;
+      --version) version=$2; shift 2 ;;
+      --kver) kver=$2; shift 2 ;;
+      --kernel-content) content=$2; shift 2 ;;
+      --layout) layout=$2; shift 2 ;;
+      --no-initramfs) initramfs=0; shift ;;
+      *) bail "make_image: unknown option $1" ;;
+    esac
+  done
+  [ -n "$content" ] || content="vmlinuz $os $kver"
+  mkdir -p "$dir/usr/lib" "$dir/usr/bin" "$dir/etc" "$dir/var/empty"
+  cat >"$dir/usr/lib/os-release" <<EOF
+NAME="Test OS"
+ID=$os
+VERSION_ID=$version
+PRETTY_NAME="Test OS $version"
+EOF
+  printf '%s\n' "$os" >"$dir/etc/hostname"
+  printf '#!/bin/sh\necho %s %s\n' "$os" "$version" >"$dir/usr/bin/hello"
+  chmod 0755 "$dir/usr/bin/hello"
+  ln -sfn hello "$dir/usr/bin/hi"
+  ln -sfn ../usr/lib/os-release "$dir/etc/os-release"
+  case "$layout" in
+    modules)
+      mkdir -p "$dir/usr/lib/modules/$kver"
+      printf '%s\n' "$content" >"$dir/usr/lib/modules/$kver/vmlinuz"
+      [ "$initramfs" = 0 ] || printf 'initramfs %s\n' "$content" >"$dir/usr/lib/modules/$kver/initramfs.img"
+      ;;
+    boot)
+      mkdir -p "$dir/boot"
+      printf '%s\n' "$content" >"$dir/boot/vmlinuz-$kver"
+      [ "$initramfs" = 0 ] || printf 'initramfs %s\n' "$content" >"$dir/boot/initrd.img-$kver"
+      ;;
+    *) bail "make_image: unknown layout $layout" ;;
+  esac
+  touch_tree "$dir"
+}
+
+# touch_tree DIR: every entry's mtime (links too) to the fixture epoch,
+# directories last, so the images are identical from run to run.
+touch_tree() {
+  find "$1" -depth -exec touch -h -d "@$FIXTURE_EPOCH" {} +
+}
+
+# image_kernel DIR: the kernel file of an image made by make_image.
+image_kernel() {
+  local k
+  for k in "$1"/usr/lib/modules/*/vmlinuz "$1"/boot/vmlinuz-*; do
+    [ -f "$k" ] && { printf '%s\n' "$k"; return 0; }
+  done
+  return 1
+}
+
+# bootcsum_of DIR: SHA-256 over the image's kernel then initramfs.
+bootcsum_of() {
+  local k i
+  k=$(image_kernel "$1") || return 1
+  case "$k" in
+    */vmlinuz) i="$(dirname "$k")/initramfs.img" ;;
+    *) i="$(dirname "$k")/initrd.img-${k##*/vmlinuz-}" ;;
+  esac
+  if [ -f "$i" ]; then cat "$k" "$i"; else cat "$k"; fi | sha256sum | cut -d' ' -f1
+}
+
+# make_tar IMAGE_DIR OUT [gz|xz|zst]: the image as GNU tar would ship it.
+make_tar() {
+  local dir=$1 out=$2 comp=${3:-}
+  local -a tarcmd=(tar -C "$dir" --xattrs --xattrs-include='*' --sparse --numeric-owner -cf - .)
+  case "$comp" in
+    "") "${tarcmd[@]}" >"$out" ;;
+    gz) "${tarcmd[@]}" | gzip -n >"$out" ;;
+    xz) "${tarcmd[@]}" | xz >"$out" ;;
+    zst) "${tarcmd[@]}" | zstd -q >"$out" ;;
+    *) bail "make_tar: unknown compression $comp" ;;
+  esac || bail "make_tar: could not write $out"
+}
+
+# manifest DIR: what an import must keep, one line per entry (see lib.py).
+manifest() {
+  python3 "$LIBPY" manifest "$1"
+}
+
+# boot_snapshot DIR: every path with its type, mode and sha256 or link target.
+boot_snapshot() {
+  python3 "$LIBPY" boot-snapshot "$1"
+}
+
+# temp_leftovers SYSROOT: paths of temporary names (".*-tmp-*") anywhere below.
+temp_leftovers() {
+  find "$1" -name '.*-tmp-*' 2>/dev/null | sort
+}
+
+# deploy_listing SYSROOT: every deployment tree and origin file, and the
+# runtime directory's files (the staged record).
+deploy_listing() {
+  local d="$1/stagehand/deploy"
+  { [ -d "$d" ] && find "$d" -mindepth 1 -maxdepth 2 -printf '%P\n'
+    [ -d "$1/run/stagehand" ] && find "$1/run/stagehand" -mindepth 1 -printf 'run/%P %s\n'; } | sort
+}
+
+# deployment_dir SYSROOT OS/ID
+deployment_dir() {
+  printf '%s/stagehand/deploy/%s\n' "$1" "$2"
+}
+
+# ------------------------------------------------------- refused commands
+
+# refused DESCRIPTION SYSROOT EXPECTED_RC STDERR_REGEX -- ARGS...
+# Runs `stagehand --sysroot=SYSROOT ARGS...` and checks the contract for bad
+# input (7 test points):
+#   the exit status; exactly one line on stderr; that it says what and why
+#   (STDERR_REGEX, extended, case-insensitive); no deployment added or
+#   removed and the staged record untouched; no temporary name anywhere
+#   under the sysroot; <boot> identical (every file's sha256, every link
+#   target); nothing on stdout claims success.
+REFUSED_POINTS=7
+refused() {
+  local desc=$1 sysroot=$2 want_rc=$3 regex=$4
+  shift 4
+  [ "$1" = "--" ] && shift
+  local boot_before deploy_before boot_after deploy_after leftovers lines
+  boot_before=$(boot_snapshot "$sysroot/boot")
+  deploy_before=$(deploy_listing "$sysroot")
+  sh_on "$sysroot" "$@"
+  boot_after=$(boot_snapshot "$sysroot/boot")
+  deploy_after=$(deploy_listing "$sysroot")
+  leftovers=$(temp_leftovers "$sysroot")
+
+  is "$RC" "$want_rc" "$desc: exit status $want_rc"
+  lines=$(printf '%s' "$ERR" | grep -c '')
+  is "$lines" 1 "$desc: exactly one line on stderr" || diag_file "$ERR_FILE"
+  if printf '%s' "$ERR" | grep -Eqi -- "$regex"; then
+    pass "$desc: the message says what and why"
+  else
+    not_ok "$desc: the message says what and why" "expected to match (ignoring case): $regex" \
+      "stderr: $ERR"
+  fi
+  is "$deploy_after" "$deploy_before" "$desc: no deployment added or removed, staged record untouched"
+  is "$leftovers" "" "$desc: no temporary directory left under the sysroot"
+  is "$boot_after" "$boot_before" "$desc: <boot> is byte-identical"
+  unlike "$OUT" '^(Staged|Deployed|Finalized|Rolled back|Unstaged|Removed)' \
+    "$desc: stdout does not claim success"
+}
+
+# ------------------------------------------------------------ a lock holder
+
+# hold_lock SYSROOT: another process takes a write lock on the sysroot
+# lock file (a POSIX record lock: it conflicts with stagehand's OFD lock)
+# and keeps it until release_lock. Waits for its readiness line.
+HOLDER_PID=""
+hold_lock() {
+  local ready="$TEST_TMP/holder.ready" i
+  rm -f "$ready"
+  python3 -c '
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(600)
+' "$1/stagehand/lock" "$ready" &
+  HOLDER_PID=$!
+  for ((i = 0; i < 100; i++)); do
+    [ -e "$ready" ] && return 0
+    kill -0 "$HOLDER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  bail "the lock holder did not get ready"
+}
+
+release_lock() {
+  if [ -n "$HOLDER_PID" ]; then
+    kill "$HOLDER_PID" 2>/dev/null
+    wait "$HOLDER_PID" 2>/dev/null
+    HOLDER_PID=""
+  fi
+  return 0
+}
