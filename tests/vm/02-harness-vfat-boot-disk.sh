@@ -19,7 +19,7 @@ ls /boot/loader/entries | record entries
 boot_mounts | record after-access
 echo "written in boot $VM_BOOT" >/boot/from-guest.txt || die "cannot write to /boot"
 sync /boot/from-guest.txt
-wait_until 10 boot_expired || note "/boot did not expire"
+wait_until 20 boot_expired || note "/boot did not expire"
 boot_mounts | record after-idle
 tr ' ' '\n' </proc/cmdline | grep '^vfat\.' | record vfat-args
 SCRIPT
