@@ -8,7 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 
 entry() { # FILE SORT-KEY VERSION
   { echo "title $1"
@@ -49,3 +48,5 @@ tap_is "$order" "b-entry.conf a-entry.conf " "without sort-keys the version is i
 entry stagehand-2 os 7
 tap_is "$(vm_bls_get "$dir/stagehand-2.conf" options)" "a=1 b=2" "several options lines are joined"
 tap_is "$(vm_bls_get "$dir/stagehand-2.conf" linux)" "/k" "the linux line is read"
+
+rm -rf "$dir"

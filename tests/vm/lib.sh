@@ -211,22 +211,26 @@ vm_bail() {
 
 # ---- lifetime -------------------------------------------------------------------
 
+# Installed when lib.sh is sourced: the exit status says whether every
+# planned assertion ran and passed, and the work dir is kept if not.
 vm_exit_trap() {
   local rc=$?
-  vm_umount >/dev/null 2>&1
-  [ -n "$VM_WORK" ] || return
   if [ -n "$TAP_PLANNED" ] && [ "$TAP_N" != "$TAP_PLANNED" ]; then
     echo "# planned $TAP_PLANNED tests but ran $TAP_N"
     rc=1
   fi
-  if [ "$rc" != 0 ] || [ "$TAP_FAILED" != 0 ] || [ "${STAGEHAND_VM_KEEP:-0}" = 1 ]; then
-    echo "# artifacts kept in $VM_WORK (serial logs: $VM_WORK/boot*/serial.log)"
-  else
-    rm -rf "$VM_WORK"
-  fi
   [ "$TAP_FAILED" = 0 ] || rc=1
+  if [ -n "$VM_WORK" ]; then
+    vm_umount >/dev/null 2>&1
+    if [ "$rc" != 0 ] || [ "${STAGEHAND_VM_KEEP:-0}" = 1 ]; then
+      echo "# artifacts kept in $VM_WORK (serial logs: $VM_WORK/boot*/serial.log)"
+    else
+      rm -rf "$VM_WORK"
+    fi
+  fi
   exit "$rc"
 }
+trap vm_exit_trap EXIT
 
 vm_init() {
   local fstype=${1:-ext4} tool name base
@@ -242,7 +246,6 @@ vm_init() {
   chmod 0700 "$base"
   VM_WORK=$(mktemp -d "$base/$name.$(date +%Y%m%d-%H%M%S).XXXX") || vm_bail "cannot create a work dir under $base"
   mkdir -p "$VM_WORK/mnt/root" "$VM_WORK/mnt/boot"
-  trap vm_exit_trap EXIT
   echo "# work dir: $VM_WORK"
 
   cp --sparse=always "$VM_GUEST/root.img" "$VM_WORK/root.img" || vm_bail "copying the root image failed"
