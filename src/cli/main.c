@@ -95,6 +95,12 @@ main (int argc, char **argv)
   sigaddset (&mask, SIGINT);
   sigaddset (&mask, SIGHUP);
   pthread_sigmask (SIG_BLOCK, &mask, NULL);
+  /* A signal ignored by whoever started us (SIGINT in a shell's background
+   * job) is discarded before sigwait() can see it: give all three their
+   * default disposition back. A zeroed sigaction is SIG_DFL, not a handler. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sigismember (&mask, sig) == 1)
+      (void)sigaction (sig, &(struct sigaction){ 0 }, NULL); /* cannot fail for these */
 
   g_set_prgname ("stagehand");
 

@@ -99,27 +99,30 @@ entries_dir_path (BootMode mode, int version)
   return g_strdup (LOADER "/" ENTRIES);
 }
 
+/* The entry file names (*.conf, not hidden) in @dfd. */
+static gboolean
+list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
+{
+  g_autoptr (GPtrArray) all = NULL;
+  if (!fs_list_dir (dfd, what, &all, error))
+    return FALSE;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < all->len; i++)
+    {
+      const char *n = all->pdata[i];
+      if (n[0] != '.' && g_str_has_suffix (n, ".conf"))
+        g_ptr_array_add (names, g_strdup (n));
+    }
+  *ret_names = g_steal_pointer (&names);
+  return TRUE;
+}
+
 static gboolean
 load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings, GError **error)
 {
-  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
-  if (dup_fd < 0)
-    return throw_errno (error, "listing %s", what);
-  DIR *d = fdopendir (dup_fd);
-  if (d == NULL)
-    {
-      close (dup_fd);
-      return throw_errno (error, "listing %s", what);
-    }
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  struct dirent *de;
-  while ((errno = 0, de = readdir (d)) != NULL)
-    if (de->d_name[0] != '.' && g_str_has_suffix (de->d_name, ".conf"))
-      g_ptr_array_add (names, g_strdup (de->d_name));
-  int errsv = errno;
-  closedir (d);
-  if (errsv != 0)
-    return throw_errno_value (error, errsv, "listing %s", what);
+  g_autoptr (GPtrArray) names = NULL;
+  if (!list_entry_names (dfd, what, &names, error))
+    return FALSE;
 
   for (guint i = 0; i < names->len; i++)
     {
@@ -405,27 +408,6 @@ swap_symlink (int boot_dfd, const char *new_dir, GError **error)
   return TRUE;
 }
 
-static gboolean
-list_entry_names (int dfd, GPtrArray **ret_names, GError **error)
-{
-  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
-  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
-  if (d == NULL)
-    {
-      if (dup_fd >= 0)
-        close (dup_fd);
-      return throw_errno (error, "listing an entry set");
-    }
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  struct dirent *de;
-  while ((de = readdir (d)) != NULL)
-    if (de->d_name[0] != '.' && g_str_has_suffix (de->d_name, ".conf"))
-      g_ptr_array_add (names, g_strdup (de->d_name));
-  closedir (d);
-  *ret_names = g_steal_pointer (&names);
-  return TRUE;
-}
-
 /* The fallback where RENAME_EXCHANGE is refused: move the new files into
  * loader/entries first (new names appear, same names are replaced by a
  * rename, which never leaves a partial file), sync, then remove the
@@ -439,8 +421,8 @@ swap_merge (int loader_dfd, GError **error)
       || !fs_opendir_at (loader_dfd, ENTRIES, &live_dfd, error))
     return FALSE;
   g_autoptr (GPtrArray) new_names = NULL, live_names = NULL;
-  if (!list_entry_names (new_dfd, &new_names, error)
-      || !list_entry_names (live_dfd, &live_names, error))
+  if (!list_entry_names (new_dfd, EXCHANGE_NEW, &new_names, error)
+      || !list_entry_names (live_dfd, LOADER "/" ENTRIES, &live_names, error))
     return FALSE;
   g_autoptr (GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < new_names->len; i++)

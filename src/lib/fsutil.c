@@ -251,31 +251,49 @@ fs_unlink_at_optional (int dfd, const char *name, int flags, GError **error)
   return TRUE;
 }
 
-static gboolean
-rm_rf_children (int dfd, GError **error)
+static int
+compare_names (gconstpointer a, gconstpointer b)
 {
+  return strcmp (*(char *const *)a, *(char *const *)b);
+}
+
+gboolean
+fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error)
+{
+  /* fdopendir() takes the fd over; list a duplicate so @dfd stays ours. */
   int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
-  if (dup_fd < 0)
-    return throw_errno (error, "duplicating directory fd");
-  DIR *d = fdopendir (dup_fd);
+  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
   if (d == NULL)
     {
       int errsv = errno;
-      close (dup_fd);
-      return throw_errno_value (error, errsv, "listing directory");
+      if (dup_fd >= 0)
+        close (dup_fd);
+      return throw_errno_value (error, errsv, "listing %s", what);
     }
-  gboolean ok = TRUE;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   struct dirent *de;
-  while (ok && (errno = 0, de = readdir (d)) != NULL)
-    {
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      ok = fs_rm_rf_at (dfd, de->d_name, error);
-    }
-  if (ok && errno != 0)
-    ok = throw_errno (error, "listing directory");
+  while ((errno = 0, de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
+      g_ptr_array_add (names, g_strdup (de->d_name));
+  int errsv = errno;
   closedir (d);
-  return ok;
+  if (errsv != 0)
+    return throw_errno_value (error, errsv, "listing %s", what);
+  g_ptr_array_sort (names, compare_names);
+  *ret_names = g_steal_pointer (&names);
+  return TRUE;
+}
+
+static gboolean
+rm_rf_children (int dfd, GError **error)
+{
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_list_dir (dfd, "a directory", &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    if (!fs_rm_rf_at (dfd, names->pdata[i], error))
+      return FALSE;
+  return TRUE;
 }
 
 gboolean

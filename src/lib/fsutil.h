@@ -58,6 +58,10 @@ gboolean fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize 
 gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_contents, gsize *ret_len,
                                    GError **error);
 
+/* The names in the directory @dfd, without "." and "..", sorted bytewise.
+ * @what names the directory in errors. */
+gboolean fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error);
+
 /* Removes @name below @dfd recursively, without following symlinks.
  * A missing @name is success. */
 gboolean fs_rm_rf_at (int dfd, const char *name, GError **error);

@@ -33,31 +33,20 @@ regular_file_size (int dfd, const char *path, guint64 *ret_size)
   return TRUE;
 }
 
+/* The names in @path below @dfd, or none if it does not exist. Hidden
+ * names are not kernels. */
 static gboolean
 list_dir_optional (int dfd, const char *path, GPtrArray **ret_names, GError **error)
 {
   autofd fd = -1;
   if (!fs_opendir_at_optional (dfd, path, &fd, error))
     return FALSE;
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  if (fd >= 0)
+  if (fd < 0)
     {
-      DIR *d = fdopendir (fd);
-      if (d == NULL)
-        return throw_errno (error, "listing %s", path);
-      fd_steal (&fd);
-      struct dirent *de;
-      while ((errno = 0, de = readdir (d)) != NULL)
-        if (de->d_name[0] != '.')
-          g_ptr_array_add (names, g_strdup (de->d_name));
-      int errsv = errno;
-      closedir (d);
-      if (errsv != 0)
-        return throw_errno_value (error, errsv, "listing %s", path);
-      g_ptr_array_sort (names, (GCompareFunc)g_strcmp0);
+      *ret_names = g_ptr_array_new_with_free_func (g_free);
+      return TRUE;
     }
-  *ret_names = g_steal_pointer (&names);
-  return TRUE;
+  return fs_list_dir (fd, path, ret_names, error);
 }
 
 static void
@@ -90,6 +79,8 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
   for (guint i = 0; i < modules->len; i++)
     {
       const char *kver = modules->pdata[i];
+      if (kver[0] == '.')
+        continue;
       g_autofree char *kpath = g_strdup_printf ("usr/lib/modules/%s/vmlinuz", kver);
       g_autofree char *ipath = g_strdup_printf ("usr/lib/modules/%s/initramfs.img", kver);
       guint64 ksize, isize = 0;

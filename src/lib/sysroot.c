@@ -8,6 +8,7 @@
 #include "osrelease.h"
 
 #include <dirent.h>
+#include <gio/gio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -178,31 +179,6 @@ sysroot_find_deployment (Sysroot *self, const char *os, const char *id)
   return NULL;
 }
 
-static gboolean
-list_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
-{
-  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
-  if (dup_fd < 0)
-    return throw_errno (error, "listing %s", what);
-  DIR *d = fdopendir (dup_fd);
-  if (d == NULL)
-    {
-      close (dup_fd);
-      return throw_errno (error, "listing %s", what);
-    }
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  struct dirent *de;
-  while ((errno = 0, de = readdir (d)) != NULL)
-    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-      g_ptr_array_add (names, g_strdup (de->d_name));
-  int errsv = errno;
-  closedir (d);
-  if (errsv != 0)
-    return throw_errno_value (error, errsv, "listing %s", what);
-  *ret_names = g_steal_pointer (&names);
-  return TRUE;
-}
-
 /* A deployment exists when both <id>/ and <id>.origin do: the origin is
  * written last, so a tree without one is an interrupted stage that cleanup
  * removes. */
@@ -216,7 +192,7 @@ load_deployments (Sysroot *self, GError **error)
   if (deploy_dfd < 0)
     return TRUE;
   g_autoptr (GPtrArray) oses = NULL;
-  if (!list_names (deploy_dfd, DEPLOY_DIR, &oses, error))
+  if (!fs_list_dir (deploy_dfd, DEPLOY_DIR, &oses, error))
     return FALSE;
   for (guint i = 0; i < oses->len; i++)
     {
@@ -227,7 +203,7 @@ load_deployments (Sysroot *self, GError **error)
       if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error))
         return FALSE;
       g_autoptr (GPtrArray) names = NULL;
-      if (!list_names (os_dfd, os, &names, error))
+      if (!fs_list_dir (os_dfd, os, &names, error))
         return FALSE;
       for (guint j = 0; j < names->len; j++)
         {
@@ -243,8 +219,17 @@ load_deployments (Sysroot *self, GError **error)
           gsize len;
           g_autofree char *what
               = g_strdup_printf ("%s/" STATE_DIR "/" DEPLOY_DIR "/%s/%s", self->path, os, name);
-          if (!fs_read_file_at (os_dfd, name, &data, &len, error))
-            return prefix_error (error, "reading %s: ", what);
+          g_autoptr (GError) read_error = NULL;
+          if (!fs_read_file_at (os_dfd, name, &data, &len, &read_error))
+            {
+              /* status reads without the lock: a concurrent cleanup may
+               * have removed this deployment since the listing. */
+              if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+                continue;
+              g_propagate_prefixed_error (error, g_steal_pointer (&read_error),
+                                          "reading %s: ", what);
+              return FALSE;
+            }
           Deployment *d = g_new0 (Deployment, 1);
           d->os = g_strdup (os);
           d->id = g_strdup (id);
@@ -345,8 +330,8 @@ compare_deployments (gconstpointer pa, gconstpointer pb)
   return ia == ib ? strcmp (a->os, b->os) : (ia > ib ? -1 : 1);
 }
 
-gboolean
-sysroot_load (Sysroot *self, GError **error)
+static gboolean
+sysroot_load_once (Sysroot *self, GError **error)
 {
   sysroot_clear_state (self);
   if (!sysroot_require_initialized (self, error))
@@ -395,6 +380,28 @@ sysroot_load (Sysroot *self, GError **error)
   g_ptr_array_sort (self->deployments, compare_deployments);
   self->loaded = TRUE;
   return TRUE;
+}
+
+gboolean
+sysroot_load (Sysroot *self, GError **error)
+{
+  /* Without the lock (status), the state can change under us: a stage can
+   * write its staged record after we listed the deployments. A state that
+   * does not hang together is read again a few times before it is called
+   * corrupt; with the lock held the first answer is final. */
+  guint attempts = self->lock != NULL ? 1 : 5;
+  for (guint i = 1;; i++)
+    {
+      g_autoptr (GError) local_error = NULL;
+      if (sysroot_load_once (self, &local_error))
+        return TRUE;
+      if (i >= attempts || !g_error_matches (local_error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      g_usleep (10000 * i);
+    }
 }
 
 char *
