@@ -62,15 +62,36 @@ cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *sta
           stats->temp_removed++;
           continue;
         }
+      if (g_str_has_suffix (name, ".manifest"))
+        {
+          /* Normally removed with its tree (below); one whose tree is gone
+           * describes nothing. */
+          g_autofree char *id = g_strndup (name, strlen (name) - strlen (".manifest"));
+          struct stat st;
+          if (deployment_id_is_valid (id) && fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
+              && errno == ENOENT)
+            {
+              if (!fs_unlink_at_optional (os_dfd, name, 0, error))
+                return prefix_error (error, "removing %s/%s: ", os, name);
+              stats->temp_removed++;
+            }
+          continue;
+        }
       if (!deployment_id_is_valid (name))
         continue; /* "<id>.origin" files are handled with their tree */
       Deployment *d = sysroot_find_deployment (self, os, name);
       if (d != NULL && is_kept (d, self))
         continue;
       /* The origin goes first: without it the tree is no longer a
-       * deployment, so an interrupted removal is finished by the next cleanup. */
+       * deployment, so an interrupted removal is finished by the next
+       * cleanup. Then the manifest, while the tree still names the id. The
+       * tree's files may be hard links shared with other deployments:
+       * unlinking only drops this deployment's names for them. */
       g_autofree char *origin = g_strdup_printf ("%s.origin", name);
-      if (!fs_unlink_at_optional (os_dfd, origin, 0, error) || !fs_rm_rf_at (os_dfd, name, error))
+      g_autofree char *manifest = g_strdup_printf ("%s.manifest", name);
+      if (!fs_unlink_at_optional (os_dfd, origin, 0, error)
+          || !fs_unlink_at_optional (os_dfd, manifest, 0, error)
+          || !fs_rm_rf_at (os_dfd, name, error))
         return prefix_error (error, "removing deployment %s/%s: ", os, name);
       if (d != NULL)
         stats->deployments_removed++;
@@ -158,13 +179,47 @@ cleanup_boot_leftovers (Sysroot *self, CleanupStats *stats, GError **error)
   return boot_config_tidy (self->boot_dfd, error);
 }
 
+/* The verdict and the staged record are written as temp file + rename; a
+ * run killed in between leaves the temp file in the state or the runtime
+ * directory. Every writer there holds the lock (but the not-attempted
+ * verdict, written exactly when the lock could not be had: at worst that
+ * best-effort record is lost), so under the lock a temp name is a leftover. */
+static gboolean
+cleanup_temp_files (int dfd, const char *what, CleanupStats *stats, GError **error)
+{
+  g_autoptr (GPtrArray) names = NULL;
+  if (!list_names (dfd, &names, error))
+    return prefix_error (error, "%s: ", what);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (!fs_is_temp_name (name))
+        continue;
+      if (!fs_rm_rf_at (dfd, name, error))
+        return prefix_error (error, "%s: ", what);
+      stats->temp_removed++;
+    }
+  return TRUE;
+}
+
+static gboolean
+cleanup_state_leftovers (Sysroot *self, CleanupStats *stats, GError **error)
+{
+  autofd run_dfd = -1;
+  if (!cleanup_temp_files (self->state_dfd, STATE_DIR, stats, error)
+      || !sysroot_open_run_dir (self, FALSE, &run_dfd, error))
+    return FALSE;
+  return run_dfd < 0 || cleanup_temp_files (run_dfd, self->run_path, stats, error);
+}
+
 gboolean
 sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error)
 {
   g_assert (self->loaded && self->lock != NULL);
   CleanupStats stats = { 0 };
   gboolean ok = cleanup_deployments (self, &stats, error) && cleanup_kernels (self, &stats, error)
-                && cleanup_boot_leftovers (self, &stats, error);
+                && cleanup_boot_leftovers (self, &stats, error)
+                && cleanup_state_leftovers (self, &stats, error);
   *ret_stats = stats;
   if (!ok)
     return prefix_error (error, "cleanup: ");
