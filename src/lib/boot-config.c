@@ -390,6 +390,16 @@ fsync_after_commit (int dfd, const char *what)
     log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
 }
 
+/* A swap that fails before its commit point leaves <boot> as it was: the
+ * new set never became live (on every failure path of the swaps below it
+ * is still the inactive one), so it goes. Best effort: the caller reports
+ * the swap's error, and the next finalize or cleanup removes it anyway. */
+static void
+discard_new_set (int boot_dfd, const char *top)
+{
+  (void)fs_rm_rf_at (boot_dfd, top, NULL);
+}
+
 /* Symlink mode: a new symlink renamed over <boot>/loader. */
 static gboolean
 swap_symlink (int boot_dfd, const char *new_dir, GError **error)
@@ -510,13 +520,19 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
 
   verdict_begin_step (timings, "write-entries");
   if (!write_entry_set (boot_dfd, top, entries_path, entries, error))
-    return prefix_error (error, "writing the new entry set: ");
+    {
+      discard_new_set (boot_dfd, top);
+      return prefix_error (error, "writing the new entry set: ");
+    }
   verdict_end_step (timings);
 
   verdict_begin_step (timings, "sync");
   if (!fs_syncfs (boot_dfd, "the boot filesystem", error)
       || !fs_syncfs (sysroot_dfd, "the sysroot filesystem", error))
-    return FALSE;
+    {
+      discard_new_set (boot_dfd, top);
+      return FALSE;
+    }
   verdict_end_step (timings);
 
   verdict_begin_step (timings, "swap");
@@ -524,7 +540,10 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, error)
                                                    : swap_exchange (boot_dfd, &atomic, error);
   if (!ok)
-    return prefix_error (error, "swapping the boot configuration: ");
+    {
+      discard_new_set (boot_dfd, top);
+      return prefix_error (error, "swapping the boot configuration: ");
+    }
   verdict_end_step (timings);
   return TRUE;
 }
