@@ -1,0 +1,247 @@
+# shellcheck shell=bash
+# Helpers for the crash-safety and hostile-input tests
+# (tests/privileged/2x-*.sh, tests/integration/5x-*.sh), sourced by them.
+# Not a test itself: meson runs only [0-9]*.sh.
+#
+# Speaks TAP: every check prints one "ok"/"not ok" line; the plan comes last
+# (done_testing), so a script that dies half-way has no plan and fails.
+#
+# The invariant itself is checked by tests/lib/check-invariant, an
+# independent reading of the on-disk format (see its header).
+
+set -u -o pipefail
+export LC_ALL=C
+
+FAULT_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FAULT_REPO_ROOT=$(cd "$FAULT_LIB_DIR/../.." && pwd)
+CHECK_INVARIANT=$FAULT_LIB_DIR/check-invariant
+SYSROOT_SUMMARY=$FAULT_LIB_DIR/sysroot-summary
+
+STAGEHAND=${STAGEHAND:-$FAULT_REPO_ROOT/build/src/cli/stagehand}
+case $STAGEHAND in
+  /*) ;;
+  *) STAGEHAND=$FAULT_REPO_ROOT/$STAGEHAND ;;
+esac
+# The interpreter itself, not a version-manager shim that costs a second
+# per call; and -S (no site module) when calling it: the sweep calls python
+# a few thousand times and the helpers need nothing from site-packages.
+PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)}
+PYTHON=${PYTHON:-python3}
+export STAGEHAND CHECK_INVARIANT SYSROOT_SUMMARY PYTHON
+
+# ---------------------------------------------------------------- TAP
+
+_tap_n=0
+_tap_failed=0
+
+diag() {
+  local line
+  for line in "$@"; do
+    printf '%s\n' "$line" | sed 's/^/# /'
+  done
+}
+
+diag_file() {
+  local file=$1 lines=${2:-30}
+  [ -e "$file" ] || { diag "($file does not exist)"; return 0; }
+  diag "--- last $lines lines of $file"
+  tail -n "$lines" "$file" | sed 's/^/#   /'
+}
+
+pass() {
+  _tap_n=$((_tap_n + 1))
+  echo "ok $_tap_n - $1"
+}
+
+fail() {
+  _tap_n=$((_tap_n + 1))
+  _tap_failed=$((_tap_failed + 1))
+  echo "not ok $_tap_n - $1"
+}
+
+# ok DESCRIPTION COMMAND...: one test point from a command's status.
+ok() {
+  local desc=$1 rc
+  shift
+  "$@"
+  rc=$?
+  if [ "$rc" -eq 0 ]; then pass "$desc"; else fail "$desc"; fi
+  return "$rc"
+}
+
+# is ACTUAL EXPECTED DESCRIPTION
+is() {
+  if [ "$1" = "$2" ]; then
+    pass "$3"
+  else
+    fail "$3"
+    diag "expected: '$2'" "     got: '$1'"
+  fi
+}
+
+# like ACTUAL GLOB DESCRIPTION: ACTUAL matches the shell pattern GLOB.
+like() {
+  # shellcheck disable=SC2053 # the pattern is meant to match
+  if [[ $1 == $2 ]]; then
+    pass "$3"
+  else
+    fail "$3"
+    diag "expected to match: '$2'" "                got: '$1'"
+  fi
+}
+
+bail() {
+  echo "Bail out! $*"
+  exit 1
+}
+
+done_testing() {
+  echo "1..$_tap_n"
+  [ "$_tap_failed" -eq 0 ]
+}
+
+# ---------------------------------------------------------------- setup
+
+require_commands() {
+  local cmd missing=()
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  done
+  [ ${#missing[@]} -eq 0 ] || bail "missing required commands: ${missing[*]}"
+}
+
+require_stagehand() {
+  [ -x "$STAGEHAND" ] || bail "stagehand binary not found at $STAGEHAND (build it, or set STAGEHAND)"
+}
+
+# For the privileged suite: skip unless root, then re-execute the script
+# once in a private mount namespace with a private tmpfs on /run, so no test
+# mount leaks to the host and no event reaches the host's journal.
+enter_private_namespace() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "1..0 # SKIP needs root"
+    exit 0
+  fi
+  if [ -z "${STAGEHAND_FAULT_PARENT_MNTNS:-}" ]; then
+    command -v unshare >/dev/null || bail "unshare (util-linux) is not installed"
+    STAGEHAND_FAULT_PARENT_MNTNS=$(readlink /proc/self/ns/mnt)
+    export STAGEHAND_FAULT_PARENT_MNTNS
+    # shellcheck disable=SC2093 # the bail below runs only if exec fails
+    exec unshare --mount --propagation private -- "$BASH" "$(readlink -f "$0")" "$@"
+    bail "could not re-execute in a private mount namespace"
+  fi
+  [ "$(readlink /proc/self/ns/mnt)" != "$STAGEHAND_FAULT_PARENT_MNTNS" ] ||
+    bail "still in the parent mount namespace; refusing to mount anything"
+  mount -t tmpfs -o mode=0755,size=16m stagehand-test-run /run ||
+    bail "cannot mount a private tmpfs on /run"
+}
+
+# make_temp NAME: T, a temp dir removed on exit (unless STAGEHAND_KEEP is set).
+make_temp() {
+  T=$(mktemp -d "${TMPDIR:-/tmp}/stagehand-$1.XXXXXX") || bail "mktemp failed"
+  trap 'fault_lib_exit' EXIT
+}
+
+# Commands to run at exit before $T goes (unmounts, loop devices).
+AT_EXIT=()
+
+fault_lib_exit() {
+  local status=$? cmd
+  for cmd in "${AT_EXIT[@]}"; do
+    eval "$cmd" || true
+  done
+  if [ -n "${T:-}" ] && [ -d "$T" ]; then
+    if [ -n "${STAGEHAND_KEEP:-}" ]; then
+      diag "kept $T"
+    else
+      # Undo what a test made immutable or unreadable before removing.
+      chattr -R -i "$T" 2>/dev/null
+      chmod -R u+rwX "$T" 2>/dev/null
+      rm -rf --one-file-system "$T"
+    fi
+  fi
+  exit "$status"
+}
+
+# ---------------------------------------------------------------- fixtures
+
+# make_image DIR VERSION: a tiny deterministic OS tree with exactly one
+# kernel; kernel and initramfs content differ per VERSION.
+make_image() {
+  local dir=$1 version=$2 kdir
+  kdir=$dir/usr/lib/modules/6.1.0-test
+  mkdir -p "$kdir" "$dir/etc" "$dir/usr/bin"
+  cat >"$dir/usr/lib/os-release" <<EOF
+ID=testos
+VERSION_ID=$version
+PRETTY_NAME="Test OS $version"
+EOF
+  printf 'testos %s kernel image\n' "$version" >"$kdir/vmlinuz"
+  printf 'testos %s initramfs\n' "$version" >"$kdir/initramfs.img"
+  printf 'testos\n' >"$dir/etc/hostname"
+  printf '#!/bin/sh\nexit 0\n' >"$dir/usr/bin/true"
+  chmod 0755 "$dir/usr/bin/true"
+  ln -s true "$dir/usr/bin/sh"
+}
+
+# sh_at SYSROOT ARGS...: stagehand on SYSROOT (boot: SYSROOT/boot), output
+# in SH_OUT (stdout) and SH_ERR (stderr), status in SH_RC. Never fails.
+sh_at() {
+  local sysroot=$1
+  shift
+  SH_OUT=$(mktemp "$T/out.XXXXXX")
+  SH_ERR=$(mktemp "$T/err.XXXXXX")
+  "$STAGEHAND" --sysroot="$sysroot" "$@" </dev/null >"$SH_OUT" 2>"$SH_ERR"
+  SH_RC=$?
+  return 0
+}
+
+# diag_run: the last sh_at's status and output, as diagnostics.
+diag_run() {
+  diag "exit status $SH_RC"
+  diag_file "$SH_OUT" 10
+  diag_file "$SH_ERR" 10
+}
+
+# invariant SYSROOT [ARGS...]: check-invariant, violations as diagnostics.
+invariant() {
+  local sysroot=$1 out rc
+  shift
+  out=$("$PYTHON" -S "$CHECK_INVARIANT" --sysroot "$sysroot" "$@" 2>&1)
+  rc=$?
+  [ "$rc" -eq 0 ] || diag "$out"
+  return "$rc"
+}
+
+# summary SYSROOT [BOOT]: one line describing the sysroot as the tests see
+# it (tests/lib/sysroot-summary).
+summary() {
+  local boot=${2:-$1/boot}
+  "$STAGEHAND" --sysroot="$1" --boot="$boot" --json status 2>/dev/null |
+    "$PYTHON" -S "$SYSROOT_SUMMARY" "$1" "$boot"
+}
+
+# temp_names DIR...: every name under DIR that looks like an interrupted
+# write (".<name>-tmp-<random>").
+temp_names() {
+  find "$@" -name '.*-tmp-*' 2>/dev/null | sort
+}
+
+# tree_snapshot DIR: type, mode, owner, size, link target and content hash of
+# everything under DIR (not times: a read may update atime, and a test that
+# wants "untouched" wants content and metadata, which this covers), sorted.
+tree_snapshot() {
+  (
+    cd "$1" || exit 1
+    find . -printf '%p\t%y\t%m\t%U:%G\t%s\t%l\n' | sort
+    find . -type f -print0 | sort -z | xargs -0 -r sha256sum
+  )
+}
+
+# json_get EXPR < JSON: prints the Python expression EXPR over `j`.
+json_get() {
+  "$PYTHON" -S -c 'import json, sys
+j = json.load(sys.stdin)
+v = eval(sys.argv[1])
+print("null" if v is None else (str(v).lower() if isinstance(v, bool) else v))' "$1"
+}

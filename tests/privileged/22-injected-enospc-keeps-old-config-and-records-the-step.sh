@@ -1,0 +1,193 @@
+#!/bin/bash
+# ENOSPC from each data-writing system call of stage and finalize-staged,
+# injected with `strace -e inject=SYSCALL:error=ENOSPC:when=N`, one call at
+# a time:
+#
+#   - stage: exits 1 with one line naming the failure; <boot> is byte for
+#     byte as it was, nothing is staged, no deployment and no temp file is
+#     left;
+#   - finalize-staged, a write into <boot> (the entry set, or the kernel when
+#     it must be copied again): exits 1; <boot> is byte for byte as it was;
+#     the verdict (finalize-result and `status --json` .last_finalize) says
+#     result=failed with the failing step and the error; the deployment is
+#     still staged, so the next attempt can succeed;
+#   - finalize-staged, the verdict write after the commit point: a warning,
+#     and finalize still succeeds;
+#   - either, the lock's metadata write: best effort, the command succeeds.
+#
+# With the staged kernel missing from <boot> (finalize copies it again),
+# only the kernel copy is injected: a failure after it leaves the copied
+# kernel in place for the next attempt, so <boot> is not as it was.
+#
+# Which call is which comes from a counting run under `strace -y` (fd paths).
+# Writes to stdout and stderr are not injection points.
+
+# shellcheck source=tests/lib/fault-lib.sh
+. "$(dirname "$0")/../lib/fault-lib.sh"
+enter_private_namespace "$@"
+require_commands strace python3 find sha256sum
+require_stagehand
+make_temp enospc-inject
+# A private copy: a rebuild during the test must not change the program.
+mkdir -p "$T/bin"
+cp "$STAGEHAND" "$T/bin/stagehand" || bail "cannot copy $STAGEHAND"
+STAGEHAND=$T/bin/stagehand
+
+make_image "$T/img1" 1
+make_image "$T/img2" 2
+mkdir -p "$T/tpl"
+tpl_run() {
+  sh_at "$T/tpl/$1" "${@:2}"
+  [ "$SH_RC" -eq 0 ] || { diag_run; bail "preparing template $1: stagehand ${*:2} failed"; }
+}
+tpl_run base init
+tpl_run base deploy "$T/img1"
+cp -a "$T/tpl/base" "$T/tpl/staged"
+tpl_run staged stage "$T/img2" --no-start
+# Staged, but its kernel went missing from <boot>: finalize copies it again.
+cp -a "$T/tpl/staged" "$T/tpl/staged-nokernel"
+csum2=$(sed -n 's/^bootcsum=//p' "$T/tpl/staged/stagehand/deploy/testos/2.origin")
+rm -rf "$T/tpl/staged-nokernel/boot/stagehand/testos-$csum2"
+
+# points TEMPLATE ARGS...: "SYSCALL N TARGET" for each write-like call of
+# the command with a file (not stdout/stderr) as its target; TARGET is the
+# path strace -y shows for the destination fd.
+points() {
+  local tpl=$1 C
+  shift
+  C=$T/count.$tpl
+  rm -rf "$C"
+  cp -a "$T/tpl/$tpl" "$C"
+  strace -f -qq -y -o "$T/trace.$tpl" -e trace=write,pwrite64,copy_file_range \
+    "$STAGEHAND" --sysroot="$C" "$@" </dev/null >"$T/count.$tpl.log" 2>&1 ||
+    { diag_file "$T/count.$tpl.log"; bail "the counting run of $* failed"; }
+  "$PYTHON" -S - "$T/trace.$tpl" "$C" <<'EOF'
+import re, sys
+path, root = sys.argv[1:]
+counts = {}
+for line in open(path):
+    m = re.match(r"^\d+\s+([a-z0-9_]+)\((.*)", line)
+    if not m:
+        continue
+    name, args = m.groups()
+    counts[name] = counts.get(name, 0) + 1
+    # copy_file_range(in, off_in, out, ...): the destination is the third.
+    fds = re.findall(r"(\d+)<([^>]*)>", args)
+    if not fds:
+        continue
+    fd, target = fds[1] if name == "copy_file_range" else fds[0]
+    if int(fd) <= 2:
+        continue
+    print(name, counts[name], target.replace(root, "<sysroot>"))
+EOF
+}
+
+# inject TEMPLATE SYSCALL N ARGS...: a fresh copy of TEMPLATE in $W, the
+# command run on it with the Nth SYSCALL failing with ENOSPC.
+inject() {
+  local tpl=$1 sc=$2 n=$3
+  shift 3
+  W=$T/run.$tpl.$sc.$n
+  cp -a "$T/tpl/$tpl" "$W"
+  SH_ERR=$T/run.$tpl.$sc.$n.err
+  strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc":error=ENOSPC:when="$n" \
+    "$STAGEHAND" --sysroot="$W" "$@" </dev/null >"$T/run.$tpl.$sc.$n.out" 2>"$SH_ERR"
+  SH_RC=$?
+}
+
+verdict_field() {
+  sed -n "s/^$1=//p" "$W/stagehand/finalize-result"
+}
+
+# ------------------------------------------------------------------ stage
+
+base_boot=$(tree_snapshot "$T/tpl/base/boot")
+base_summary=$(summary "$T/tpl/base")
+points base stage "$T/img2" --no-start >"$T/points.stage"
+diag "stage: $(wc -l <"$T/points.stage") write-like calls to files"
+[ -s "$T/points.stage" ] || bail "stage made no write-like calls"
+while read -r sc n target; do
+  what="stage, ENOSPC at $sc #$n ($target)"
+  inject base "$sc" "$n" stage "$T/img2" --no-start
+  if [ "$target" = "<sysroot>/stagehand/lock" ]; then
+    is "$SH_RC" 0 "$what: the lock metadata is best effort; stage succeeds"
+    ok "$what: the invariant holds" invariant "$W"
+    continue
+  fi
+  is "$SH_RC" 1 "$what: exits 1"
+  like "$(cat "$SH_ERR")" "stagehand: staging *No space left on device*" \
+    "$what: says what failed and why"
+  is "$(wc -l <"$SH_ERR")" 1 "$what: in one line"
+  is "$(tree_snapshot "$W/boot")" "$base_boot" "$what: <boot> is byte for byte as it was"
+  is "$(summary "$W")" "$base_summary" "$what: nothing staged, no deployment added"
+  is "$(temp_names "$W")" "" "$what: no temp files left"
+  ok "$what: the invariant holds" invariant "$W"
+done <"$T/points.stage"
+
+# ------------------------------------------------------------------ finalize
+
+finalize_case() {
+  local tpl=$1 sc=$2 n=$3 target=$4 before_boot before_summary step what
+  before_boot=$(tree_snapshot "$T/tpl/$tpl/boot")
+  before_summary=$(summary "$T/tpl/$tpl")
+  what="finalize ($tpl), ENOSPC at $sc #$n ($target)"
+  inject "$tpl" "$sc" "$n" finalize-staged
+  case $sc:$target in
+    *:"<sysroot>/stagehand/lock")
+      is "$SH_RC" 0 "$what: the lock metadata is best effort; finalize succeeds"
+      like "$(summary "$W")" "default=testos/2 menu=testos/2,testos/1 staged=- verdict=success:testos/2 *" \
+        "$what: testos/2 is the default"
+      ;;
+    *:"<sysroot>/stagehand/.finalize-result-tmp-"*)
+      is "$SH_RC" 0 "$what: after the commit point; finalize succeeds"
+      like "$(cat "$SH_ERR")" "*warning:*finalize-result*No space left on device*" \
+        "$what: warns that the verdict could not be recorded"
+      like "$(summary "$W")" "default=testos/2 menu=testos/2,testos/1 staged=- *" \
+        "$what: testos/2 is the default and no longer staged"
+      ;;
+    *:"<sysroot>/boot/"*)
+      case $target in
+        "<sysroot>/boot/stagehand/"*) step=install-kernels ;;
+        *) step=write-entries ;;
+      esac
+      is "$SH_RC" 1 "$what: exits 1"
+      like "$(cat "$SH_ERR")" "stagehand: finalizing testos/2: during $step: *No space left on device*" \
+        "$what: names the step and the error"
+      is "$(tree_snapshot "$W/boot")" "$before_boot" "$what: <boot> is byte for byte as it was"
+      is "$(verdict_field result):$(verdict_field step):$(verdict_field deployment)" \
+        "failed:$step:testos/2" "$what: finalize-result records failed, the step and the deployment"
+      like "$(verdict_field error)" "*No space left on device*" "$what: finalize-result records the error"
+      "$STAGEHAND" --sysroot="$W" --json status >"$W.json" 2>&1
+      is "$(json_get 'j["last_finalize"]["result"] + ":" + j["last_finalize"]["step"]' <"$W.json")" \
+        "failed:$step" "$what: status --json .last_finalize says failed during $step"
+      like "$(json_get 'j["last_finalize"]["error"]' <"$W.json")" "*No space left on device*" \
+        "$what: status --json .last_finalize has the error"
+      is "$(summary "$W" | sed 's/ verdict=[^ ]*//')" "$(sed 's/ verdict=[^ ]*//' <<<"$before_summary")" \
+        "$what: testos/1 is still the default and testos/2 still staged"
+      is "$(temp_names "$W")" "" "$what: no temp files left"
+      ;;
+    *)
+      fail "$what: a write to an unexpected place"
+      ;;
+  esac
+  # The staged kernel is missing in the nokernel case: that is its point.
+  ok "$what: the invariant holds" invariant "$W" $([ "$tpl" = staged ] || echo --no-staged-kernel)
+}
+
+for tpl in staged staged-nokernel; do
+  points "$tpl" finalize-staged >"$T/points.$tpl.all"
+  if [ "$tpl" = staged ]; then
+    cp "$T/points.$tpl.all" "$T/points.$tpl"
+  else
+    grep ' <sysroot>/boot/stagehand/' "$T/points.$tpl.all" >"$T/points.$tpl"
+  fi
+  diag "finalize ($tpl): $(wc -l <"$T/points.$tpl") write-like calls to files"
+  [ -s "$T/points.$tpl" ] || bail "finalize made no write-like calls"
+  while read -r sc n target; do
+    finalize_case "$tpl" "$sc" "$n" "$target"
+  done <"$T/points.$tpl"
+done
+grep -q ' <sysroot>/boot/stagehand/' "$T/points.staged-nokernel" ||
+  fail "finalize with the kernel missing copied no kernel (no install-kernels point)"
+
+done_testing
