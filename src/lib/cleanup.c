@@ -71,9 +71,11 @@ cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *sta
           if (deployment_id_is_valid (id) && fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
               && errno == ENOENT)
             {
-              if (!fs_unlink_at_optional (os_dfd, name, 0, error))
-                return prefix_error (error, "removing %s/%s: ", os, name);
-              stats->temp_removed++;
+              /* ENOENT: removed with its tree earlier in this listing. */
+              if (unlinkat (os_dfd, name, 0) == 0)
+                stats->temp_removed++;
+              else if (errno != ENOENT)
+                return throw_errno (error, "removing %s/%s", os, name);
             }
           continue;
         }

@@ -25,12 +25,23 @@
  * end, deepest first, so that their mtime is not disturbed by their contents
  * and a read-only directory (0555) does not stop a non-root import from
  * filling it.
+ *
+ * Deduplication: given a reference deployment and its manifest, a regular
+ * file whose metadata (size, mode, owner, mtime, extended attributes) and
+ * content hash equal the reference's file at the same path is hard-linked
+ * from the reference tree instead of written. The metadata is compared
+ * first, from the entry header alone; only then is the content read and
+ * hashed, and written only if the hash differs. Every regular file's hash
+ * goes into the new tree's manifest. A hard-linked inode is shared by both
+ * deployments, so the writer never writes into an inode it did not create
+ * in this import (see the hard link with data in tree_writer_add()).
  */
 #include "config.h"
 
 #include "image-import.h"
 #include "errors.h"
 #include "fsutil.h"
+#include "manifest.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -39,6 +50,7 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <locale.h>
 #include <stdint.h>
 #include <string.h>
@@ -47,6 +59,7 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 /* libarchive reports an unrecognised format or an unconvertible name with
  * this errno (archive_private.h: EFTYPE where it exists, else EILSEQ); the
@@ -65,6 +78,11 @@
 /* Reads from a tar stream and the fallback copy loop use buffers this large:
  * small reads dominate the cost of a compressed 350 MB image otherwise. */
 #define IO_BUFFER_SIZE (1024 * 1024)
+
+/* A tar entry that may be shared with the reference is held in memory while
+ * it is hashed, so that it is written only if it differs; larger ones are
+ * written while hashed and replaced by a link if they turn out equal. */
+#define TAR_HOLD_MAX (16 * 1024 * 1024)
 
 /* Extended attributes of symlinks. fsetxattr() and friends refuse O_PATH fds
  * (EBADF), and lsetxattr() needs a path string, which we never glue together.
@@ -221,10 +239,23 @@ typedef struct
   size_t len;
 } XattrRef;
 
-/* Writes the content of a regular file into @fd (opened for writing, empty)
- * and makes it @size bytes long; adds the bytes written to *@bytes. */
-typedef gboolean (*ContentFunc) (gpointer data, int fd, guint64 size, guint64 *bytes,
-                                 GError **error);
+/* Where the content of a regular file comes from. Hashes cover the
+ * logical content: holes read as zeros, so a sparse file hashes the same
+ * from a directory and from a tar stream. */
+typedef struct
+{
+  /* Reads the whole content once, feeding @hash, and keeps what write()
+   * needs to write it afterwards without reading the image again.
+   * *ret_kept = FALSE, with nothing read, when it cannot (a tar entry too
+   * large to hold in memory). */
+  gboolean (*hash) (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept,
+                    GError **error);
+  /* Writes the content into @fd (new, empty, open for reading and writing)
+   * and makes it @size bytes long, feeding @hash unless it is NULL (or the
+   * content was already hashed); adds the bytes written to *@bytes. */
+  gboolean (*write) (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+                     GError **error);
+} ContentOps;
 
 typedef struct
 {
@@ -240,7 +271,7 @@ typedef struct
   const XattrRef *xattrs;
   guint n_xattrs;
   /* Regular files (and tar hard links carrying data). NULL: no content. */
-  ContentFunc content;
+  const ContentOps *content;
   gpointer content_data;
 } TreeEntry;
 
@@ -311,6 +342,18 @@ typedef struct
   const ImportOptions *options;
   gboolean try_clone;
   guint8 *buffer; /* IO_BUFFER_SIZE, allocated on first use */
+
+  /* The new tree's manifest; NULL when nobody needs one (no hashing then). */
+  Manifest *manifest;
+  XXH3_state_t *hash_state;
+  /* Deduplication: the reference tree and its manifest, or -1 and NULL. */
+  int ref_dfd;
+  const Manifest *ref_manifest;
+  /* The last reference directory looked up (files come grouped by directory). */
+  char *ref_parent_path;
+  int ref_parent_fd; /* O_PATH, or -1 (also when that directory is missing) */
+  uid_t self_uid;
+  gid_t self_gid;
 } TreeWriter;
 
 static void
@@ -336,6 +379,15 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
   g_array_append_val (w->stack, root);
   w->options = options;
   w->try_clone = TRUE;
+  w->ref_dfd = -1;
+  w->ref_parent_fd = -1;
+  if (options->reference_manifest != NULL && options->reference_dfd >= 0)
+    {
+      w->ref_dfd = options->reference_dfd;
+      w->ref_manifest = options->reference_manifest;
+    }
+  w->self_uid = geteuid ();
+  w->self_gid = getegid ();
 
   DirRecord *rootrec = g_new0 (DirRecord, 1);
   rootrec->path = g_strdup ("");
@@ -350,6 +402,11 @@ tree_writer_clear (TreeWriter *w)
   g_clear_pointer (&w->dirs, g_ptr_array_unref);
   g_clear_pointer (&w->stack, g_array_unref);
   g_clear_pointer (&w->buffer, g_free);
+  g_clear_pointer (&w->manifest, manifest_free);
+  g_clear_pointer (&w->hash_state, XXH3_freeState);
+  g_clear_pointer (&w->ref_parent_path, g_free);
+  if (w->ref_parent_fd >= 0)
+    (void)close (w->ref_parent_fd); /* O_PATH fd: nothing to report */
 }
 
 static guint8 *
@@ -601,15 +658,293 @@ prefix_entry_error (GError **error, const char *path)
 }
 
 static gboolean
-write_regular_file (TreeWriter *w, int parent_fd, const char *name, const char *path,
-                    const TreeEntry *e, GError **error)
+pwrite_all (int fd, const guint8 *buf, size_t len, off_t offset)
 {
-  autofd fd = openat (parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  while (len > 0)
+    {
+      ssize_t n = pwrite (fd, buf, len, offset);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      buf += n;
+      len -= n;
+      offset += n;
+    }
+  return TRUE;
+}
+
+/* Sets errno on failure. */
+static gboolean
+pread_all (int fd, guint8 *buf, size_t len, off_t offset)
+{
+  while (len > 0)
+    {
+      ssize_t n = pread (fd, buf, len, offset);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        {
+          errno = ENODATA; /* the file shrank while importing */
+          return FALSE;
+        }
+      buf += n;
+      len -= n;
+      offset += n;
+    }
+  return TRUE;
+}
+
+static void
+hash_zeros (XXH3_state_t *hash, guint64 len)
+{
+  static const guint8 zeros[64 * 1024];
+  while (len > 0)
+    {
+      gsize n = MIN (len, sizeof zeros);
+      XXH3_128bits_update (hash, zeros, n);
+      len -= n;
+    }
+}
+
+/* Hashes the first @size bytes of @fd (holes read as zeros). */
+static gboolean
+hash_fd (TreeWriter *w, int fd, guint64 size, XXH3_state_t *hash, GError **error)
+{
+  guint8 *buf = tree_writer_buffer (w);
+  for (guint64 pos = 0; pos < size;)
+    {
+      gsize n = MIN (size - pos, (guint64)IO_BUFFER_SIZE);
+      if (!pread_all (fd, buf, n, pos))
+        return throw_errno (error, "reading");
+      XXH3_128bits_update (hash, buf, n);
+      pos += n;
+    }
+  return TRUE;
+}
+
+static void
+hash_digest (XXH3_state_t *hash, guint8 *ret_digest)
+{
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (hash));
+  G_STATIC_ASSERT (sizeof canonical.digest == MANIFEST_HASH_LEN);
+  memcpy (ret_digest, canonical.digest, MANIFEST_HASH_LEN);
+}
+
+static gint
+compare_xattr_names (gconstpointer a, gconstpointer b)
+{
+  const XattrRef *x = *(const XattrRef *const *)a, *y = *(const XattrRef *const *)b;
+  return strcmp (x->name, y->name);
+}
+
+/* The extended attributes the new file gets (see xattr_settable()), in name
+ * order, each as its name, a NUL, its length (64-bit little endian) and its
+ * value. The order of listxattr() is not stable, hence the sort. */
+static void
+hash_xattrs (TreeWriter *w, const TreeEntry *e, guint8 *ret_digest)
+{
+  g_autoptr (GPtrArray) sorted = g_ptr_array_sized_new (e->n_xattrs);
+  for (guint i = 0; i < e->n_xattrs; i++)
+    if (xattr_settable (w, e->xattrs[i].name))
+      g_ptr_array_add (sorted, (gpointer)&e->xattrs[i]);
+  g_ptr_array_sort (sorted, compare_xattr_names);
+  XXH3_128bits_reset (w->hash_state);
+  for (guint i = 0; i < sorted->len; i++)
+    {
+      const XattrRef *x = sorted->pdata[i];
+      guint64 len = GUINT64_TO_LE ((guint64)x->len);
+      XXH3_128bits_update (w->hash_state, x->name, strlen (x->name) + 1);
+      XXH3_128bits_update (w->hash_state, &len, sizeof len);
+      XXH3_128bits_update (w->hash_state, x->value, x->len);
+    }
+  hash_digest (w->hash_state, ret_digest);
+}
+
+/* The metadata the new file will have: as written, not as in the image
+ * (a non-root import owns everything and sets only some xattrs), since
+ * that is what a hard-linked inode must match. */
+static void
+manifest_entry_init (TreeWriter *w, const char *key, const TreeEntry *e, ManifestEntry *ret_entry)
+{
+  *ret_entry = (ManifestEntry){
+    .path = key,
+    .size = e->size,
+    .mode = e->perm,
+    .uid = w->privileged ? e->uid : w->self_uid,
+    .gid = w->privileged ? e->gid : w->self_gid,
+    .mtime_sec = e->times[1].tv_sec,
+    .mtime_nsec = e->times[1].tv_nsec,
+  };
+  hash_xattrs (w, e, ret_entry->xattr_hash);
+}
+
+/* The reference's entry for @key if everything but the content matches:
+ * only then is a link possible, and worth hashing for before writing. An
+ * entry without an mtime gets the current time, so it never matches. */
+static const ManifestEntry *
+reference_candidate (TreeWriter *w, const TreeEntry *e, const ManifestEntry *me)
+{
+  if (w->ref_manifest == NULL || e->times[1].tv_nsec == UTIME_OMIT)
+    return NULL;
+  const ManifestEntry *ref = manifest_lookup (w->ref_manifest, me->path);
+  if (ref == NULL || ref->size != me->size || ref->mode != me->mode || ref->uid != me->uid
+      || ref->gid != me->gid || ref->mtime_sec != me->mtime_sec || ref->mtime_nsec != me->mtime_nsec
+      || memcmp (ref->xattr_hash, me->xattr_hash, MANIFEST_HASH_LEN) != 0)
+    return NULL;
+  return ref;
+}
+
+/* The reference directory holding @key, as an O_PATH fd owned by the
+ * writer, or -1. openat2(RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH) resolves the
+ * whole path in one call and refuses a symlink anywhere on it: a manifest
+ * path leads to a file inside the reference tree or nowhere. */
+static int
+reference_parent_fd (TreeWriter *w, const char *key)
+{
+  const char *slash = strrchr (key, '/');
+  if (slash == NULL)
+    return w->ref_dfd;
+  gsize len = slash - key;
+  if (w->ref_parent_path != NULL && strlen (w->ref_parent_path) == len
+      && memcmp (w->ref_parent_path, key, len) == 0)
+    return w->ref_parent_fd;
+  g_free (w->ref_parent_path);
+  if (w->ref_parent_fd >= 0)
+    (void)close (w->ref_parent_fd); /* O_PATH fd: nothing to report */
+  w->ref_parent_path = g_strndup (key, len);
+  struct open_how how = {
+    .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  /* A failure (ENOENT; ENOSYS before Linux 5.6) only means no link. */
+  w->ref_parent_fd = syscall (SYS_openat2, w->ref_dfd, w->ref_parent_path, &how, sizeof how);
+  return w->ref_parent_fd;
+}
+
+/* Hard-links the reference's file for @ref as @name below @parent_fd.
+ * FALSE (no error) when that cannot be done: the caller writes the file. */
+static gboolean
+reference_link (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const char *name)
+{
+  int ref_parent = reference_parent_fd (w, ref->path);
+  if (ref_parent < 0)
+    return FALSE;
+  const char *slash = strrchr (ref->path, '/');
+  const char *base = slash != NULL ? slash + 1 : ref->path;
+  /* The manifest vouches for the content (re-reading old trees is what it
+   * saves), but the inode must still be what it describes, or a manifest
+   * out of step with its tree would put a wrong file into a new deployment. */
+  struct stat st;
+  if (fstatat (ref_parent, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode)
+      || (guint64)st.st_size != ref->size || (st.st_mode & 07777) != ref->mode
+      || st.st_uid != ref->uid || st.st_gid != ref->gid || st.st_mtim.tv_sec != ref->mtime_sec
+      || (guint32)st.st_mtim.tv_nsec != ref->mtime_nsec)
+    return FALSE;
+  /* EMLINK (ext4 caps an inode at 65000 names), EPERM (fs.protected_hardlinks
+   * for a file the caller does not own), ...: write the file instead. */
+  return linkat (ref_parent, base, parent_fd, name, 0) == 0;
+}
+
+/* Replaces the file just written as @name by a link to the reference's
+ * equal file; best effort (FALSE keeps the written file). */
+static gboolean
+reference_relink (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const char *name)
+{
+  g_autofree char *tmp = fs_temp_name ("link");
+  if (!reference_link (w, ref, parent_fd, tmp))
+    return FALSE;
+  if (renameat (parent_fd, tmp, parent_fd, name) < 0)
+    {
+      (void)unlinkat (parent_fd, tmp, 0); /* best effort: the written file stays */
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+count_linked (TreeWriter *w, guint64 size)
+{
+  w->progress.bytes += size;
+  w->progress.linked_files++;
+  w->progress.linked_bytes += size;
+}
+
+/* Creates @name and writes the entry into it, feeding @hash unless NULL.
+ * With @me, an unknown mtime is filled in from the file. */
+static gboolean
+create_regular_file (TreeWriter *w, int parent_fd, const char *name, const char *path,
+                     const TreeEntry *e, XXH3_state_t *hash, ManifestEntry *me, GError **error)
+{
+  autofd fd = openat (parent_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return throw_entry_errno (error, path, "creating file");
-  if (e->content != NULL && !e->content (e->content_data, fd, e->size, &w->progress.bytes, error))
+  if (e->content != NULL
+      && !e->content->write (e->content_data, fd, e->size, hash, &w->progress.bytes, error))
     return prefix_entry_error (error, path);
-  return apply_fd_metadata (w, fd, path, e, error);
+  if (!apply_fd_metadata (w, fd, path, e, error))
+    return FALSE;
+  if (me != NULL && e->times[1].tv_nsec == UTIME_OMIT)
+    {
+      struct stat st;
+      if (fstat (fd, &st) < 0)
+        return throw_entry_errno (error, path, "reading the new file");
+      me->mtime_sec = st.st_mtim.tv_sec;
+      me->mtime_nsec = st.st_mtim.tv_nsec;
+    }
+  return TRUE;
+}
+
+/* A regular file: linked from the reference when equal to its file at the
+ * same path, written otherwise; recorded in the manifest either way. */
+static gboolean
+write_regular_file (TreeWriter *w, int parent_fd, const char *name, const char *key,
+                    const char *path, const TreeEntry *e, GError **error)
+{
+  if (w->manifest == NULL)
+    return create_regular_file (w, parent_fd, name, path, e, NULL, NULL, error);
+
+  ManifestEntry me;
+  manifest_entry_init (w, key, e, &me);
+  const ManifestEntry *ref = reference_candidate (w, e, &me);
+  XXH3_128bits_reset (w->hash_state);
+  if (ref != NULL)
+    {
+      /* Hash first, write only if different: an unchanged file is read once
+       * and never written. */
+      gboolean kept = TRUE;
+      if (e->content != NULL
+          && !e->content->hash (e->content_data, e->size, w->hash_state, &kept, error))
+        return prefix_entry_error (error, path);
+      if (kept)
+        {
+          hash_digest (w->hash_state, me.content_hash);
+          if (memcmp (me.content_hash, ref->content_hash, MANIFEST_HASH_LEN) == 0
+              && reference_link (w, ref, parent_fd, name))
+            count_linked (w, e->size);
+          else if (!create_regular_file (w, parent_fd, name, path, e, NULL, &me, error))
+            return FALSE;
+          manifest_set (w->manifest, &me);
+          return TRUE;
+        }
+    }
+
+  /* Hashed while written; a large tar entry that turns out equal is then
+   * replaced by a link (its blocks are freed before they reach the disk). */
+  if (!create_regular_file (w, parent_fd, name, path, e, w->hash_state, &me, error))
+    return FALSE;
+  hash_digest (w->hash_state, me.content_hash);
+  if (ref != NULL && memcmp (me.content_hash, ref->content_hash, MANIFEST_HASH_LEN) == 0
+      && reference_relink (w, ref, parent_fd, name))
+    {
+      w->progress.linked_files++;
+      w->progress.linked_bytes += e->size;
+    }
+  manifest_set (w->manifest, &me);
+  return TRUE;
 }
 
 static gboolean
@@ -730,12 +1065,13 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
   NodeType type = e->type;
   g_auto (GStrv) target_comps = NULL;
   guint target_n = 0;
+  g_autofree char *target_key = NULL;
   if (e->hardlink_target != NULL)
     {
       if (!split_image_path (path, e->hardlink_target, "hard link target", &target_comps, error))
         return FALSE;
       target_n = g_strv_length (target_comps);
-      g_autofree char *target_key = join_components (target_comps, target_n);
+      target_key = join_components (target_comps, target_n);
       g_autofree char *escaped_target = escape_name (e->hardlink_target);
       TreeNode *target = g_hash_table_lookup (w->nodes, target_key);
       if (target_n == 0 || (target != NULL && target->type == NODE_DIR))
@@ -795,24 +1131,49 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
     return throw_entry_errno (error, path, "replacing an earlier entry of the same name");
 
   guint dir_index = 0;
-  if (e->hardlink_target != NULL)
+  if (e->hardlink_target != NULL && e->content != NULL)
     {
-      /* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself. */
+      /* pax lets a hard link carry data: it replaces the target's content.
+       * Not by writing into the target's inode, though: that inode may be
+       * shared with the reference deployment, and a deployment's files are
+       * never modified. The data goes into a new inode, which then takes the
+       * target's name too. (Any third name of the old inode keeps the old
+       * content; archives with such a chain are not seen in practice.) */
+      if (!write_regular_file (w, parent_fd, name, key, path, e, error))
+        return FALSE;
+      const char *target_name = target_comps[target_n - 1];
+      g_autofree char *tmp = fs_temp_name ("link");
+      if (linkat (parent_fd, name, target_parent_fd, tmp, 0) < 0)
+        return throw_entry_errno (error, path, "linking the hard link target to the new data");
+      if (renameat (target_parent_fd, tmp, target_parent_fd, target_name) < 0)
+        {
+          int errsv = errno;
+          (void)unlinkat (target_parent_fd, tmp, 0); /* best effort: report the rename */
+          errno = errsv;
+          return throw_entry_errno (error, path, "linking the hard link target to the new data");
+        }
+      const ManifestEntry *written = w->manifest ? manifest_lookup (w->manifest, key) : NULL;
+      if (written != NULL)
+        {
+          ManifestEntry copy = *written;
+          copy.path = target_key;
+          manifest_set (w->manifest, &copy);
+        }
+    }
+  else if (e->hardlink_target != NULL)
+    {
+      /* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+       * The link shares the target's inode, metadata included; chown-ing it
+       * again would clear the target's security.capability. */
       if (linkat (target_parent_fd, target_comps[target_n - 1], parent_fd, name, 0) < 0)
         return throw_entry_errno (error, path, "creating hard link");
-      if (e->content != NULL)
+      const ManifestEntry *target = w->manifest ? manifest_lookup (w->manifest, target_key) : NULL;
+      if (target != NULL)
         {
-          /* pax lets a hard link carry data: it replaces the shared content. */
-          autofd fd = openat (parent_fd, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
-          if (fd < 0)
-            return throw_entry_errno (error, path, "opening hard link to write its data");
-          if (!e->content (e->content_data, fd, e->size, &w->progress.bytes, error))
-            return prefix_entry_error (error, path);
-          if (!apply_fd_metadata (w, fd, path, e, error))
-            return FALSE;
+          ManifestEntry copy = *target;
+          copy.path = key;
+          manifest_set (w->manifest, &copy);
         }
-      /* Otherwise the link shares the target's inode, metadata included;
-       * chown-ing it again would clear the target's security.capability. */
     }
   else
     switch (type)
@@ -826,7 +1187,7 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
           break;
         }
       case NODE_FILE:
-        if (!write_regular_file (w, parent_fd, name, path, e, error))
+        if (!write_regular_file (w, parent_fd, name, key, path, e, error))
           return FALSE;
         break;
       case NODE_SYMLINK:
@@ -1041,6 +1402,8 @@ typedef struct
 {
   TreeWriter *w;
   int fd;
+  gboolean sparse; /* fewer blocks than bytes: copy extent by extent */
+  gboolean held;   /* the writer's buffer holds the whole content (hashed already) */
 } FileCopy;
 
 /* Copies @len bytes at @offset: copy_file_range lets the kernel move the data
@@ -1092,10 +1455,33 @@ copy_range (TreeWriter *w, int src_fd, int dest_fd, off_t offset, off_t len, gui
   return TRUE;
 }
 
+/* Reads the file once for its hash. A small one stays in the writer's
+ * buffer, so writing it needs no second read; a larger one is copied from
+ * the page cache the read just filled. */
 static gboolean
-copy_from_fd (gpointer data, int dest_fd, guint64 size, guint64 *bytes, GError **error)
+copy_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, GError **error)
 {
   FileCopy *c = data;
+  *ret_kept = TRUE;
+  c->held = FALSE;
+  if (size > IO_BUFFER_SIZE || c->sparse)
+    return hash_fd (c->w, c->fd, size, hash, error);
+  guint8 *buf = tree_writer_buffer (c->w);
+  if (!pread_all (c->fd, buf, size, 0))
+    return throw_errno (error, "reading");
+  XXH3_128bits_update (hash, buf, size);
+  c->held = TRUE;
+  return TRUE;
+}
+
+static gboolean
+copy_from_fd (gpointer data, int dest_fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+              GError **error)
+{
+  FileCopy *c = data;
+  gboolean kept;
+  if (hash != NULL && !copy_hash (data, size, hash, &kept, error))
+    return FALSE;
   if (size == 0)
     return TRUE;
 
@@ -1111,10 +1497,16 @@ copy_from_fd (gpointer data, int dest_fd, guint64 size, guint64 *bytes, GError *
         c->w->try_clone = FALSE; /* not this filesystem pair: don't ask again per file */
     }
 
-  struct stat st;
-  if (fstat (c->fd, &st) < 0)
-    return throw_errno (error, "reading");
-  gboolean sparse = (guint64)st.st_blocks * 512 < size;
+  if (c->held)
+    {
+      c->held = FALSE;
+      if (!pwrite_all (dest_fd, tree_writer_buffer (c->w), size, 0))
+        return throw_errno (error, "writing");
+      *bytes += size;
+      return TRUE;
+    }
+
+  gboolean sparse = c->sparse;
   off_t pos = 0;
   while (sparse && pos < (off_t)size)
     {
@@ -1335,10 +1727,11 @@ import_source_entry (DirSource *src, int dfd, const DirListing *ent, GError **er
   e.xattrs = (const XattrRef *)xattrs.refs->data;
   e.n_xattrs = xattrs.refs->len;
 
-  FileCopy copy = { src->w, fd };
+  static const ContentOps copy_ops = { copy_hash, copy_from_fd };
+  FileCopy copy = { src->w, fd, (guint64)st.st_blocks * 512 < e.size, FALSE };
   if (e.type == NODE_FILE)
     {
-      e.content = copy_from_fd;
+      e.content = &copy_ops;
       e.content_data = &copy;
     }
   ok = ok && tree_writer_add (src->w, path, &e, error);
@@ -1414,9 +1807,30 @@ import_directory (TreeWriter *w, int image_fd, GError **error)
 
 typedef struct
 {
+  int64_t offset;
+  size_t len;
+} Extent;
+
+typedef struct
+{
   struct archive *archive;
   const char *image_path;
+  TreeWriter *w;
+  /* The entry's data held in memory by tar_hash() (zeros in the holes),
+   * and where its data blocks are, so that writing it keeps the holes. */
+  guint8 *hold;
+  gsize hold_size;
+  GArray *hold_extents; /* Extent */
+  gboolean held;
 } TarSource;
+
+static void
+tar_source_clear (TarSource *src)
+{
+  g_clear_pointer (&src->hold, g_free);
+  g_clear_pointer (&src->hold_extents, g_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TarSource, tar_source_clear)
 
 static void
 archive_read_freep (struct archive **ap)
@@ -1433,30 +1847,78 @@ throw_archive (GError **error, const TarSource *src)
                       msg ? msg : "unknown libarchive error");
 }
 
+/* Reads the entry's data into memory and hashes it, if it is small enough
+ * to hold; a large one is left in the stream for tar_copy_content(). */
 static gboolean
-pwrite_all (int fd, const guint8 *buf, size_t len, off_t offset)
+tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, GError **error)
 {
-  while (len > 0)
+  TarSource *src = data;
+  if (size > TAR_HOLD_MAX)
     {
-      ssize_t n = pwrite (fd, buf, len, offset);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return FALSE;
-      buf += n;
-      len -= n;
-      offset += n;
+      *ret_kept = FALSE;
+      return TRUE;
     }
+  if (src->hold_size < size)
+    {
+      g_free (src->hold);
+      src->hold = g_malloc (size);
+      src->hold_size = size;
+    }
+  memset (src->hold, 0, size);
+  g_array_set_size (src->hold_extents, 0);
+  for (;;)
+    {
+      const void *buf;
+      size_t len;
+      la_int64_t offset;
+      int r = archive_read_data_block (src->archive, &buf, &len, &offset);
+      if (r == ARCHIVE_EOF)
+        break;
+      if (r != ARCHIVE_OK)
+        return throw_archive (error, src);
+      if (offset < 0)
+        return throw_error (error, STAGEHAND_ERROR_INVALID, "data block at a negative offset");
+      /* Data beyond the size is cut off, as tar_copy_content()'s truncate does. */
+      if ((guint64)offset >= size)
+        continue;
+      len = MIN (len, size - offset);
+      memcpy (src->hold + offset, buf, len);
+      Extent x = { offset, len };
+      g_array_append_val (src->hold_extents, x);
+    }
+  XXH3_128bits_update (hash, src->hold, size);
+  src->held = TRUE;
+  *ret_kept = TRUE;
   return TRUE;
 }
 
 /* libarchive hands out the data blocks of an entry with their offsets; a
  * sparse entry's holes are the gaps between them, so writing each block at its
- * offset and truncating to the full size leaves holes as holes. */
+ * offset and truncating to the full size leaves holes as holes. The hash is
+ * fed as the blocks stream by, zeros for the gaps; only blocks out of order
+ * (never seen from libarchive) make it read the file back. */
 static gboolean
-tar_copy_content (gpointer data, int fd, guint64 size, guint64 *bytes, GError **error)
+tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+                  GError **error)
 {
   TarSource *src = data;
+  if (src->held)
+    {
+      src->held = FALSE;
+      for (guint i = 0; i < src->hold_extents->len; i++)
+        {
+          const Extent *x = &g_array_index (src->hold_extents, Extent, i);
+          if (!pwrite_all (fd, src->hold + x->offset, x->len, x->offset))
+            return throw_errno (error, "writing");
+          *bytes += x->len;
+        }
+      if (ftruncate (fd, size) < 0)
+        return throw_errno (error, "setting the size");
+      return TRUE;
+    }
+
+  guint64 hashed = 0;
+  gboolean in_order = TRUE;
   for (;;)
     {
       const void *buf;
@@ -1470,9 +1932,27 @@ tar_copy_content (gpointer data, int fd, guint64 size, guint64 *bytes, GError **
       if (offset < 0 || !pwrite_all (fd, buf, len, offset))
         return throw_errno (error, "writing");
       *bytes += len;
+      if (hash == NULL || !in_order || (guint64)offset >= size)
+        continue;
+      if ((guint64)offset < hashed)
+        {
+          in_order = FALSE;
+          continue;
+        }
+      gsize n = MIN (len, size - offset);
+      hash_zeros (hash, offset - hashed);
+      XXH3_128bits_update (hash, buf, n);
+      hashed = offset + n;
     }
   if (ftruncate (fd, size) < 0)
     return throw_errno (error, "setting the size");
+  if (hash != NULL && in_order)
+    hash_zeros (hash, size - hashed);
+  else if (hash != NULL)
+    {
+      XXH3_128bits_reset (hash);
+      return hash_fd (src->w, fd, size, hash, error);
+    }
   return TRUE;
 }
 
@@ -1552,9 +2032,11 @@ import_tar_entry (TreeWriter *w, TarSource *src, struct archive_entry *entry, GE
         e.type = NODE_UNKNOWN;
         break;
       }
+  static const ContentOps tar_ops = { tar_hash, tar_copy_content };
+  src->held = FALSE;
   if (e.type == NODE_FILE && (e.hardlink_target == NULL || e.size > 0))
     {
-      e.content = tar_copy_content;
+      e.content = &tar_ops;
       e.content_data = src;
     }
 
@@ -1578,7 +2060,12 @@ import_tar_entries (TreeWriter *w, int image_fd, const char *image_path, GError 
   if (a == NULL)
     return throw_error (error, STAGEHAND_ERROR_FAILED, "reading image %s: out of memory",
                         image_path);
-  TarSource src = { .archive = a, .image_path = image_path };
+  g_auto (TarSource) src = {
+    .archive = a,
+    .image_path = image_path,
+    .w = w,
+    .hold_extents = g_array_new (FALSE, FALSE, sizeof (Extent)),
+  };
   if (archive_read_support_filter_all (a) != ARCHIVE_OK
       || archive_read_support_format_tar (a) != ARCHIVE_OK)
     return throw_archive (error, &src);
@@ -1631,7 +2118,8 @@ import_tar (TreeWriter *w, int image_fd, const char *image_path, GError **error)
 
 static gboolean
 import_into (int image_fd, const struct stat *image_st, const char *image_path, int dest_parent_dfd,
-             const char *dest_name, const ImportOptions *options, GError **error)
+             const char *dest_name, const ImportOptions *options, Manifest **ret_manifest,
+             GError **error)
 {
   autofd root_fd
       = openat (dest_parent_dfd, dest_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -1640,6 +2128,12 @@ import_into (int image_fd, const struct stat *image_st, const char *image_path, 
 
   TreeWriter w;
   tree_writer_init (&w, root_fd, options);
+  if (ret_manifest != NULL || w.ref_manifest != NULL)
+    {
+      w.manifest = manifest_new ();
+      w.hash_state = XXH3_createState ();
+      g_assert (w.hash_state != NULL);
+    }
   gboolean ok;
   if (S_ISDIR (image_st->st_mode))
     ok = import_directory (&w, image_fd, error);
@@ -1650,6 +2144,8 @@ import_into (int image_fd, const struct stat *image_st, const char *image_path, 
     {
       w.progress.done = TRUE;
       tree_writer_report (&w);
+      if (ret_manifest != NULL)
+        *ret_manifest = g_steal_pointer (&w.manifest);
     }
   tree_writer_clear (&w);
   return ok;
@@ -1659,12 +2155,16 @@ gboolean
 image_import (const char *image_path, int dest_parent_dfd, const char *dest_name,
               const ImportOptions *options, GError **error)
 {
+  return image_import_with_manifest (image_path, dest_parent_dfd, dest_name, options, NULL, error);
+}
+
+gboolean
+image_import_with_manifest (const char *image_path, int dest_parent_dfd, const char *dest_name,
+                            const ImportOptions *options, Manifest **ret_manifest, GError **error)
+{
   static const ImportOptions default_options = IMPORT_OPTIONS_INIT;
   if (options == NULL)
     options = &default_options;
-  /* options->reference_dfd is reserved for deduplication (hard-linking
-   * unchanged files from the previous deployment); accepted and ignored for
-   * now. */
 
   /* A FIFO blocks here until a writer opens it: that is what streaming an
    * image means. */
@@ -1684,7 +2184,7 @@ image_import (const char *image_path, int dest_parent_dfd, const char *dest_name
 
   g_autoptr (GError) local_error = NULL;
   if (import_into (image_fd, &image_st, image_path, dest_parent_dfd, dest_name, options,
-                   &local_error))
+                   ret_manifest, &local_error))
     return TRUE;
 
   /* Nothing may be left behind: a half-written tree is not a deployment. */

@@ -14,13 +14,17 @@
 
 #include <glib.h>
 
+#include "manifest.h"
+
 G_BEGIN_DECLS
 
 typedef struct
 {
-  guint64 files; /* entries written so far (files, dirs, links) */
-  guint64 bytes; /* file content bytes written so far */
-  gboolean done; /* TRUE on the last call */
+  guint64 files;        /* entries written so far (files, dirs, links) */
+  guint64 bytes;        /* file content bytes imported so far, written or shared */
+  guint64 linked_files; /* regular files hard-linked from the reference tree */
+  guint64 linked_bytes; /* their size */
+  gboolean done;        /* TRUE on the last call */
 } ImportProgress;
 
 typedef void (*ImportProgressFunc) (const ImportProgress *progress, gpointer user_data);
@@ -31,14 +35,17 @@ typedef struct
    * caller rate-limits what it shows. May be NULL. */
   ImportProgressFunc progress;
   gpointer progress_data;
-  /* A previous deployment tree of the same os, or -1. Unchanged files may be
-   * hard-linked from it instead of copied (deduplication, see docs). */
+  /* Deduplication (docs/design.md): a previous deployment tree, or -1, and
+   * its manifest, or NULL. A regular file whose path, size, mode, owner,
+   * mtime, extended attributes and content hash equal a manifest entry is
+   * hard-linked from that tree instead of written. Both or nothing. */
   int reference_dfd;
+  const Manifest *reference_manifest;
 } ImportOptions;
 
 #define IMPORT_OPTIONS_INIT                                                                        \
   {                                                                                                \
-    .progress = NULL, .progress_data = NULL, .reference_dfd = -1                                   \
+    .progress = NULL, .progress_data = NULL, .reference_dfd = -1, .reference_manifest = NULL       \
   }
 
 /* Imports the image at @image_path into the directory @dest_name below
@@ -48,5 +55,12 @@ typedef struct
  * once. On failure, whatever was created is removed again. */
 gboolean image_import (const char *image_path, int dest_parent_dfd, const char *dest_name,
                        const ImportOptions *options, GError **error);
+
+/* image_import() that also returns the manifest of the new tree (its
+ * regular files with their metadata and content hashes), computed while the
+ * files are read: the caller stores it beside the deployment. */
+gboolean image_import_with_manifest (const char *image_path, int dest_parent_dfd,
+                                     const char *dest_name, const ImportOptions *options,
+                                     Manifest **ret_manifest, GError **error);
 
 G_END_DECLS

@@ -8,6 +8,7 @@
 #include "journal.h"
 #include "karg.h"
 #include "kernel.h"
+#include "manifest.h"
 #include "ops.h"
 #include "osrelease.h"
 
@@ -64,6 +65,7 @@ typedef struct
   char *os_dir;     /* "<os>" once the tree has its final name */
   char *tree_name;  /* name below deploy_dfd (temp) or below os_dir (final) */
   char *origin;     /* "<id>.origin" once written */
+  char *manifest;   /* "<id>.manifest" once written */
   char *kernel_dir; /* the boot kernel directory if this stage created it */
 } StageUndo;
 
@@ -82,6 +84,8 @@ stage_undo (Sysroot *self, StageUndo *undo)
     }
   if (undo->origin)
     (void)fs_unlink_at_optional (parent, undo->origin, 0, NULL);
+  if (undo->manifest)
+    (void)fs_unlink_at_optional (parent, undo->manifest, 0, NULL);
   if (undo->tree_name)
     (void)fs_rm_rf_at (parent, undo->tree_name, NULL);
   if (undo->kernel_dir)
@@ -107,8 +111,8 @@ write_staged_record (Sysroot *self, const Origin *origin, GError **error)
 }
 
 static gboolean
-stage_imported (Sysroot *self, const char *image, const StageOptions *opts, StageUndo *undo,
-                char **ret_deployment, GError **error)
+stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
+                const Manifest *manifest, StageUndo *undo, char **ret_deployment, GError **error)
 {
   autofd tree_dfd = -1;
   if (!fs_opendir_at (undo->deploy_dfd, undo->tree_name, &tree_dfd, error))
@@ -151,6 +155,17 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts, Stag
       undo->kernel_dir = origin_boot_dir_name (origin);
     }
 
+  /* The manifest lets the next stage share this tree's files. Before the
+   * sync, which makes it durable with the tree; before the origin, so a
+   * deployment never exists without it. */
+  gsize manifest_len;
+  g_autofree char *manifest_data = manifest_to_data (manifest, &manifest_len);
+  g_autofree char *manifest_name = g_strdup_printf ("%s.manifest", origin->id);
+  if (!fs_write_file_atomic_at (os_dfd, manifest_name, manifest_data, manifest_len, 0644,
+                                FS_WRITE_NONE, error))
+    return prefix_error (error, "writing the manifest: ");
+  undo->manifest = g_steal_pointer (&manifest_name);
+
   /* One syncfs for the whole tree instead of an fsync per file. */
   if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))
     return FALSE;
@@ -168,6 +183,81 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts, Stag
 
   *ret_deployment = g_strdup_printf ("%s/%s", origin->os, origin->id);
   return TRUE;
+}
+
+static gint
+compare_newest_first (gconstpointer a, gconstpointer b)
+{
+  const Deployment *x = *(Deployment *const *)a, *y = *(Deployment *const *)b;
+  guint64 ix = g_ascii_strtoull (x->id, NULL, 10), iy = g_ascii_strtoull (y->id, NULL, 10);
+  return ix > iy ? -1 : ix < iy;
+}
+
+/* The deployment a new one shares unchanged files with: the default (what
+ * runs, or will after a reboot), else the staged, else the newest — the
+ * first of these that has a manifest (deployments staged before manifests
+ * existed are never read again to make one). Any os: the new image's is
+ * only known after the import, and a different os simply shares little.
+ * Returns FALSE with nothing set when there is none. */
+static gboolean
+choose_reference (Sysroot *self, int deploy_dfd, int *ret_tree_dfd, Manifest **ret_manifest,
+                  char **ret_name)
+{
+  g_autoptr (GPtrArray) candidates = g_ptr_array_new ();
+  if (self->default_deployment != NULL)
+    g_ptr_array_add (candidates, self->default_deployment);
+  if (self->staged != NULL)
+    g_ptr_array_add (candidates, self->staged);
+  /* Borrowed pointers (g_ptr_array_copy() would take the free function too). */
+  g_autoptr (GPtrArray) newest = g_ptr_array_new ();
+  for (guint i = 0; i < self->deployments->len; i++)
+    g_ptr_array_add (newest, self->deployments->pdata[i]);
+  g_ptr_array_sort (newest, compare_newest_first);
+  for (guint i = 0; i < newest->len; i++)
+    g_ptr_array_add (candidates, newest->pdata[i]);
+
+  for (guint i = 0; i < candidates->len; i++)
+    {
+      const Deployment *d = candidates->pdata[i];
+      g_autoptr (GError) local_error = NULL;
+      g_autofree char *name = deployment_name (d);
+      autofd os_dfd = -1;
+      autofd tree_dfd = -1;
+      g_autoptr (Manifest) manifest = NULL;
+      g_autofree char *manifest_name = g_strdup_printf ("%s.manifest", d->id);
+      /* Cleanup may just have removed it (the newest need not be kept). */
+      if (!fs_opendir_at_optional (deploy_dfd, d->os, &os_dfd, &local_error) || os_dfd < 0
+          || !fs_opendir_at_optional (os_dfd, d->id, &tree_dfd, &local_error) || tree_dfd < 0
+          || !manifest_load_at (os_dfd, manifest_name, &manifest, &local_error))
+        {
+          if (local_error != NULL)
+            log_event (LOG_WARNING, NULL, "not sharing files with %s: %s", name,
+                       local_error->message);
+          continue;
+        }
+      if (manifest == NULL)
+        continue;
+      *ret_tree_dfd = fd_steal (&tree_dfd);
+      *ret_manifest = g_steal_pointer (&manifest);
+      *ret_name = g_steal_pointer (&name);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+typedef struct
+{
+  const StageOptions *opts;
+  ImportProgress last;
+} StageProgress;
+
+static void
+stage_progress (const ImportProgress *progress, gpointer user_data)
+{
+  StageProgress *p = user_data;
+  p->last = *progress;
+  if (p->opts->progress != NULL)
+    p->opts->progress (progress, p->opts->progress_data);
 }
 
 gboolean
@@ -197,18 +287,30 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   if (!fs_opendir_at (self->state_dfd, DEPLOY_DIR, &deploy_dfd, error))
     return FALSE;
 
+  autofd reference_dfd = -1;
+  g_autoptr (Manifest) reference_manifest = NULL;
+  g_autofree char *reference = NULL;
+  gboolean shares
+      = choose_reference (self, deploy_dfd, &reference_dfd, &reference_manifest, &reference);
+
   StageUndo undo = { .deploy_dfd = deploy_dfd, .tree_name = fs_temp_name ("import") };
+  StageProgress progress = { .opts = opts };
   ImportOptions import_options = IMPORT_OPTIONS_INIT;
-  import_options.progress = opts->progress;
-  import_options.progress_data = opts->progress_data;
+  import_options.progress = stage_progress;
+  import_options.progress_data = &progress;
+  import_options.reference_dfd = reference_dfd;
+  import_options.reference_manifest = reference_manifest;
   g_autofree char *deployment = NULL;
-  gboolean ok = image_import (image, deploy_dfd, undo.tree_name, &import_options, error)
-                && stage_imported (self, image, opts, &undo, &deployment, error);
+  g_autoptr (Manifest) manifest = NULL;
+  gboolean ok = image_import_with_manifest (image, deploy_dfd, undo.tree_name, &import_options,
+                                            &manifest, error)
+                && stage_imported (self, image, opts, manifest, &undo, &deployment, error);
   if (!ok)
     stage_undo (self, &undo);
   g_free (undo.os_dir);
   g_free (undo.tree_name);
   g_free (undo.origin);
+  g_free (undo.manifest);
   g_free (undo.kernel_dir);
   if (!ok)
     return prefix_error (error, "staging %s: ", image);
@@ -219,7 +321,14 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
                   .deployment = deployment,
                   .step = "stage",
                   .duration_usec = g_get_monotonic_time () - started };
-  log_event (LOG_INFO, &f, "staged %s from %s", deployment, image);
+  if (shares)
+    log_event (LOG_INFO, &f,
+               "staged %s from %s; %" G_GUINT64_FORMAT " files (%" G_GUINT64_FORMAT
+               " bytes) shared with %s",
+               deployment, image, progress.last.linked_files, progress.last.linked_bytes,
+               reference);
+  else
+    log_event (LOG_INFO, &f, "staged %s from %s", deployment, image);
   *ret_deployment = g_steal_pointer (&deployment);
   return TRUE;
 }

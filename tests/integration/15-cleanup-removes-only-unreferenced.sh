@@ -87,5 +87,5 @@ sh_on "$sysroot" cleanup
 is "$OUT" "Removed 1 deployment(s), 1 kernel(s), 0 leftover(s) of interrupted runs" "after unstage, cleanup removes demo/5 and its kernel"
 ok "demo/5 is removed" test ! -e "$sysroot/stagehand/deploy/demo/5"
 ok "its kernel is removed" test ! -e "$(kdir 5)"
-is "$(ls "$sysroot/stagehand/deploy/demo" | sort | tr '\n' ' ')" "2 2.origin 3 3.origin " "only the menu's deployments remain"
+is "$(ls "$sysroot/stagehand/deploy/demo" | sort | tr '\n' ' ')" "2 2.manifest 2.origin 3 3.manifest 3.origin " "only the menu's deployments remain"
 is "$(ls "$sysroot/boot/stagehand" | sort)" "$(printf 'demo-%s\n' "${csum[2]}" "${csum[3]}" | sort)" "only the menu's kernels remain"

@@ -51,6 +51,6 @@ STAGEHAND_DEBUG_CMDLINE="stagehand=/stagehand/deploy/demo/6" status_json "$sysro
 is "$(json '[j["booted"], [d["id"] for d in j["deployments"] if d["is_booted"]]]')" '["demo/6", ["6"]]' \
   "status: demo/6 is the booted deployment"
 STAGEHAND_DEBUG_CMDLINE="stagehand=/stagehand/deploy/demo/6" must "$sysroot" cleanup
-is "$(ls "$sysroot/stagehand/deploy/demo" | grep -v origin | sort -n | tr '\n' ' ')" "6 8 9 " \
+is "$(ls "$sysroot/stagehand/deploy/demo" | grep -v -e origin -e manifest | sort -n | tr '\n' ' ')" "6 8 9 " \
   "cleanup keeps the menu's deployments and the booted one"
 is "$(ls "$sysroot/boot/stagehand" | wc -l)" 3 "cleanup keeps their three kernels"

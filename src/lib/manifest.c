@@ -1,0 +1,275 @@
+/* Per-deployment manifests: the regular files of a tree with their metadata
+ * and content hashes, for deduplication (see manifest.h). */
+#include "config.h"
+
+#include "manifest.h"
+#include "errors.h"
+#include "fsutil.h"
+
+#include <string.h>
+
+#define MANIFEST_HEADER "stagehand-manifest 1"
+
+struct _Manifest
+{
+  /* path -> ManifestEntry, one allocation holding the entry and its path */
+  GHashTable *entries;
+};
+
+Manifest *
+manifest_new (void)
+{
+  Manifest *m = g_new0 (Manifest, 1);
+  m->entries = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  return m;
+}
+
+void
+manifest_free (Manifest *manifest)
+{
+  if (manifest == NULL)
+    return;
+  g_hash_table_unref (manifest->entries);
+  g_free (manifest);
+}
+
+void
+manifest_set (Manifest *manifest, const ManifestEntry *entry)
+{
+  gsize path_len = strlen (entry->path) + 1;
+  ManifestEntry *copy = g_malloc (sizeof *copy + path_len);
+  *copy = *entry;
+  char *path = (char *)(copy + 1);
+  memcpy (path, entry->path, path_len);
+  copy->path = path;
+  /* Replacing frees the old entry, and with it the old key: insert would
+   * keep that key, so remove first. */
+  g_hash_table_remove (manifest->entries, path);
+  g_hash_table_insert (manifest->entries, path, copy);
+}
+
+const ManifestEntry *
+manifest_lookup (const Manifest *manifest, const char *path)
+{
+  return g_hash_table_lookup (manifest->entries, path);
+}
+
+guint
+manifest_count (const Manifest *manifest)
+{
+  return g_hash_table_size (manifest->entries);
+}
+
+gboolean
+manifest_entry_equal (const ManifestEntry *a, const ManifestEntry *b)
+{
+  return a->size == b->size && a->mode == b->mode && a->uid == b->uid && a->gid == b->gid
+         && a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec
+         && memcmp (a->xattr_hash, b->xattr_hash, MANIFEST_HASH_LEN) == 0
+         && memcmp (a->content_hash, b->content_hash, MANIFEST_HASH_LEN) == 0;
+}
+
+static gboolean
+byte_is_plain (guchar c)
+{
+  return c > ' ' && c < 0x7f && c != '\\';
+}
+
+char *
+manifest_escape_path (const char *path)
+{
+  GString *s = g_string_sized_new (strlen (path) + 8);
+  for (const guchar *p = (const guchar *)path; *p != '\0'; p++)
+    {
+      if (byte_is_plain (*p))
+        g_string_append_c (s, *p);
+      else
+        g_string_append_printf (s, "\\x%02x", *p);
+    }
+  return g_string_free (s, FALSE);
+}
+
+gboolean
+manifest_unescape_path (const char *escaped, char **ret_path)
+{
+  GString *s = g_string_sized_new (strlen (escaped));
+  for (const guchar *p = (const guchar *)escaped; *p != '\0'; p++)
+    {
+      if (byte_is_plain (*p))
+        {
+          g_string_append_c (s, *p);
+          continue;
+        }
+      int hi, lo;
+      if (*p != '\\' || p[1] != 'x' || (hi = g_ascii_xdigit_value (p[2])) < 0
+          || (lo = g_ascii_xdigit_value (p[3])) < 0 || (hi == 0 && lo == 0))
+        {
+          g_string_free (s, TRUE);
+          return FALSE;
+        }
+      g_string_append_c (s, (char)(hi << 4 | lo));
+      p += 3;
+    }
+  if (s->len == 0)
+    {
+      g_string_free (s, TRUE);
+      return FALSE;
+    }
+  *ret_path = g_string_free (s, FALSE);
+  return TRUE;
+}
+
+static void
+append_hex (GString *s, const guint8 *bytes)
+{
+  for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
+    g_string_append_printf (s, "%02x", bytes[i]);
+}
+
+static gboolean
+parse_hex (const char *s, guint8 *ret_bytes)
+{
+  if (strlen (s) != 2 * MANIFEST_HASH_LEN)
+    return FALSE;
+  for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
+    {
+      int hi = g_ascii_xdigit_value (s[2 * i]), lo = g_ascii_xdigit_value (s[2 * i + 1]);
+      if (hi < 0 || lo < 0 || g_ascii_isupper (s[2 * i]) || g_ascii_isupper (s[2 * i + 1]))
+        return FALSE;
+      ret_bytes[i] = hi << 4 | lo;
+    }
+  return TRUE;
+}
+
+static gint
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+char *
+manifest_to_data (const Manifest *manifest, gsize *ret_len)
+{
+  guint n;
+  g_autofree gpointer *paths = g_hash_table_get_keys_as_array (manifest->entries, &n);
+  qsort (paths, n, sizeof *paths, compare_paths);
+  GString *s = g_string_sized_new (64 + (gsize)n * 128);
+  g_string_append (s, MANIFEST_HEADER "\n");
+  for (guint i = 0; i < n; i++)
+    {
+      const ManifestEntry *e = g_hash_table_lookup (manifest->entries, paths[i]);
+      g_autofree char *escaped = manifest_escape_path (e->path);
+      g_string_append_printf (
+          s,
+          "%s %" G_GUINT64_FORMAT " %04o %" G_GUINT32_FORMAT " %" G_GUINT32_FORMAT
+          " %" G_GINT64_FORMAT ".%09" G_GUINT32_FORMAT " ",
+          escaped, e->size, (guint)e->mode, e->uid, e->gid, e->mtime_sec, e->mtime_nsec);
+      append_hex (s, e->xattr_hash);
+      g_string_append_c (s, ' ');
+      append_hex (s, e->content_hash);
+      g_string_append_c (s, '\n');
+    }
+  *ret_len = s->len;
+  return g_string_free (s, FALSE);
+}
+
+static gboolean
+parse_unsigned (const char *s, guint base, guint64 max, guint64 *ret)
+{
+  return g_ascii_string_to_unsigned (s, base, 0, max, ret, NULL);
+}
+
+/* Fields of one line, split in place; FALSE if it does not parse. */
+static gboolean
+parse_line (char *line, ManifestEntry *e, char **ret_path)
+{
+  char *fields[8];
+  guint n = 0;
+  for (char *p = line; n < G_N_ELEMENTS (fields);)
+    {
+      fields[n++] = p;
+      char *space = strchr (p, ' ');
+      if (space == NULL)
+        break;
+      *space = '\0';
+      p = space + 1;
+    }
+  if (n != G_N_ELEMENTS (fields) || strchr (fields[7], ' ') != NULL)
+    return FALSE;
+
+  guint64 size, mode, uid, gid, nsec;
+  gint64 sec;
+  char *dot = strchr (fields[5], '.');
+  if (dot == NULL || strlen (dot + 1) != 9)
+    return FALSE;
+  *dot = '\0';
+  if (!parse_unsigned (fields[1], 10, G_MAXUINT64, &size)
+      || !parse_unsigned (fields[2], 8, 07777, &mode)
+      || !parse_unsigned (fields[3], 10, G_MAXUINT32, &uid)
+      || !parse_unsigned (fields[4], 10, G_MAXUINT32, &gid)
+      || !g_ascii_string_to_signed (fields[5], 10, G_MININT64, G_MAXINT64, &sec, NULL)
+      || !parse_unsigned (dot + 1, 10, 999999999, &nsec) || !parse_hex (fields[6], e->xattr_hash)
+      || !parse_hex (fields[7], e->content_hash))
+    return FALSE;
+  if (!manifest_unescape_path (fields[0], ret_path))
+    return FALSE;
+  e->size = size;
+  e->mode = mode;
+  e->uid = uid;
+  e->gid = gid;
+  e->mtime_sec = sec;
+  e->mtime_nsec = nsec;
+  return TRUE;
+}
+
+gboolean
+manifest_parse (const char *data, gsize len, const char *what, Manifest **ret_manifest,
+                GError **error)
+{
+  if (memchr (data, '\0', len) != NULL)
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it contains a NUL byte",
+                        what);
+  g_autofree char *copy = g_strndup (data, len);
+  char *line = copy;
+  char *end = strchr (line, '\n');
+  if (end == NULL || (*end = '\0', strcmp (line, MANIFEST_HEADER) != 0))
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                        "%s is corrupt: it does not start with \"" MANIFEST_HEADER "\"", what);
+
+  g_autoptr (Manifest) m = manifest_new ();
+  for (guint lineno = 2; (line = end + 1) < copy + len; lineno++)
+    {
+      end = strchr (line, '\n');
+      if (end == NULL)
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u is cut short",
+                            what, lineno);
+      *end = '\0';
+      ManifestEntry e;
+      g_autofree char *path = NULL;
+      if (!parse_line (line, &e, &path))
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u does not parse",
+                            what, lineno);
+      if (manifest_lookup (m, path) != NULL)
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u repeats a path",
+                            what, lineno);
+      e.path = path;
+      manifest_set (m, &e);
+    }
+  *ret_manifest = g_steal_pointer (&m);
+  return TRUE;
+}
+
+gboolean
+manifest_load_at (int dfd, const char *name, Manifest **ret_manifest, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!fs_read_file_at_optional (dfd, name, &data, &len, error))
+    return prefix_error (error, "reading %s: ", name);
+  if (data == NULL)
+    {
+      *ret_manifest = NULL;
+      return TRUE;
+    }
+  return manifest_parse (data, len, name, ret_manifest, error);
+}

@@ -1,0 +1,69 @@
+/* <sysroot>/stagehand/deploy/<os>/<id>.manifest: what each regular file of
+ * a deployment tree is (size, mode, owner, mtime, a hash of its extended
+ * attributes and of its content), written when the deployment is staged so
+ * that the next stage can decide which files it may share (hard-link)
+ * without reading the old tree again. See docs/design.md, "Deduplication".
+ *
+ * Text, one file per line, sorted by path:
+ *
+ *   stagehand-manifest 1
+ *   <path> <size> <mode> <uid> <gid> <mtime-sec>.<mtime-nsec> <xattr-hash> <content-hash>
+ *
+ * <path> is the normalized path inside the tree with every byte outside
+ * '!'..'~', and '\' itself, written as \xNN, so any byte string (spaces,
+ * newlines, names that are not UTF-8) round-trips. <mode> is octal
+ * permission bits (07777); hashes are 32 lower-case hex digits of XXH3-128.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define MANIFEST_HASH_LEN 16
+
+typedef struct
+{
+  const char *path; /* normalized ("usr/bin/ls"), raw bytes; owned by the manifest */
+  guint64 size;
+  guint32 mode; /* permission bits, including setuid/setgid/sticky */
+  guint32 uid;
+  guint32 gid;
+  gint64 mtime_sec;
+  guint32 mtime_nsec;
+  guint8 xattr_hash[MANIFEST_HASH_LEN];   /* XXH3-128 of the sorted extended attributes */
+  guint8 content_hash[MANIFEST_HASH_LEN]; /* XXH3-128 of the content (holes read as zeros) */
+} ManifestEntry;
+
+typedef struct _Manifest Manifest;
+
+Manifest *manifest_new (void);
+void manifest_free (Manifest *manifest);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Manifest, manifest_free)
+
+/* Adds a copy of @entry, replacing any entry with the same path. */
+void manifest_set (Manifest *manifest, const ManifestEntry *entry);
+
+/* NULL if @path has no entry. */
+const ManifestEntry *manifest_lookup (const Manifest *manifest, const char *path);
+
+guint manifest_count (const Manifest *manifest);
+
+/* TRUE if everything but the path is equal. */
+gboolean manifest_entry_equal (const ManifestEntry *a, const ManifestEntry *b);
+
+char *manifest_to_data (const Manifest *manifest, gsize *ret_len);
+
+/* Parses and validates; @what names the file in errors (STAGEHAND_ERROR_CORRUPT). */
+gboolean manifest_parse (const char *data, gsize len, const char *what, Manifest **ret_manifest,
+                         GError **error);
+
+/* Reads and parses @name below @dfd; *ret_manifest = NULL when it does not
+ * exist (a deployment staged before manifests existed). */
+gboolean manifest_load_at (int dfd, const char *name, Manifest **ret_manifest, GError **error);
+
+/* The path as it appears in the file, and back. */
+char *manifest_escape_path (const char *path);
+gboolean manifest_unescape_path (const char *escaped, char **ret_path);
+
+G_END_DECLS
