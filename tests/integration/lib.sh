@@ -155,7 +155,6 @@ _on_exit() {
 }
 trap _on_exit EXIT
 
-[ -x "$STAGEHAND" ] || bail "no stagehand binary at $STAGEHAND (build first, or set STAGEHAND)"
 
 # ---------------------------------------------------------- running stagehand
 
@@ -408,3 +407,5 @@ release_lock() {
   fi
   return 0
 }
+
+[ -x "$STAGEHAND" ] || bail "no stagehand binary at $STAGEHAND (build first, or set STAGEHAND)"
