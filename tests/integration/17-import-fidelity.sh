@@ -3,14 +3,17 @@
 # from a tar archive: owner, group, mode (setuid, setgid, sticky), mtime to
 # the nanosecond, symlinks (dangling ones too), hard links (one inode),
 # sparse files (holes stay holes), extended attributes including
-# security.capability, and names that are not UTF-8, byte for byte.
+# security.capability, and names that are not UTF-8, byte for byte. Also
+# for a second image staged next to the first: a tree that shares
+# unchanged files with an earlier deployment is still exactly its image,
+# and the earlier one is unchanged.
 #
 # Root only where it must be: other owners, trusted.* attributes and file
 # capabilities need root (CI runs as root); without it those points skip.
 . "$(dirname "$0")/lib.sh"
 
 per_source=16
-plan $((2 * per_source + 2))
+plan $((2 * per_source + 2 + 2 * 6))
 
 root_reason="needs root: other owners, trusted.* xattrs and file capabilities"
 img="$TEST_TMP/image"
@@ -39,6 +42,14 @@ printf 'busybox\n' >"$img/usr/bin/busybox"
 chmod 4755 "$img/usr/bin/busybox"
 ln "$img/usr/bin/busybox" "$img/usr/sbin/init"
 ln "$img/usr/bin/busybox" "$img/usr/bin/sh"
+
+# Twins: two separate files with the same content and metadata; a pair:
+# two names of one file. The second image swaps them.
+mkdir -p "$img/usr/share/twins"
+printf 'same\n' >"$img/usr/share/twins/twin-a"
+printf 'same\n' >"$img/usr/share/twins/twin-b"
+printf 'pair\n' >"$img/usr/share/twins/pair-a"
+ln "$img/usr/share/twins/pair-a" "$img/usr/share/twins/pair-b"
 
 # Sparse files: two 4 KiB extents in 16 MiB; all hole; a hole at the end.
 python3 "$LIBPY" sparse-file "$img/var/sparse"
@@ -130,3 +141,44 @@ tar_root=$(new_sysroot from-tar)
 sh_on "$tar_root" stage "$TEST_TMP/image.tar.zst"
 is "$RC" 0 "stage of the image as a zstd tar exits 0" || diag "$ERR"
 check_source "tar" "$tar_root"
+
+# A second image: mostly the same files, some changed in one attribute
+# only. Each tree must stay its own image whatever is shared between them
+# (hard links across trees are invisible here: links count within a tree).
+img2="$TEST_TMP/image2"
+cp -a "$img" "$img2"
+chmod 0700 "$img2/usr/bin/hello"                                # mode only
+touch -d '2024-05-06 07:08:09.987654321' "$img2/etc/hostname"    # mtime only
+setfattr -n user.new -v "added" "$img2/usr/bin/su"              # xattrs only
+touch -d '2001-02-03 04:05:06.123456789' "$img2/usr/bin/su"
+printf 'ID=demo\nNAME="Test OS"\nVERSION_ID=2.0\nPRETTY_NAME="Test OS 2.0"\n' >"$img2/usr/lib/os-release"
+ln "$img2/usr/bin/busybox" "$img2/usr/bin/sh2"                  # one more name in a link group
+# The twins become one file; the pair becomes two equal files.
+rm "$img2/usr/share/twins/twin-b" "$img2/usr/share/twins/pair-b"
+ln "$img2/usr/share/twins/twin-a" "$img2/usr/share/twins/twin-b"
+cp -a "$img2/usr/share/twins/pair-a" "$img2/usr/share/twins/pair-b"
+touch -d "@$FIXTURE_EPOCH" "$img2/usr/share/twins"
+if is_root; then
+  chown 4321 "$img2/srv/readonly/file"                          # owner only
+  touch -d '2010-10-10 10:10:10.101010101' "$img2/srv/readonly"
+  setcap -r "$img2/usr/bin/ping"                                # a capability dropped
+fi
+make_tar "$img2" "$TEST_TMP/image2.tar.zst" zst
+image1_links=$(manifest --links-within-tree "$img")
+image2_links=$(manifest --links-within-tree "$img2")
+
+for source in directory tar; do
+  if [ "$source" = directory ]; then root=$dir_root src2=$img2; else root=$tar_root src2="$TEST_TMP/image2.tar.zst"; fi
+  sh_on "$root" stage "$src2"
+  is "$RC" 0 "$source: staging a second image next to the first exits 0" || diag "$ERR"
+  like "$OUT" '^Staged demo/2' "$source: the second image is demo/2"
+  is "$(manifest --links-within-tree "$(deployment_dir "$root" demo/2)")" "$image2_links" \
+    "$source: demo/2 is exactly the second image (mode, mtime, xattrs, owner, caps, links)"
+  is "$(manifest --links-within-tree "$(deployment_dir "$root" demo/1)")" "$image1_links" \
+    "$source: demo/1 is still exactly the first image"
+  twins="$(deployment_dir "$root" demo/2)/usr/share/twins"
+  is "$(stat -c %i "$twins/pair-a" "$twins/pair-b" | sort -u | wc -l)" 2 \
+    "$source: two separate files of demo/2's image are two inodes (one linked file in demo/1)"
+  is "$(stat -c %i "$twins/twin-a" "$twins/twin-b" | sort -u | wc -l)" 1 \
+    "$source: two names of one file in demo/2's image are one inode (two files in demo/1)"
+done

@@ -3,7 +3,8 @@
 byte-exactly, reading JSON, ordering boot entries the way boot loaders do,
 and writing hostile tar archives that GNU tar refuses to create.
 
-    lib.py manifest DIR            one line per entry: every stat field that an
+    lib.py manifest [--links-within-tree] DIR
+                                   one line per entry: every stat field that an
                                    import must keep, content hash, xattrs,
                                    hard-link group; names escaped byte for byte
     lib.py boot-snapshot DIR       path, type, mode, sha256 or link target
@@ -76,13 +77,18 @@ def xattrs(path):
     return out
 
 
-def manifest(root):
+def manifest(root, links_within_tree=False):
+    """With links_within_tree, hard links count only inside ROOT: no nlink,
+    and a file is in a link group only with other names below ROOT (a tree
+    that shares unchanged files with another tree looks like its image)."""
     entries = walk(root)
     first_path = {}
+    names = {}
     for rel, full in entries:
         st = os.lstat(full)
         if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
             first_path.setdefault((st.st_dev, st.st_ino), rel)
+            names[(st.st_dev, st.st_ino)] = names.get((st.st_dev, st.st_ino), 0) + 1
     for rel, full in entries:
         st = os.lstat(full)
         fields = [
@@ -98,7 +104,10 @@ def manifest(root):
             fields.append("sha256=%s" % sha256_file(full))
             # Holes kept or not: allocation below the size means sparse.
             fields.append("sparse=%s" % ("yes" if st.st_blocks * 512 < st.st_size else "no"))
-            if st.st_nlink > 1:
+            if links_within_tree:
+                if st.st_nlink > 1 and names[(st.st_dev, st.st_ino)] > 1:
+                    fields.append("hardlink=%s" % esc(first_path[(st.st_dev, st.st_ino)]))
+            elif st.st_nlink > 1:
                 fields.append("hardlink=%s" % esc(first_path[(st.st_dev, st.st_ino)]))
                 fields.append("nlink=%d" % st.st_nlink)
         elif stat.S_ISLNK(st.st_mode):
@@ -328,7 +337,10 @@ def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "manifest":
-        manifest(args[0])
+        if args[0] == "--links-within-tree":
+            manifest(args[1], links_within_tree=True)
+        else:
+            manifest(args[0])
     elif cmd == "boot-snapshot":
         boot_snapshot(args[0])
     elif cmd == "json":

@@ -307,9 +307,10 @@ make_tar() {
   esac || bail "make_tar: could not write $out"
 }
 
-# manifest DIR: what an import must keep, one line per entry (see lib.py).
+# manifest [--links-within-tree] DIR: what an import must keep, one line
+# per entry (see lib.py).
 manifest() {
-  python3 "$LIBPY" manifest "$1"
+  python3 "$LIBPY" manifest "$@"
 }
 
 # boot_snapshot DIR: every path with its type, mode and sha256 or link target.
