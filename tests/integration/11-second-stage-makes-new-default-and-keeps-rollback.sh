@@ -5,7 +5,7 @@
 # file name), computed here independently of stagehand.
 . "$(dirname "$0")/lib.sh"
 
-plan 22
+plan 25
 
 make_image "$TEST_TMP/v1" --version 1.0 --kver 6.1.0 --kernel-content "kernel one"
 make_image "$TEST_TMP/v2" --version 2.0 --kver 6.2.0 --kernel-content "kernel two"
@@ -70,3 +70,13 @@ status_json "$sysroot"
 is "$(json '[(d["id"], d["is_default"]) for d in j["deployments"] if d["id"] != "1"]')" '[["3", true], ["2", false]]' \
   "status: demo/3 default, demo/2 next"
 is "$(temp_leftovers "$sysroot")" "" "no temporary names anywhere"
+
+# The same kernel again (same bootcsum): nothing is copied into <boot>.
+kernel_before=$(stat -c '%i %Y' "$sysroot/boot/stagehand/demo-$(bootcsum_of "$TEST_TMP/v3")/vmlinuz")
+make_image "$TEST_TMP/v3b" --version 3.1 --kver 5.10.0 --kernel-content "kernel three, an older OS version"
+sh_on "$sysroot" stage "$TEST_TMP/v3b"
+is "$RC" 0 "staging a new image with an unchanged kernel exits 0"
+is "$(stat -c '%i %Y' "$sysroot/boot/stagehand/demo-$(bootcsum_of "$TEST_TMP/v3b")/vmlinuz")" "$kernel_before" \
+  "an unchanged kernel is not copied again (same file in <boot>)"
+is "$(sed -n 's/^bootcsum=//p' "$sysroot/stagehand/deploy/demo/4.origin")" "$(bootcsum_of "$TEST_TMP/v3")" \
+  "both deployments name the same boot directory"

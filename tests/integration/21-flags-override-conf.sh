@@ -5,13 +5,20 @@
 # naming the holder.
 . "$(dirname "$0")/lib.sh"
 
-plan 9
+plan 12
 
 make_image "$TEST_TMP/v1" --version 1.0
 sysroot=$(new_sysroot sysroot)
 conf="$sysroot/stagehand/stagehand.conf"
 
 hold_lock "$sysroot"
+
+# status never waits for the lock: it says who holds it.
+status_json "$sysroot"
+is "$(json '[j["lock"]["held"], j["lock"]["pid"]]')" "[true, $HOLDER_PID]" "status --json: the lock is held, by the holder's PID"
+like "$(json 'j["lock"]["command"]')" 'python3' "status --json: the holder's command"
+sh_on "$sysroot" status
+like "$OUT" "Lock: held by .*$HOLDER_PID" "status (text) names the holder"
 
 printf '[stagehand]\nlock-timeout=1\n' >"$conf"
 start=$(date +%s)

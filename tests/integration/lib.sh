@@ -140,9 +140,17 @@ _tap_finish() {
 
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/stagehand-it.XXXXXX") || bail "cannot create a temp directory"
 
+# at_exit COMMAND [ARGS...]: run when the script exits, before the temp
+# directory goes (e.g. to undo a chattr +i that would block its removal).
+_at_exit=()
+at_exit() {
+  _at_exit+=("$(printf '%q ' "$@")")
+}
+
 _on_exit() {
-  local rc=$?
+  local rc=$? cmd
   release_lock
+  for cmd in "${_at_exit[@]}"; do eval "$cmd" >/dev/null 2>&1; done
   [ "$rc" -ne 0 ] || _tap_finish || rc=1
   if [ "${STAGEHAND_TEST_KEEP:-0}" = 1 ]; then
     diag "kept $TEST_TMP"
@@ -407,6 +415,30 @@ release_lock() {
     HOLDER_PID=""
   fi
   return 0
+}
+
+# ------------------------------------------------- making a write fail
+
+# freeze DIR: nothing can be created, renamed or removed in DIR any more,
+# not even by root (chattr +i as root, mode a-w otherwise). Fails when the
+# filesystem cannot do it (chattr on overlayfs, for one). thaw DIR undoes it.
+freeze() {
+  if is_root; then
+    chattr +i "$1" 2>/dev/null || return 1
+    at_exit chattr -i "$1"
+  else
+    chmod a-w "$1"
+  fi
+  # Check that it holds: a write must now fail.
+  if touch "$1/.freeze-probe" 2>/dev/null; then
+    rm -f "$1/.freeze-probe"
+    thaw "$1"
+    return 1
+  fi
+}
+
+thaw() {
+  if is_root; then chattr -i "$1"; else chmod u+w "$1"; fi
 }
 
 [ -x "$STAGEHAND" ] || bail "no stagehand binary at $STAGEHAND (build first, or set STAGEHAND)"
