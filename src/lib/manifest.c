@@ -75,17 +75,28 @@ byte_is_plain (guchar c)
   return c > ' ' && c < 0x7f && c != '\\';
 }
 
+static const char HEX[] = "0123456789abcdef";
+
+static void
+append_escaped (GString *s, const char *path)
+{
+  for (const guchar *p = (const guchar *)path; *p != '\0'; p++)
+    {
+      if (byte_is_plain (*p))
+        {
+          g_string_append_c (s, *p);
+          continue;
+        }
+      char esc[4] = { '\\', 'x', HEX[*p >> 4], HEX[*p & 0xf] };
+      g_string_append_len (s, esc, sizeof esc);
+    }
+}
+
 char *
 manifest_escape_path (const char *path)
 {
   GString *s = g_string_sized_new (strlen (path) + 8);
-  for (const guchar *p = (const guchar *)path; *p != '\0'; p++)
-    {
-      if (byte_is_plain (*p))
-        g_string_append_c (s, *p);
-      else
-        g_string_append_printf (s, "\\x%02x", *p);
-    }
+  append_escaped (s, path);
   return g_string_free (s, FALSE);
 }
 
@@ -122,8 +133,32 @@ manifest_unescape_path (const char *escaped, char **ret_path)
 static void
 append_hex (GString *s, const guint8 *bytes)
 {
+  char hex[2 * MANIFEST_HASH_LEN];
   for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
-    g_string_append_printf (s, "%02x", bytes[i]);
+    {
+      hex[2 * i] = HEX[bytes[i] >> 4];
+      hex[2 * i + 1] = HEX[bytes[i] & 0xf];
+    }
+  g_string_append_len (s, hex, sizeof hex);
+}
+
+/* @value in @base (8 or 10), at least @min_digits wide with leading zeros;
+ * printf costs more than everything else in writing a manifest. */
+static void
+append_number (GString *s, guint64 value, guint base, guint min_digits)
+{
+  char digits[24];
+  guint n = 0;
+  do
+    {
+      digits[n++] = HEX[value % base];
+      value /= base;
+    }
+  while (value > 0);
+  while (n < min_digits)
+    digits[n++] = '0';
+  while (n > 0)
+    g_string_append_c (s, digits[--n]);
 }
 
 static gboolean
@@ -158,12 +193,23 @@ manifest_to_data (const Manifest *manifest, gsize *ret_len)
   for (guint i = 0; i < n; i++)
     {
       const ManifestEntry *e = g_hash_table_lookup (manifest->entries, paths[i]);
-      g_autofree char *escaped = manifest_escape_path (e->path);
-      g_string_append_printf (
-          s,
-          "%s %" G_GUINT64_FORMAT " %04o %" G_GUINT32_FORMAT " %" G_GUINT32_FORMAT
-          " %" G_GINT64_FORMAT ".%09" G_GUINT32_FORMAT " ",
-          escaped, e->size, (guint)e->mode, e->uid, e->gid, e->mtime_sec, e->mtime_nsec);
+      append_escaped (s, e->path);
+      g_string_append_c (s, ' ');
+      append_number (s, e->size, 10, 1);
+      g_string_append_c (s, ' ');
+      append_number (s, e->mode, 8, 4);
+      g_string_append_c (s, ' ');
+      append_number (s, e->uid, 10, 1);
+      g_string_append_c (s, ' ');
+      append_number (s, e->gid, 10, 1);
+      g_string_append_c (s, ' ');
+      if (e->mtime_sec < 0)
+        g_string_append_c (s, '-');
+      /* The magnitude of G_MININT64 does not fit a gint64: negate unsigned. */
+      append_number (s, e->mtime_sec < 0 ? -(guint64)e->mtime_sec : (guint64)e->mtime_sec, 10, 1);
+      g_string_append_c (s, '.');
+      append_number (s, e->mtime_nsec, 10, 9);
+      g_string_append_c (s, ' ');
       append_hex (s, e->xattr_hash);
       g_string_append_c (s, ' ');
       append_hex (s, e->content_hash);

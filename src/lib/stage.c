@@ -17,6 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The next deployment id: one more than any id (complete or not) under
@@ -110,9 +113,74 @@ write_staged_record (Sysroot *self, const Origin *origin, GError **error)
                                   error);
 }
 
+/* The deployment a new one shares files with (see choose_reference()). */
+typedef struct
+{
+  const Deployment *deployment;
+  char *name; /* "<os>/<id>" */
+  int tree_dfd;
+  Manifest *manifest;
+} Reference;
+
+static void
+reference_clear (Reference *ref)
+{
+  g_clear_pointer (&ref->name, g_free);
+  g_clear_pointer (&ref->manifest, manifest_free);
+  if (ref->tree_dfd >= 0)
+    (void)close (ref->tree_dfd); /* read-only directory fd: nothing to report */
+  ref->tree_dfd = -1;
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Reference, reference_clear)
+
+/* The file @path below @dfd, resolved without following any symlink and
+ * without leaving @dfd; FALSE if that fails. */
+static gboolean
+stat_beneath (int dfd, const char *path, struct stat *ret_st)
+{
+  struct open_how how = {
+    .flags = O_PATH | O_CLOEXEC,
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+  };
+  autofd fd = syscall (SYS_openat2, dfd, path, &how, sizeof how);
+  return fd >= 0 && fstat (fd, ret_st) == 0;
+}
+
+static gboolean
+same_file (int dfd_a, const char *path_a, int dfd_b, const char *path_b)
+{
+  struct stat a, b;
+  return path_a != NULL && path_b != NULL && stat_beneath (dfd_a, path_a, &a)
+         && stat_beneath (dfd_b, path_b, &b) && S_ISREG (a.st_mode) && a.st_dev == b.st_dev
+         && a.st_ino == b.st_ino;
+}
+
+/* The bootcsum of the new tree. When deduplication linked its kernel and
+ * initramfs from the reference, they are the reference's inodes, whose
+ * content never changes (deployments are immutable), so the reference's
+ * bootcsum is theirs too: no need to run SHA-256 over them again (GLib's
+ * does ~90 MB/s; a Debian kernel + initramfs are 40-70 MB). */
+static gboolean
+compute_bootcsum (int tree_dfd, const KernelInfo *kernel, const Reference *ref, char **ret_bootcsum,
+                  GError **error)
+{
+  const Origin *ro = ref->deployment != NULL ? ref->deployment->origin : NULL;
+  if (ro != NULL && bootcsum_is_valid (ro->bootcsum)
+      && same_file (tree_dfd, kernel->kernel_path, ref->tree_dfd, ro->kernel_path)
+      && (kernel->initramfs_path == NULL
+              ? ro->initramfs_path == NULL
+              : same_file (tree_dfd, kernel->initramfs_path, ref->tree_dfd, ro->initramfs_path)))
+    {
+      *ret_bootcsum = g_strdup (ro->bootcsum);
+      return TRUE;
+    }
+  return kernel_checksum (tree_dfd, kernel, ret_bootcsum, error);
+}
+
 static gboolean
 stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
-                const Manifest *manifest, StageUndo *undo, char **ret_deployment, GError **error)
+                const Manifest *manifest, const Reference *ref, StageUndo *undo,
+                char **ret_deployment, GError **error)
 {
   autofd tree_dfd = -1;
   if (!fs_opendir_at (undo->deploy_dfd, undo->tree_name, &tree_dfd, error))
@@ -122,7 +190,7 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   g_autoptr (KernelInfo) kernel = NULL;
   g_autoptr (Origin) origin = g_new0 (Origin, 1);
   if (!os_release_load (tree_dfd, &osr, error) || !kernel_find (tree_dfd, &kernel, error)
-      || !kernel_checksum (tree_dfd, kernel, &origin->bootcsum, error))
+      || !compute_bootcsum (tree_dfd, kernel, ref, &origin->bootcsum, error))
     return FALSE;
 
   origin->os = g_strdup (opts->os ? opts->os : osr->id);
@@ -198,10 +266,9 @@ compare_newest_first (gconstpointer a, gconstpointer b)
  * first of these that has a manifest (deployments staged before manifests
  * existed are never read again to make one). Any os: the new image's is
  * only known after the import, and a different os simply shares little.
- * Returns FALSE with nothing set when there is none. */
+ * Returns FALSE, leaving @ret_ref untouched, when there is none. */
 static gboolean
-choose_reference (Sysroot *self, int deploy_dfd, int *ret_tree_dfd, Manifest **ret_manifest,
-                  char **ret_name)
+choose_reference (Sysroot *self, int deploy_dfd, Reference *ret_ref)
 {
   g_autoptr (GPtrArray) candidates = g_ptr_array_new ();
   if (self->default_deployment != NULL)
@@ -237,9 +304,10 @@ choose_reference (Sysroot *self, int deploy_dfd, int *ret_tree_dfd, Manifest **r
         }
       if (manifest == NULL)
         continue;
-      *ret_tree_dfd = fd_steal (&tree_dfd);
-      *ret_manifest = g_steal_pointer (&manifest);
-      *ret_name = g_steal_pointer (&name);
+      ret_ref->deployment = d;
+      ret_ref->name = g_steal_pointer (&name);
+      ret_ref->tree_dfd = fd_steal (&tree_dfd);
+      ret_ref->manifest = g_steal_pointer (&manifest);
       return TRUE;
     }
   return FALSE;
@@ -287,24 +355,21 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   if (!fs_opendir_at (self->state_dfd, DEPLOY_DIR, &deploy_dfd, error))
     return FALSE;
 
-  autofd reference_dfd = -1;
-  g_autoptr (Manifest) reference_manifest = NULL;
-  g_autofree char *reference = NULL;
-  gboolean shares
-      = choose_reference (self, deploy_dfd, &reference_dfd, &reference_manifest, &reference);
+  g_auto (Reference) ref = { .tree_dfd = -1 };
+  gboolean shares = choose_reference (self, deploy_dfd, &ref);
 
   StageUndo undo = { .deploy_dfd = deploy_dfd, .tree_name = fs_temp_name ("import") };
   StageProgress progress = { .opts = opts };
   ImportOptions import_options = IMPORT_OPTIONS_INIT;
   import_options.progress = stage_progress;
   import_options.progress_data = &progress;
-  import_options.reference_dfd = reference_dfd;
-  import_options.reference_manifest = reference_manifest;
+  import_options.reference_dfd = ref.tree_dfd;
+  import_options.reference_manifest = ref.manifest;
   g_autofree char *deployment = NULL;
   g_autoptr (Manifest) manifest = NULL;
   gboolean ok = image_import_with_manifest (image, deploy_dfd, undo.tree_name, &import_options,
                                             &manifest, error)
-                && stage_imported (self, image, opts, manifest, &undo, &deployment, error);
+                && stage_imported (self, image, opts, manifest, &ref, &undo, &deployment, error);
   if (!ok)
     stage_undo (self, &undo);
   g_free (undo.os_dir);
@@ -325,8 +390,7 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
     log_event (LOG_INFO, &f,
                "staged %s from %s; %" G_GUINT64_FORMAT " files (%" G_GUINT64_FORMAT
                " bytes) shared with %s",
-               deployment, image, progress.last.linked_files, progress.last.linked_bytes,
-               reference);
+               deployment, image, progress.last.linked_files, progress.last.linked_bytes, ref.name);
   else
     log_event (LOG_INFO, &f, "staged %s from %s", deployment, image);
   *ret_deployment = g_steal_pointer (&deployment);
