@@ -75,6 +75,53 @@ cli_parse_options (const char *verb, const char *params, const char *summary,
   return TRUE;
 }
 
+void
+cli_json_append_string (GString *out, const char *s)
+{
+  if (s == NULL)
+    {
+      g_string_append (out, "null");
+      return;
+    }
+  g_string_append_c (out, '"');
+  for (const guchar *p = (const guchar *)s; *p; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        g_string_append_printf (out, "\\%c", *p);
+      else if (*p < 0x20)
+        g_string_append_printf (out, "\\u%04x", *p);
+      else
+        g_string_append_c (out, *p);
+    }
+  g_string_append_c (out, '"');
+}
+
+/* Kept free of json-glib: the finalize-only binary prints results too. */
+void
+cli_report (const char *verb, const char *text, ...)
+{
+  if (!cli_globals.json)
+    {
+      fputs (text, stdout);
+      return;
+    }
+  g_autoptr (GString) out = g_string_new ("{\"version\": 1, \"verb\": ");
+  cli_json_append_string (out, verb);
+  va_list ap;
+  va_start (ap, text);
+  for (const char *key = va_arg (ap, const char *); key != NULL; key = va_arg (ap, const char *))
+    {
+      const char *value = va_arg (ap, const char *);
+      g_string_append (out, ", ");
+      cli_json_append_string (out, key);
+      g_string_append (out, ": ");
+      cli_json_append_string (out, value);
+    }
+  va_end (ap);
+  g_string_append (out, "}\n");
+  fputs (out->str, stdout);
+}
+
 int
 cli_fail (GError *error)
 {

@@ -34,6 +34,14 @@ void cli_print_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
 /* Prints "stagehand: <verb>: <message>" for a usage error and returns EXIT_USAGE. */
 int cli_usage_error (const char *verb, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
 
+/* Prints what a verb did: @text as it is, or with --json one object
+ * {"version": 1, "verb": @verb, KEY: VALUE, ...} from the key/value string
+ * pairs that follow (a NULL value is null), ended by a NULL key. */
+void cli_report (const char *verb, const char *text, ...) G_GNUC_NULL_TERMINATED;
+
+/* Appends @s to @out as a JSON string literal. */
+void cli_json_append_string (GString *out, const char *s);
+
 /* Prints the error once and returns the exit status it calls for. */
 int cli_fail (GError *error);
 

@@ -22,7 +22,14 @@ verb_cleanup (int argc, char **argv)
   if (!cli_open_sysroot ("cleanup", -1, TRUE, &sysroot, &error)
       || !sysroot_cleanup (sysroot, &stats, &error))
     return cli_fail (error);
-  printf ("Removed %u deployment(s), %u kernel(s), %u leftover(s) of interrupted runs\n",
-          stats.deployments_removed, stats.kernels_removed, stats.temp_removed);
+  g_autofree char *deployments = g_strdup_printf ("%u", stats.deployments_removed);
+  g_autofree char *kernels = g_strdup_printf ("%u", stats.kernels_removed);
+  g_autofree char *leftovers = g_strdup_printf ("%u", stats.temp_removed);
+  g_autofree char *text
+      = g_strdup_printf ("Removed %s deployment(s), %s kernel(s), %s leftover(s) of interrupted "
+                         "runs\n",
+                         deployments, kernels, leftovers);
+  cli_report ("cleanup", text, "deployments_removed", deployments, "kernels_removed", kernels,
+              "leftovers_removed", leftovers, NULL);
   return 0;
 }

@@ -35,6 +35,8 @@ verb_deploy (int argc, char **argv)
   if (!cli_stage ("deploy", argv[1], &opts, &sysroot, &deployment, &error)
       || !sysroot_load (sysroot, &error) || !sysroot_finalize_staged (sysroot, &verdict, &error))
     return cli_fail (error);
-  printf ("Deployed %s; it is the default from the next boot\n", deployment);
+  g_autofree char *text
+      = g_strdup_printf ("Deployed %s; it is the default from the next boot\n", deployment);
+  cli_report ("deploy", text, "deployment", deployment, NULL);
   return 0;
 }

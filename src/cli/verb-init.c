@@ -45,6 +45,8 @@ verb_init (int argc, char **argv)
       || !sysroot_init (sysroot, mode, sysroot->config->lock_timeout, cli_report_lock_wait, "init",
                         &error))
     return cli_fail (error);
-  printf ("Initialised %s (boot directory %s)\n", sysroot->path, sysroot->boot_path);
+  g_autofree char *text
+      = g_strdup_printf ("Initialised %s (boot directory %s)\n", sysroot->path, sysroot->boot_path);
+  cli_report ("init", text, "sysroot", sysroot->path, "boot", sysroot->boot_path, NULL);
   return 0;
 }

@@ -21,6 +21,8 @@ verb_rollback (int argc, char **argv)
   if (!cli_open_sysroot ("rollback", -1, TRUE, &sysroot, &error)
       || !sysroot_rollback (sysroot, &deployment, &error))
     return cli_fail (error);
-  printf ("Rolled back: %s is the default from the next boot\n", deployment);
+  g_autofree char *text
+      = g_strdup_printf ("Rolled back: %s is the default from the next boot\n", deployment);
+  cli_report ("rollback", text, "deployment", deployment, NULL);
   return 0;
 }

@@ -48,21 +48,23 @@ verb_stage (int argc, char **argv)
   g_autofree char *deployment = NULL;
   if (!cli_stage ("stage", argv[1], &opts, &sysroot, &deployment, &error))
     return cli_fail (error);
-  printf ("Staged %s; it becomes the default when the system shuts down\n", deployment);
-
   /* The finalizer takes the lock itself at shutdown. */
   sysroot_lock_release (g_steal_pointer (&sysroot->lock));
   const char *reason = reason_not_to_start (sysroot, opts.no_start);
+  g_autofree char *unit_state = NULL;
   if (reason != NULL)
-    {
-      printf ("Not starting %s: %s; run 'stagehand finalize-staged' before rebooting\n",
-              STAGEHAND_FINALIZE_UNIT, reason);
-      return 0;
-    }
+    unit_state = g_strdup_printf ("not started: %s; run 'stagehand finalize-staged' before "
+                                  "rebooting",
+                                  reason);
   /* Started synchronously and waited for: a .path unit would race with an
    * immediate reboot and silently skip finalization (ostree#2543). */
-  if (!unit_control_start (STAGEHAND_FINALIZE_UNIT, 90, &error))
+  else if (!unit_control_start (STAGEHAND_FINALIZE_UNIT, 90, &error))
     return cli_fail (error);
-  printf ("Started %s\n", STAGEHAND_FINALIZE_UNIT);
+  else
+    unit_state = g_strdup ("started");
+  g_autofree char *text = g_strdup_printf ("Staged %s; it becomes the default when the system "
+                                           "shuts down\n%s %s\n",
+                                           deployment, STAGEHAND_FINALIZE_UNIT, unit_state);
+  cli_report ("stage", text, "deployment", deployment, "finalize_unit", unit_state, NULL);
   return 0;
 }

@@ -30,6 +30,9 @@ verb_unstage (int argc, char **argv)
   if (sysroot->is_host && unit_control_available ()
       && !unit_control_stop (STAGEHAND_FINALIZE_UNIT, 60, &error))
     return cli_fail (error);
-  printf (was_staged ? "Unstaged; the default deployment is unchanged\n" : "Nothing was staged\n");
+  cli_report ("unstage",
+              was_staged ? "Unstaged; the default deployment is unchanged\n"
+                         : "Nothing was staged\n",
+              "unstaged", was_staged ? "yes" : "no", NULL);
   return 0;
 }
