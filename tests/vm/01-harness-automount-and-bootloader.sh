@@ -94,6 +94,6 @@ tap_is "$(basename "$(vm_bls_default)")" "smoke-2.conf" "the host-side boot load
 vm_boot_default cmdline smoke.extra=yes
 tap_ok "boot 2 powered off cleanly" vm_last_boot_powered_off
 tap_is "$(vm_guest_exit_status)" 0 "boot 2: the guest script exited 0"
-tap_is "$(cat "$(vm_result smoke-args)" | tr '\n' ' ')" "smoke.entry=2 smoke.extra=yes " \
+tap_is "$(tr '\n' ' ' <"$(vm_result smoke-args)")" "smoke.entry=2 smoke.extra=yes " \
   "boot 2 ran with the default entry's options plus the test's extra argument"
 tap_like "$(cat "$VM_WORK/boot2/cmdline")" "systemd.run=" "the harness's own arguments follow the entry's options"

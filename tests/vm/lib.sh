@@ -459,7 +459,7 @@ vm_boot() {
     echo "boot $VM_BOOT_N: end=$end qemu_exit=$rc wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')s" \
       "cpu=$(awk '{ printf "%.1f", $1 + $2 }' "$VM_BOOT_DIR/cpu-times")s" \
       "script_start_uptime=$(cat "$VM_BOOT_DIR/results/uptime-start" 2>/dev/null || echo none)s" \
-      "script_exit=$(vm_guest_exit_status)"
+      "script_exit=$(vm_guest_exit_status "$VM_BOOT_N")"
   } >"$VM_BOOT_DIR/summary"
   tap_diag "$(cat "$VM_BOOT_DIR/summary")"
   VM_BOOT_DIR=
@@ -679,7 +679,7 @@ vm_bls_sorted() {
   for f in "$dir"/*.conf; do
     [ -f "$f" ] || continue
     sk=$(vm_bls_get "$f" sort-key)
-    mid= ver=
+    mid='' ver=''
     if [ -n "$sk" ]; then
       mid=$(vm_bls_get "$f" machine-id)
       ver=$(vm_bls_get "$f" version)
