@@ -52,7 +52,7 @@ printf 'pair\n' >"$img/usr/share/twins/pair-a"
 ln "$img/usr/share/twins/pair-a" "$img/usr/share/twins/pair-b"
 
 # Sparse files: two 4 KiB extents in 16 MiB; all hole; a hole at the end.
-python3 "$LIBPY" sparse-file "$img/var/sparse"
+"$PYTHON" "$LIBPY" sparse-file "$img/var/sparse"
 truncate -s 8M "$img/var/all-hole"
 printf 'head' >"$img/var/tail-hole" && truncate -s 4M "$img/var/tail-hole"
 

@@ -46,7 +46,7 @@ check_carried() {
 sh_on "$sysroot" status --json
 is "$RC" 0 "status reads a menu of foreign entries (one does not parse) without failing"
 is "$(json '[e["file"] for e in j["boot"]["entries"]]')" \
-  "$(live_entries "$sysroot" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')" \
+  "$(live_entries "$sysroot" | "$PYTHON" -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')" \
   "status lists foreign entries in the boot loader's order"
 is "$(json '[e["stagehand"] for e in j["boot"]["entries"]]')" '[false, false, false, false, false]' \
   "status marks them as not stagehand's"
@@ -61,7 +61,7 @@ is "$(live_entries "$sysroot" | head -n1)" "stagehand-1-demo-1.conf" \
   "stagehand's new default sorts first among foreign entries"
 sh_on "$sysroot" status --json
 is "$(json '[e["file"] for e in j["boot"]["entries"]]')" \
-  "$(live_entries "$sysroot" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')" \
+  "$(live_entries "$sysroot" | "$PYTHON" -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')" \
   "status lists stagehand's and foreign entries in the boot loader's order"
 is "$(json 'j["default"]')" "demo/1" "status: demo/1 is the default"
 

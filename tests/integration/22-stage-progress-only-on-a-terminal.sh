@@ -16,7 +16,7 @@ for d in $(seq 1 30); do
   for f in $(seq 1 100); do printf '%s %s\n' "$d" "$f" >"$img/usr/share/many/$d/$f"; done
 done
 # 48 MiB of data that compresses badly enough to take a moment.
-python3 -c '
+"$PYTHON" -c '
 import hashlib, sys
 with open(sys.argv[1], "wb") as f:
     h = b"seed"

@@ -7,8 +7,11 @@
 . "$(dirname "$0")/lib.sh"
 
 corruptions=(garbage empty binary no-id unknown-deployment traversal)
-verbs=(finalize-staged status "stage IMAGE" "deploy IMAGE" rollback cleanup)
-plan $((${#corruptions[@]} * (${#verbs[@]} * REFUSED_POINTS + 1) + 6))
+# Every verb for the first corruption; the others go through the same
+# loading code, so the verbs that matter most do for them.
+all_verbs=(finalize-staged status "stage IMAGE" "deploy IMAGE" rollback cleanup)
+some_verbs=(finalize-staged status "stage IMAGE" cleanup)
+plan $(((${#all_verbs[@]} + (${#corruptions[@]} - 1) * ${#some_verbs[@]}) * REFUSED_POINTS + ${#corruptions[@]} + 6))
 
 for n in 1 2 3 4; do
   make_image "$TEST_TMP/v$n" --version "$n.0" --kernel-content "kernel $n"
@@ -33,6 +36,7 @@ corrupt() {
 
 for c in "${corruptions[@]}"; do
   corrupt "$c"
+  if [ "$c" = "${corruptions[0]}" ]; then verbs=("${all_verbs[@]}"); else verbs=("${some_verbs[@]}"); fi
   for v in "${verbs[@]}"; do
     read -r -a args <<<"${v/IMAGE/$TEST_TMP/v4}"
     refused "$v with a $c staged record" "$sysroot" 1 "$record.*(corrupt|not a complete deployment).*unstage" \

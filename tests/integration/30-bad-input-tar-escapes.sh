@@ -28,7 +28,7 @@ for kind in "${kinds[@]}"; do
   # A neutral file name: the message must say why, not echo "hardlink".
   n=$((${n:-0} + 1))
   tarball="$TEST_TMP/hostile-$n.tar"
-  python3 "$LIBPY" hostile-tar "$tarball" "$kind" "$target"
+  "$PYTHON" "$LIBPY" hostile-tar "$tarball" "$kind" "$target"
   case "$kind" in
     dotdot*) why='\.\.|leaves the image|outside' ;;
     absolute) why='absolute' ;;

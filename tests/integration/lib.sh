@@ -24,6 +24,9 @@ TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=${SOURCE_ROOT:-$(cd "$TESTS_DIR/../.." && pwd)}
 STAGEHAND=${STAGEHAND:-$REPO_ROOT/build/src/cli/stagehand}
 LIBPY="$TESTS_DIR/lib.py"
+# The system's python3 when there is one: a version manager's shim can cost
+# a second per call, and the tests call it hundreds of times.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 # ---------------------------------------------------------------- TAP output
 
@@ -204,7 +207,7 @@ new_sysroot() {
 # json EXPR: evaluates the Python expression EXPR over `j`, the JSON
 # document in $OUT. Strings print bare, everything else as JSON.
 json() {
-  printf '%s' "$OUT" | python3 "$LIBPY" json "$1"
+  printf '%s' "$OUT" | "$PYTHON" "$LIBPY" json "$1"
 }
 
 # status_json SYSROOT [EXPR]: runs `status --json`, bails if it fails;
@@ -222,7 +225,7 @@ entries_dir() {
 
 # live_entries SYSROOT: the entry file names in Boot Loader Spec order.
 live_entries() {
-  python3 "$LIBPY" bls-order "$(entries_dir "$1")"
+  "$PYTHON" "$LIBPY" bls-order "$(entries_dir "$1")"
 }
 
 # ---------------------------------------------------------------- fixtures
@@ -318,12 +321,12 @@ make_tar() {
 # manifest [--links-within-tree] DIR: what an import must keep, one line
 # per entry (see lib.py).
 manifest() {
-  python3 "$LIBPY" manifest "$@"
+  "$PYTHON" "$LIBPY" manifest "$@"
 }
 
 # boot_snapshot DIR: every path with its type, mode and sha256 or link target.
 boot_snapshot() {
-  python3 "$LIBPY" boot-snapshot "$1"
+  "$PYTHON" "$LIBPY" boot-snapshot "$1"
 }
 
 # temp_leftovers SYSROOT: paths of temporary names (".*-tmp-*") anywhere below.
@@ -392,7 +395,7 @@ HOLDER_PID=""
 hold_lock() {
   local ready="$TEST_TMP/holder.ready" i
   rm -f "$ready"
-  python3 -c '
+  "$PYTHON" -c '
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR)
 fcntl.lockf(fd, fcntl.LOCK_EX)
