@@ -16,30 +16,6 @@
 #include <unistd.h>
 
 static gboolean
-list_names (int dfd, GPtrArray **ret_names, GError **error)
-{
-  int dup_fd = fcntl (dfd, F_DUPFD_CLOEXEC, 3);
-  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
-  if (d == NULL)
-    {
-      if (dup_fd >= 0)
-        close (dup_fd);
-      return throw_errno (error, "listing a directory");
-    }
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  struct dirent *de;
-  while ((errno = 0, de = readdir (d)) != NULL)
-    if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
-      g_ptr_array_add (names, g_strdup (de->d_name));
-  int errsv = errno;
-  closedir (d);
-  if (errsv != 0)
-    return throw_errno_value (error, errsv, "listing a directory");
-  *ret_names = g_steal_pointer (&names);
-  return TRUE;
-}
-
-static gboolean
 is_kept (Deployment *d, Sysroot *self)
 {
   return d->entry_index >= 0 || d == self->staged || d == self->booted;
@@ -50,7 +26,7 @@ cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *sta
 {
   autofd os_dfd = -1;
   g_autoptr (GPtrArray) names = NULL;
-  if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error) || !list_names (os_dfd, &names, error))
+  if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error) || !fs_list_dir (os_dfd, os, &names, error))
     return FALSE;
   for (guint i = 0; i < names->len; i++)
     {
@@ -112,7 +88,7 @@ cleanup_deployments (Sysroot *self, CleanupStats *stats, GError **error)
     return FALSE;
   if (deploy_dfd < 0)
     return TRUE;
-  if (!list_names (deploy_dfd, &names, error))
+  if (!fs_list_dir (deploy_dfd, DEPLOY_DIR, &names, error))
     return FALSE;
   for (guint i = 0; i < names->len; i++)
     {
@@ -146,7 +122,7 @@ cleanup_kernels (Sysroot *self, CleanupStats *stats, GError **error)
     return FALSE;
   if (kdir < 0)
     return TRUE;
-  if (!list_names (kdir, &names, error))
+  if (!fs_list_dir (kdir, BOOT_KERNEL_DIR, &names, error))
     return FALSE;
   for (guint i = 0; i < names->len; i++)
     {
@@ -167,7 +143,7 @@ static gboolean
 cleanup_boot_leftovers (Sysroot *self, CleanupStats *stats, GError **error)
 {
   g_autoptr (GPtrArray) names = NULL;
-  if (!list_names (self->boot_dfd, &names, error))
+  if (!fs_list_dir (self->boot_dfd, self->boot_path, &names, error))
     return FALSE;
   for (guint i = 0; i < names->len; i++)
     {
@@ -190,8 +166,8 @@ static gboolean
 cleanup_temp_files (int dfd, const char *what, CleanupStats *stats, GError **error)
 {
   g_autoptr (GPtrArray) names = NULL;
-  if (!list_names (dfd, &names, error))
-    return prefix_error (error, "%s: ", what);
+  if (!fs_list_dir (dfd, what, &names, error))
+    return FALSE;
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
