@@ -2,12 +2,55 @@
 
 #include "cli.h"
 #include "errors.h"
+#include "fsutil.h"
 #include "hold.h"
 #include "journal.h"
 #include "ops.h"
 #include "verbs.h"
 
 #include <stdio.h>
+
+/* The staged record, read on its own: when the state as a whole does not
+ * load (a corrupt origin), the record may still say what was staged.
+ * Returns FALSE when there is no record; *ret_name is NULL when there is
+ * one but it does not parse. */
+static gboolean
+read_staged_record (Sysroot *sysroot, char **ret_name)
+{
+  autofd run_dfd = -1;
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  g_autoptr (StagedRecord) record = NULL;
+  *ret_name = NULL;
+  if (!sysroot_open_run_dir (sysroot, FALSE, &run_dfd, NULL) || run_dfd < 0
+      || !fs_read_file_at_optional (run_dfd, STAGED_RECORD_FILE, &data, &len, NULL) || data == NULL)
+    return FALSE;
+  if (staged_record_parse (data, len, STAGED_RECORD_FILE, &record, NULL))
+    *ret_name = g_strdup_printf ("%s/%s", record->os, record->id);
+  return TRUE;
+}
+
+/* A finalize that could not even start still leaves a verdict, so the next
+ * boot reports it (stagehand-boot-complete.service): without one, an update
+ * staged before shutdown would be lost without a word. Takes @deployment
+ * ("<os>/<id>" or NULL). Best effort: the error itself is what the caller
+ * reports. */
+static void
+record_unfinalized (Sysroot *sysroot, const char *result, const char *step, char *deployment,
+                    const GError *cause)
+{
+  g_autoptr (Verdict) v = verdict_new ();
+  v->result = g_strdup (result);
+  v->step = g_strdup (step);
+  v->error = g_strdup (cause->message);
+  v->deployment = deployment;
+  v->started = v->finished = g_get_real_time ();
+  v->boot_id = sysroot_boot_id ();
+  (void)sysroot_write_verdict (sysroot, v, NULL);
+  LogFields f
+      = { .message_id = MESSAGE_ID_FINALIZE_FAILED, .deployment = v->deployment, .step = step };
+  log_event (LOG_ERR, &f, "finalize %s during %s: %s", result, step, cause->message);
+}
 
 /* At shutdown the lock wait must fit inside the unit's stop timeout: when
  * it cannot be taken, the verdict says so (not-attempted) for the next boot. */
@@ -16,24 +59,27 @@ finalize_locked (Sysroot *sysroot, GError **error)
 {
   if (!sysroot_require_initialized (sysroot, error))
     return FALSE;
-  g_autoptr (GError) lock_error = NULL;
   if (!sysroot_lock (sysroot, "finalize", sysroot->config->finalize_lock_timeout,
-                     cli_report_lock_wait, "finalize", &lock_error))
+                     cli_report_lock_wait, "finalize", error))
     {
-      g_autoptr (Verdict) v = verdict_new ();
-      v->result = g_strdup (VERDICT_NOT_ATTEMPTED);
-      v->step = g_strdup ("lock");
-      v->error = g_strdup (lock_error->message);
-      v->started = v->finished = g_get_real_time ();
-      v->boot_id = sysroot_boot_id ();
-      /* Best effort: the lock error is what we report. */
-      (void)sysroot_write_verdict (sysroot, v, NULL);
-      g_propagate_error (error, g_steal_pointer (&lock_error));
+      char *staged = NULL;
+      (void)read_staged_record (sysroot, &staged); /* best effort: only names it */
+      record_unfinalized (sysroot, VERDICT_NOT_ATTEMPTED, "lock", staged, *error);
+      return FALSE;
+    }
+  /* A state that does not load (a corrupt origin or staged record) fails
+   * the finalize before anything is touched; if something was staged, that
+   * is a failed update the next boot must hear about. */
+  if (!sysroot_load (sysroot, error))
+    {
+      char *staged = NULL;
+      if (read_staged_record (sysroot, &staged))
+        record_unfinalized (sysroot, VERDICT_FAILED, "load", staged, *error);
       return FALSE;
     }
 
   g_autoptr (Verdict) verdict = NULL;
-  if (!sysroot_load (sysroot, error) || !sysroot_finalize_staged (sysroot, &verdict, error))
+  if (!sysroot_finalize_staged (sysroot, &verdict, error))
     return FALSE;
   if (verdict == NULL)
     printf ("Nothing is staged; the boot configuration is unchanged\n");
