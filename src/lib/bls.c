@@ -42,6 +42,7 @@ boot_entry_parse (const char *filename, const char *contents, BootEntry **ret_en
   g_autoptr (BootEntry) entry = g_new0 (BootEntry, 1);
   entry->filename = g_strdup (filename);
   entry->raw = g_strdup (contents);
+  entry->raw_len = strlen (contents);
   g_autoptr (GPtrArray) initrds = g_ptr_array_new_with_free_func (g_free);
   g_autoptr (GString) options = g_string_new (NULL);
 

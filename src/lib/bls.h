@@ -32,6 +32,9 @@ typedef struct
   char **initrds; /* zero or more initrd lines, NULL-terminated */
   char *options;  /* all options lines joined by a space */
   char *raw;      /* the file as read (foreign entries are written back verbatim) */
+  gsize raw_len;  /* raw's length: another tool's file may hold any byte, even NUL */
+  /* Another tool's entry that could not be read: no new set can carry it. */
+  gboolean unreadable;
 } BootEntry;
 
 void boot_entry_free (BootEntry *entry);

@@ -44,6 +44,7 @@ boot_config_free (BootConfig *config)
     return;
   g_ptr_array_unref (config->entries);
   g_ptr_array_unref (config->warnings);
+  g_free (config->entries_path);
   g_free (config);
 }
 
@@ -128,10 +129,11 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
     {
       const char *name = names->pdata[i];
       g_autofree char *contents = NULL;
+      gsize len = 0;
       g_autoptr (GError) local_error = NULL;
       BootEntry *entry = NULL;
-      if (!fs_read_file_at (dfd, name, &contents, NULL, &local_error)
-          || !boot_entry_parse (name, contents, &entry, &local_error))
+      gboolean readable = fs_read_file_at (dfd, name, &contents, &len, &local_error);
+      if (!readable || !boot_entry_parse (name, contents, &entry, &local_error))
         {
           if (g_str_has_prefix (name, BOOT_ENTRY_PREFIX))
             {
@@ -139,15 +141,59 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
                                g_strdup_printf ("%s/%s: %s", what, name, local_error->message));
               continue;
             }
-          /* Another tool's entry: whatever it is, carry it over verbatim. */
           entry = g_new0 (BootEntry, 1);
           entry->filename = g_strdup (name);
-          entry->raw = g_strdup (contents ? contents : "");
+          if (!readable)
+            {
+              /* Writing it back empty would destroy it: finalize refuses
+               * instead (a dangling symlink, a directory, EIO...). */
+              entry->unreadable = TRUE;
+              g_ptr_array_add (warnings,
+                               g_strdup_printf ("%s/%s: another tool's entry that cannot be read, "
+                                                "so no new entry set can carry it over: %s",
+                                                what, name, local_error->message));
+            }
+        }
+      if (!boot_entry_is_ours (entry) && readable)
+        {
+          /* Another tool's entry: whatever it is, carry it over byte for byte. */
+          g_free (entry->raw);
+          entry->raw = g_memdup2 (contents, len + 1);
+          entry->raw_len = len;
         }
       g_ptr_array_add (entries, entry);
     }
   boot_entries_sort (entries);
   return TRUE;
+}
+
+/* A stagehand entry whose kernel or initramfs is gone cannot boot: say so.
+ * It stays in the menu (the deployment is fine; finalize copies the kernel
+ * again), so this is a warning, not a parse failure. */
+static void
+check_entry_files (int boot_dfd, const char *what, GPtrArray *entries, GPtrArray *warnings)
+{
+  for (guint i = 0; i < entries->len; i++)
+    {
+      BootEntry *e = entries->pdata[i];
+      if (!boot_entry_is_ours (e))
+        continue;
+      g_autoptr (GPtrArray) files = g_ptr_array_new ();
+      g_ptr_array_add (files, e->linux_path);
+      for (char **p = e->initrds; p && *p; p++)
+        g_ptr_array_add (files, *p);
+      for (guint j = 0; j < files->len; j++)
+        {
+          const char *f = files->pdata[j];
+          const char *rel = f + strspn (f, "/");
+          struct stat st;
+          if (*rel == '\0' || fstatat (boot_dfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0
+              || !S_ISREG (st.st_mode))
+            g_ptr_array_add (warnings,
+                             g_strdup_printf ("%s/%s: %s %s is not a file in the boot directory",
+                                              what, e->filename, j == 0 ? "linux" : "initrd", f));
+        }
+    }
 }
 
 gboolean
@@ -168,6 +214,8 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
         return prefix_error (error, "reading the boot configuration: ");
       if (dfd >= 0 && !load_entries (dfd, path, config->entries, config->warnings, error))
         return prefix_error (error, "reading the boot configuration: ");
+      check_entry_files (boot_dfd, path, config->entries, config->warnings);
+      config->entries_path = g_steal_pointer (&path);
     }
   *ret_config = g_steal_pointer (&config);
   return TRUE;
@@ -370,8 +418,16 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, GPtrAr
   for (guint i = 0; i < entries->len; i++)
     {
       BootEntry *e = entries->pdata[i];
-      g_autofree char *data = boot_entry_to_data (e);
-      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data, strlen (data), 0644,
+      g_autofree char *data = NULL;
+      gsize len;
+      if (!boot_entry_is_ours (e) && e->raw != NULL)
+        len = e->raw_len; /* byte for byte, NULs included */
+      else
+        {
+          data = boot_entry_to_data (e);
+          len = strlen (data);
+        }
+      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data ? data : e->raw, len, 0644,
                                     FS_WRITE_SYNC, error))
         return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
     }

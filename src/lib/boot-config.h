@@ -39,13 +39,16 @@ typedef struct
   gboolean atomic;     /* the swap is a single rename */
   GPtrArray *entries;  /* BootEntry*, menu order: the first is the default */
   GPtrArray *warnings; /* char*: entries that could not be read, and why */
+  char *entries_path;  /* the live entries directory below <boot>, or NULL */
 } BootConfig;
 
 void boot_config_free (BootConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BootConfig, boot_config_free)
 
 /* Reads the live configuration. A stagehand entry that does not parse is
- * left out and named in ->warnings. */
+ * left out and named in ->warnings; so is one whose kernel or initramfs is
+ * missing (it stays in the menu: finalize copies the kernel again), and
+ * another tool's entry that cannot be read (->unreadable). */
 gboolean boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error);
 
 /* The mode a new boot directory on a filesystem of type @f_type (statfs)

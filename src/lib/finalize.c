@@ -84,6 +84,7 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
     return FALSE;
   verdict_end_step (timings);
 
+  verdict_begin_step (timings, "write-entries");
   g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
   for (guint i = 0; i < plan->len; i++)
     {
@@ -97,9 +98,15 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
       BootEntry *e = current->pdata[i];
       if (boot_entry_is_ours (e))
         continue;
+      if (e->unreadable)
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                            "another tool's entry %s/%s cannot be read, so the new entry set "
+                            "cannot carry it over (repair or remove it)",
+                            self->boot_config->entries_path, e->filename);
       BootEntry *copy = g_new0 (BootEntry, 1);
       copy->filename = g_strdup (e->filename);
-      copy->raw = g_strdup (e->raw);
+      copy->raw = g_memdup2 (e->raw, e->raw_len + 1);
+      copy->raw_len = e->raw_len;
       g_ptr_array_add (entries, copy);
     }
 

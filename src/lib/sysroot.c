@@ -351,6 +351,11 @@ sysroot_load_once (Sysroot *self, GError **error)
       Deployment *d = NULL;
       if (parse_deployment_karg (value, &os, &id))
         d = sysroot_find_deployment (self, os, id);
+      if (d == NULL)
+        g_ptr_array_add (self->boot_config->warnings,
+                         g_strdup_printf ("%s/%s: " KARG_DEPLOYMENT_KEY
+                                          "=%s is not a deployment; this entry cannot boot",
+                                          self->boot_config->entries_path, e->filename, value));
       if (d != NULL && d->entry_index < 0)
         d->entry_index = i;
       if (i == 0 && d != NULL)
