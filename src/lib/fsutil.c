@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <linux/magic.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -187,22 +189,10 @@ fs_write_file_atomic_at (int dfd, const char *name, const void *data, gsize len,
   return commit_temp_file (dfd, fd, tmpname, name, mode, flags, error);
 }
 
+/* Reads the open regular file @fd whole, NUL-terminated; @name is for messages. */
 static gboolean
-read_file_at (int dfd, const char *name, gboolean optional, char **ret_contents, gsize *ret_len,
-              GError **error)
+read_opened_file (int fd, const char *name, char **ret_contents, gsize *ret_len, GError **error)
 {
-  autofd fd = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
-    {
-      if (optional && errno == ENOENT)
-        {
-          *ret_contents = NULL;
-          if (ret_len)
-            *ret_len = 0;
-          return TRUE;
-        }
-      return throw_errno (error, "opening %s", name);
-    }
   struct stat st;
   if (fstat (fd, &st) < 0)
     return throw_errno (error, "reading %s", name);
@@ -230,6 +220,25 @@ read_file_at (int dfd, const char *name, gboolean optional, char **ret_contents,
   return TRUE;
 }
 
+static gboolean
+read_file_at (int dfd, const char *name, gboolean optional, char **ret_contents, gsize *ret_len,
+              GError **error)
+{
+  autofd fd = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    {
+      if (optional && errno == ENOENT)
+        {
+          *ret_contents = NULL;
+          if (ret_len)
+            *ret_len = 0;
+          return TRUE;
+        }
+      return throw_errno (error, "opening %s", name);
+    }
+  return read_opened_file (fd, name, ret_contents, ret_len, error);
+}
+
 gboolean
 fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize *ret_len, GError **error)
 {
@@ -241,6 +250,47 @@ fs_read_file_at_optional (int dfd, const char *name, char **ret_contents, gsize 
                           GError **error)
 {
   return read_file_at (dfd, name, TRUE, ret_contents, ret_len, error);
+}
+
+static int
+open_resolving (int dfd, const char *path, int flags, guint64 resolve)
+{
+  struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = resolve };
+  return syscall (SYS_openat2, dfd, path, &how, sizeof how);
+}
+
+int
+fs_open_beneath (int dfd, const char *path, int flags)
+{
+  return open_resolving (dfd, path, flags,
+                         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+}
+
+int
+fs_open_in_root (int root_dfd, const char *path, int flags)
+{
+  return open_resolving (root_dfd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+gboolean
+fs_read_file_in_root_optional (int root_dfd, const char *path, char **ret_contents, gsize *ret_len,
+                               GError **error)
+{
+  /* O_NONBLOCK: a FIFO in the image must not block the open; it is then
+   * refused as not a regular file. */
+  autofd fd = fs_open_in_root (root_dfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        {
+          *ret_contents = NULL;
+          if (ret_len)
+            *ret_len = 0;
+          return TRUE;
+        }
+      return throw_errno (error, "opening %s", path);
+    }
+  return read_opened_file (fd, path, ret_contents, ret_len, error);
 }
 
 gboolean

@@ -58,6 +58,24 @@ gboolean fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize 
 gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_contents, gsize *ret_len,
                                    GError **error);
 
+/* Opening a path inside an image tree (kernel, os-release): the image's
+ * symlinks must never lead out of it. An image whose usr/ was a symlink to
+ * the host's /usr made stagehand install the host's kernel as the image's.
+ *
+ * fs_open_beneath() follows no symlink at all and never leaves @dfd
+ * (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): a plain openat() of the
+ * same path then reaches the same file. fs_open_in_root() resolves
+ * symlinks as the image itself would, with @root_dfd as "/"
+ * (RESOLVE_IN_ROOT): an absolute link or ".." stops at the image root.
+ * Both add O_CLOEXEC and return the fd, or -1 with errno set. */
+int fs_open_beneath (int dfd, const char *path, int flags);
+int fs_open_in_root (int root_dfd, const char *path, int flags);
+
+/* Reads a whole (small) regular file at @path in the image rooted at
+ * @root_dfd (fs_open_in_root()); *ret_contents = NULL when it does not exist. */
+gboolean fs_read_file_in_root_optional (int root_dfd, const char *path, char **ret_contents,
+                                        gsize *ret_len, GError **error);
+
 /* The names in the directory @dfd, without "." and "..", sorted bytewise.
  * @what names the directory in errors. */
 gboolean fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error);

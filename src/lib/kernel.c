@@ -21,28 +21,31 @@ kernel_info_free (KernelInfo *info)
   g_free (info);
 }
 
-/* Size of a regular file, or FALSE if @path is missing or not a regular file
- * (a symlink is not followed: it could point out of the tree). */
+/* Size of a regular file, or FALSE if @path is missing, not a regular file,
+ * or reached through a symlink anywhere on the way: one could point out of
+ * the tree (a usr/ -> /usr link made the host's kernel the image's). With
+ * no symlink on the path, what is checksummed here is what gets copied. */
 static gboolean
 regular_file_size (int dfd, const char *path, guint64 *ret_size)
 {
   struct stat st;
-  if (fstatat (dfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode))
+  autofd fd = fs_open_beneath (dfd, path, O_PATH);
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     return FALSE;
   *ret_size = st.st_size;
   return TRUE;
 }
 
-/* The names in @path below @dfd, or none if it does not exist. Hidden
- * names are not kernels. */
+/* The names in @path below @dfd, or none if it does not exist or is
+ * reached through a symlink (see regular_file_size()). */
 static gboolean
 list_dir_optional (int dfd, const char *path, GPtrArray **ret_names, GError **error)
 {
-  autofd fd = -1;
-  if (!fs_opendir_at_optional (dfd, path, &fd, error))
-    return FALSE;
+  autofd fd = fs_open_beneath (dfd, path, O_RDONLY | O_DIRECTORY);
   if (fd < 0)
     {
+      if (errno != ENOENT && errno != ELOOP && errno != ENOTDIR)
+        return throw_errno (error, "opening directory %s", path);
       *ret_names = g_ptr_array_new_with_free_func (g_free);
       return TRUE;
     }
@@ -119,7 +122,7 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
   if (found->len == 0)
     return throw_error (error, STAGEHAND_ERROR_INVALID,
                         "image has no kernel: expected usr/lib/modules/<kver>/vmlinuz or "
-                        "boot/vmlinuz-<kver>");
+                        "boot/vmlinuz-<kver> (a regular file, not reached through a symlink)");
   if (found->len > 1)
     {
       g_autoptr (GString) list = g_string_new (NULL);
@@ -139,7 +142,7 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
 static gboolean
 checksum_file (GChecksum *checksum, int dfd, const char *path, GError **error)
 {
-  autofd fd = openat (dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  autofd fd = fs_open_beneath (dfd, path, O_RDONLY | O_NOCTTY);
   if (fd < 0)
     return throw_errno (error, "opening %s", path);
   g_autofree guint8 *buf = g_malloc (1 << 20);
