@@ -135,6 +135,15 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
                           "image has %u kernels (%s): an image must have exactly one", found->len,
                           list->str);
     }
+  /* The version goes into the origin file and the status output, one
+   * line each: a control character in it would make the deployment's own
+   * origin unreadable, and every later command with it. */
+  for (const guchar *p = (const guchar *)((KernelInfo *)found->pdata[0])->version; *p; p++)
+    if (g_ascii_iscntrl (*p))
+      return throw_error (error, STAGEHAND_ERROR_INVALID,
+                          "image kernel version (the name of its directory or file) contains "
+                          "control character 0x%02x",
+                          *p);
   *ret_info = g_ptr_array_steal_index (found, 0);
   return TRUE;
 }

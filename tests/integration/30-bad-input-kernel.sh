@@ -3,7 +3,7 @@
 # each layout is refused with one line saying so, and nothing is left.
 . "$(dirname "$0")/lib.sh"
 
-plan $((5 * REFUSED_POINTS))
+plan $((7 * REFUSED_POINTS + 1))
 
 make_image "$TEST_TMP/v1" --version 1.0
 sysroot=$(new_sysroot sysroot)
@@ -34,3 +34,14 @@ mkdir -p "$TEST_TMP/both-layouts/boot"
 echo "other kernel" >"$TEST_TMP/both-layouts/boot/vmlinuz-5.10.0"
 refused "an image with a kernel in each layout" "$sysroot" 1 '2 kernels.*exactly one' \
   -- stage "$TEST_TMP/both-layouts"
+
+# A kernel version with a control character would end up in the origin
+# file, which would then not load: every later command would fail.
+make_image "$TEST_TMP/newline-kver" --version 2.0 --kver $'6.1.0\ninitrd evil'
+refused "an image whose kernel version has a newline" "$sysroot" 1 'kernel version.*control character 0x0a' \
+  -- stage "$TEST_TMP/newline-kver"
+make_image "$TEST_TMP/esc-kver" --version 2.0 --kver $'6.1.0\e[2J' --layout boot
+refused "an image whose boot/vmlinuz-<kver> has an escape character" "$sysroot" 1 'kernel version.*control character 0x1b' \
+  -- stage "$TEST_TMP/esc-kver"
+sh_on "$sysroot" status
+is "$RC" 0 "status still works: no unreadable origin was left" || diag "$ERR"
