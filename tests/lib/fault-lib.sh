@@ -136,10 +136,15 @@ enter_private_namespace() {
     bail "cannot mount a private tmpfs on /run"
 }
 
-# make_temp NAME: T, a temp dir removed on exit (unless STAGEHAND_KEEP is set).
+# make_temp NAME: T, a temp dir removed on exit (unless STAGEHAND_KEEP is
+# set), with a private copy of the binary as STAGEHAND: a rebuild while the
+# test runs must not change (or, mid-link, remove) the program under test.
 make_temp() {
   T=$(mktemp -d "${TMPDIR:-/tmp}/stagehand-$1.XXXXXX") || bail "mktemp failed"
   trap 'fault_lib_exit' EXIT
+  mkdir -p "$T/bin"
+  cp "$STAGEHAND" "$T/bin/stagehand" || bail "cannot copy $STAGEHAND"
+  STAGEHAND=$T/bin/stagehand
 }
 
 # Commands to run at exit before $T goes (unmounts, loop devices).
@@ -184,13 +189,25 @@ EOF
   ln -s true "$dir/usr/bin/sh"
 }
 
+# make_tar_image TAR VERSION: make_image as a tar archive. Tar images are
+# imported by one thread (directory images by several), which the
+# fault-injection tests need: strace counts calls per thread, so only a
+# single-threaded run has a deterministic Nth call.
+make_tar_image() {
+  local tar=$1 version=$2
+  make_image "$tar.d" "$version"
+  tar -C "$tar.d" -cf "$tar" . || bail "cannot create $tar"
+  rm -rf "$tar.d"
+}
+
 # sh_at SYSROOT ARGS...: stagehand on SYSROOT (boot: SYSROOT/boot), output
 # in SH_OUT (stdout) and SH_ERR (stderr), status in SH_RC. Never fails.
 sh_at() {
   local sysroot=$1
   shift
-  SH_OUT=$(mktemp "$T/out.XXXXXX")
-  SH_ERR=$(mktemp "$T/err.XXXXXX")
+  _sh_n=$((${_sh_n:-0} + 1))
+  SH_OUT=$T/out.$_sh_n
+  SH_ERR=$T/err.$_sh_n
   "$STAGEHAND" --sysroot="$sysroot" "$@" </dev/null >"$SH_OUT" 2>"$SH_ERR"
   SH_RC=$?
   return 0
@@ -227,15 +244,19 @@ temp_names() {
   find "$@" -name '.*-tmp-*' 2>/dev/null | sort
 }
 
-# tree_snapshot DIR: type, mode, owner, size, link target and content hash of
-# everything under DIR (not times: a read may update atime, and a test that
-# wants "untouched" wants content and metadata, which this covers), sorted.
+# tree_snapshot DIR...: type, mode, owner, size, link target and content
+# hash of everything under each DIR (not times: a read may update atime,
+# and a test that wants "untouched" wants content and metadata, which this
+# covers), sorted. A DIR that does not exist shows as such.
 tree_snapshot() {
-  (
-    cd "$1" || exit 1
-    find . -printf '%p\t%y\t%m\t%U:%G\t%s\t%l\n' | sort
-    find . -type f -print0 | sort -z | xargs -0 -r sha256sum
-  )
+  local d
+  for d in "$@"; do
+    if [ -d "$d" ]; then
+      find "$d" -printf '%p\t%y\t%m\t%U:%G\t%s\t%l\n' -type f -exec sha256sum {} +
+    else
+      echo "$d: absent"
+    fi
+  done | sed "s|$1||" | sort
 }
 
 # json_get EXPR < JSON: prints the Python expression EXPR over `j`.
