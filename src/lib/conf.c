@@ -57,7 +57,16 @@ config_parse (const char *data, gsize len, const char *what, Config **ret_config
       || !get_uint (kf, "lock-timeout", what, 0, 86400, &c->lock_timeout, error)
       || !get_uint (kf, "finalize-lock-timeout", what, 0, 3600, &c->finalize_lock_timeout, error))
     return FALSE;
-  g_autofree char *kargs = g_key_file_get_string (kf, GROUP, "kargs", NULL);
+  /* A kargs= that cannot be read (not UTF-8) is an error, never silently
+   * no kernel arguments: that would drop a fleet's policy unnoticed. */
+  g_autofree char *kargs = NULL;
+  if (g_key_file_has_key (kf, GROUP, "kargs", NULL))
+    {
+      kargs = g_key_file_get_string (kf, GROUP, "kargs", &local_error);
+      if (kargs == NULL)
+        return throw_error (error, STAGEHAND_ERROR_INVALID, "%s: kargs: %s", what,
+                            local_error->message);
+    }
   if (kargs)
     {
       g_strfreev (c->kargs);

@@ -19,6 +19,9 @@ karg_validate (const char *karg, GError **error)
                           "kernel argument contains control character 0x%02x; it would inject "
                           "lines into the boot entry",
                           *p);
+  /* Entry files and the origin file are UTF-8 text. */
+  if (!g_utf8_validate (karg, -1, NULL))
+    return throw_error (error, STAGEHAND_ERROR_INVALID, "kernel argument is not valid UTF-8");
 
   gboolean in_quotes = FALSE;
   for (const guchar *p = (const guchar *)karg; *p; p++)

@@ -135,15 +135,21 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
                           "image has %u kernels (%s): an image must have exactly one", found->len,
                           list->str);
     }
-  /* The version goes into the origin file and the status output, one
-   * line each: a control character in it would make the deployment's own
-   * origin unreadable, and every later command with it. */
-  for (const guchar *p = (const guchar *)((KernelInfo *)found->pdata[0])->version; *p; p++)
+  /* The version goes into the origin file (UTF-8 text, a value per line)
+   * and the status output: a control character or invalid UTF-8 in it would
+   * make the deployment's own origin unreadable, and every later command
+   * with it. */
+  const char *kver = ((KernelInfo *)found->pdata[0])->version;
+  for (const guchar *p = (const guchar *)kver; *p; p++)
     if (g_ascii_iscntrl (*p))
       return throw_error (error, STAGEHAND_ERROR_INVALID,
                           "image kernel version (the name of its directory or file) contains "
                           "control character 0x%02x",
                           *p);
+  if (!g_utf8_validate (kver, -1, NULL))
+    return throw_error (error, STAGEHAND_ERROR_INVALID,
+                        "image kernel version (the name of its directory or file) is not valid "
+                        "UTF-8");
   *ret_info = g_ptr_array_steal_index (found, 0);
   return TRUE;
 }

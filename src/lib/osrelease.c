@@ -85,12 +85,21 @@ os_release_parse (const char *contents, const char *origin, OsRelease **ret_osr,
   else
     osr->pretty_name = g_strdup ("Linux");
 
-  /* The title and version end up on single lines of a boot entry. */
-  char *single_line[] = { osr->pretty_name, osr->version, osr->version_id };
+  /* The title and version end up on single lines of a boot entry and in
+   * the origin file, which is UTF-8 text: os-release(5) says UTF-8, but an
+   * image that is not must not make its own origin unreadable. */
+  char **single_line[] = { &osr->pretty_name, &osr->version, &osr->version_id };
   for (guint i = 0; i < G_N_ELEMENTS (single_line); i++)
-    for (char *p = single_line[i]; p && *p; p++)
-      if (g_ascii_iscntrl (*p))
-        *p = ' ';
+    {
+      if (*single_line[i] == NULL)
+        continue;
+      char *valid = g_utf8_make_valid (*single_line[i], -1);
+      g_free (*single_line[i]);
+      *single_line[i] = valid;
+      for (char *p = valid; *p; p++)
+        if (g_ascii_iscntrl (*p))
+          *p = ' ';
+    }
 
   *ret_osr = g_steal_pointer (&osr);
   return TRUE;

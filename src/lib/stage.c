@@ -51,15 +51,30 @@ next_deployment_id (int deploy_dfd, char **ret_id, GError **error)
 
 /* Kernel arguments of a new deployment: those of the current default
  * entry, amended by stagehand.conf, then by --karg. */
-static char **
-compute_kargs (Sysroot *self, char *const *cli_kargs)
+static gboolean
+compute_kargs (Sysroot *self, char *const *cli_kargs, char ***ret_kargs, GError **error)
 {
   g_auto (GStrv) base = NULL;
   GPtrArray *entries = self->boot_config->entries;
   if (entries->len > 0)
-    base = kargs_split (((BootEntry *)entries->pdata[0])->options);
+    {
+      const BootEntry *current = entries->pdata[0];
+      base = kargs_split (current->options);
+      /* Inherited as they are, so they must be fit for an entry and for
+       * the origin file, like --karg: the default entry may be another
+       * tool's, with anything in it. */
+      for (char **k = base; *k; k++)
+        {
+          if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
+            continue; /* replaced, not inherited */
+          if (!karg_validate (*k, error))
+            return prefix_error (error, "inheriting the kernel arguments of the default entry %s: ",
+                                 current->filename);
+        }
+    }
   g_auto (GStrv) with_config = kargs_amend (base, self->config->kargs);
-  return kargs_amend (with_config, cli_kargs);
+  *ret_kargs = kargs_amend (with_config, cli_kargs);
+  return TRUE;
 }
 
 typedef struct
@@ -196,13 +211,17 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   origin->os = g_strdup (opts->os ? opts->os : osr->id);
   if (!next_deployment_id (undo->deploy_dfd, &origin->id, error))
     return FALSE;
-  origin->image = g_canonicalize_filename (image, NULL);
+  /* Shown to people, kept in the UTF-8 origin file: a path that is not
+   * UTF-8 is shown with replacement characters rather than wedge the origin. */
+  g_autofree char *image_path = g_canonicalize_filename (image, NULL);
+  origin->image = g_utf8_make_valid (image_path, -1);
   origin->title = g_strdup (osr->pretty_name);
   origin->version = g_strdup (osr->version_id ? osr->version_id : osr->version);
   origin->kernel_version = g_strdup (kernel->version);
   origin->kernel_path = g_strdup (kernel->kernel_path);
   origin->initramfs_path = g_strdup (kernel->initramfs_path);
-  origin->kargs = compute_kargs (self, opts->kargs);
+  if (!compute_kargs (self, opts->kargs, &origin->kargs, error))
+    return FALSE;
   origin->created = g_get_real_time () / G_USEC_PER_SEC;
 
   /* The tree gets its final name; from here on undo works below <os>/. */
