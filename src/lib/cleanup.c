@@ -195,6 +195,15 @@ sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error)
 {
   g_assert (self->loaded && self->lock != NULL);
   CleanupStats stats = { 0 };
+  *ret_stats = stats;
+  /* Without a loader there is no menu to keep deployments for: a boot
+   * directory that is not mounted, or a wrong --boot, would make every
+   * deployment but the staged and the booted one look unreferenced. */
+  if (self->boot_config->mode == BOOT_MODE_NONE)
+    return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
+                        "cleanup: the boot directory %s has no loader (not initialised, or not "
+                        "mounted?); refusing to remove deployments that its entries may name",
+                        self->boot_path);
   gboolean ok = cleanup_deployments (self, &stats, error) && cleanup_kernels (self, &stats, error)
                 && cleanup_boot_leftovers (self, &stats, error)
                 && cleanup_state_leftovers (self, &stats, error);
