@@ -82,17 +82,22 @@ finalize_locked (Sysroot *sysroot, GError **error)
   if (!sysroot_finalize_staged (sysroot, &verdict, error))
     return FALSE;
   if (verdict == NULL)
-    printf ("Nothing is staged; the boot configuration is unchanged\n");
-  else
     {
-      printf ("Finalized %s; it is the default from the next boot\n", verdict->deployment);
-      if (cli_globals.verbose)
-        for (guint i = 0; i < verdict->steps->len; i++)
-          {
-            VerdictStep *s = verdict->steps->pdata[i];
-            printf ("  %-16s %8.3f ms\n", s->name, s->usec / 1000.0);
-          }
+      cli_report ("finalize-staged", "Nothing is staged; the boot configuration is unchanged\n",
+                  "result", "nothing-staged", "deployment", NULL, NULL);
+      return TRUE;
     }
+  g_autoptr (GString) text = g_string_new (NULL);
+  g_string_append_printf (text, "Finalized %s; it is the default from the next boot\n",
+                          verdict->deployment);
+  if (cli_globals.verbose)
+    for (guint i = 0; i < verdict->steps->len; i++)
+      {
+        VerdictStep *s = verdict->steps->pdata[i];
+        g_string_append_printf (text, "  %-16s %8.3f ms\n", s->name, s->usec / 1000.0);
+      }
+  cli_report ("finalize-staged", text->str, "result", verdict->result, "deployment",
+              verdict->deployment, NULL);
   return TRUE;
 }
 
