@@ -239,7 +239,10 @@ report_failure (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
   g_autoptr (Verdict) v = NULL;
-  if (!cli_open_sysroot ("report", -1, TRUE, &sysroot, &error)
+  /* Runs at every boot: never trigger the /boot automount for it. */
+  if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error)
+      || !sysroot_lock (sysroot, "report", sysroot->config->lock_timeout, cli_report_lock_wait,
+                        "report", &error)
       || !sysroot_take_unreported_failure (sysroot, &v, &error))
     return cli_fail (error);
   if (v == NULL)

@@ -219,8 +219,10 @@ sysroot_rollback (Sysroot *self, char **ret_deployment, GError **error)
 gboolean
 sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **error)
 {
-  g_assert (self->loaded && self->lock != NULL);
+  g_assert (self->lock != NULL);
   *ret_verdict = NULL;
+  if (!sysroot_load_verdict (self, error))
+    return FALSE;
   Verdict *v = self->last_verdict;
   if (v == NULL || v->reported || g_strcmp0 (v->result, VERDICT_SUCCESS) == 0)
     return TRUE;

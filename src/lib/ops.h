@@ -57,7 +57,8 @@ gboolean sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error
 
 /* The boot-time check: if the last finalize failed (or was not attempted)
  * in an earlier boot and nobody reported it yet, marks it reported and
- * returns it; otherwise *ret_verdict is NULL. */
+ * returns it; otherwise *ret_verdict is NULL. Needs the lock, not a loaded
+ * state (nor the boot directory). */
 gboolean sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **error);
 
 /* Writes the verdict file atomically and durably. */

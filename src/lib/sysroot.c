@@ -80,8 +80,9 @@ load_config (Sysroot *self, GError **error)
   return config_parse (data, len, what, &self->config, error);
 }
 
-gboolean
-sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot, GError **error)
+static gboolean
+open_sysroot (const char *path, const char *boot_path, gboolean open_boot, Sysroot **ret_sysroot,
+              GError **error)
 {
   g_autoptr (Sysroot) self = g_new0 (Sysroot, 1);
   self->sysroot_dfd = self->boot_dfd = self->state_dfd = -1;
@@ -95,9 +96,13 @@ sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot, GE
   self->run_path = self->is_host ? g_strdup ("/run/stagehand")
                                  : g_build_filename (self->path, "run", "stagehand", NULL);
 
-  self->boot_dfd = open (self->boot_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (self->boot_dfd < 0 && errno != ENOENT)
-    return throw_errno (error, "opening boot directory %s", self->boot_path);
+  self->without_boot = !open_boot;
+  if (open_boot)
+    {
+      self->boot_dfd = open (self->boot_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (self->boot_dfd < 0 && errno != ENOENT)
+        return throw_errno (error, "opening boot directory %s", self->boot_path);
+    }
 
   if (!fs_opendir_at_optional (self->sysroot_dfd, STATE_DIR, &self->state_dfd, error))
     return prefix_error (error, "opening sysroot %s: ", self->path);
@@ -109,6 +114,18 @@ sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot, GE
 }
 
 gboolean
+sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot, GError **error)
+{
+  return open_sysroot (path, boot_path, TRUE, ret_sysroot, error);
+}
+
+gboolean
+sysroot_open_without_boot (const char *path, Sysroot **ret_sysroot, GError **error)
+{
+  return open_sysroot (path, NULL, FALSE, ret_sysroot, error);
+}
+
+gboolean
 sysroot_require_initialized (Sysroot *self, GError **error)
 {
   if (self->state_dfd < 0)
@@ -116,7 +133,7 @@ sysroot_require_initialized (Sysroot *self, GError **error)
                         "sysroot %s is not initialised (no %s directory); run 'stagehand "
                         "--sysroot=%s init' first",
                         self->path, STATE_DIR, self->path);
-  if (self->boot_dfd < 0)
+  if (self->boot_dfd < 0 && !self->without_boot)
     return throw_error (error, STAGEHAND_ERROR_NOT_INITIALIZED,
                         "boot directory %s does not exist; run 'stagehand init' or pass --boot",
                         self->boot_path);
@@ -302,9 +319,10 @@ load_staged_record (Sysroot *self, GError **error)
   return TRUE;
 }
 
-static gboolean
-load_verdict (Sysroot *self, GError **error)
+gboolean
+sysroot_load_verdict (Sysroot *self, GError **error)
 {
+  g_clear_pointer (&self->last_verdict, verdict_free);
   g_autofree char *data = NULL;
   gsize len;
   if (!fs_read_file_at_optional (self->state_dfd, VERDICT_FILE, &data, &len, error))
@@ -379,7 +397,7 @@ sysroot_load_once (Sysroot *self, GError **error)
   if (self->booted)
     self->booted->is_booted = TRUE;
 
-  if (!load_staged_record (self, error) || !load_verdict (self, error))
+  if (!load_staged_record (self, error) || !sysroot_load_verdict (self, error))
     return FALSE;
 
   g_ptr_array_sort (self->deployments, compare_deployments);

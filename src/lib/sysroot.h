@@ -31,10 +31,11 @@ typedef struct
 
 typedef struct
 {
-  char *path;       /* as given, for messages */
-  char *boot_path;  /* as given or <path>/boot */
-  char *run_path;   /* /run/stagehand or <path>/run/stagehand */
-  gboolean is_host; /* the sysroot is the running system's / */
+  char *path;            /* as given, for messages */
+  char *boot_path;       /* as given or <path>/boot */
+  char *run_path;        /* /run/stagehand or <path>/run/stagehand */
+  gboolean is_host;      /* the sysroot is the running system's / */
+  gboolean without_boot; /* opened by sysroot_open_without_boot() */
   int sysroot_dfd;
   int boot_dfd;
   int state_dfd; /* <sysroot>/stagehand, -1 if not initialised */
@@ -60,6 +61,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Sysroot, sysroot_free)
  * directory fds. Opening the boot directory triggers an automount there. */
 gboolean sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sysroot,
                        GError **error);
+
+/* Opens only the sysroot: for work that needs nothing from <boot>, so an
+ * automounted /boot is not triggered (the boot-time verdict check). Such a
+ * sysroot cannot be loaded. */
+gboolean sysroot_open_without_boot (const char *path, Sysroot **ret_sysroot, GError **error);
+
+/* (Re)reads just the last finalize verdict into ->last_verdict. */
+gboolean sysroot_load_verdict (Sysroot *self, GError **error);
 
 /* Fails with STAGEHAND_ERROR_NOT_INITIALIZED and a hint unless `init` ran. */
 gboolean sysroot_require_initialized (Sysroot *self, GError **error);
