@@ -22,7 +22,8 @@ make_image "$img" --version 1.0 --kver 6.1.0
 # Modes.
 printf 'su\n' >"$img/usr/bin/su" && chmod 4755 "$img/usr/bin/su"
 printf 'wall\n' >"$img/usr/bin/wall" && chmod 2755 "$img/usr/bin/wall"
-printf 'none\n' >"$img/etc/no-access" && chmod 0000 "$img/etc/no-access"
+# Mode 0000: only root can read it to copy it.
+if is_root; then printf 'none\n' >"$img/etc/no-access" && chmod 0000 "$img/etc/no-access"; fi
 mkdir -p "$img/tmp" "$img/var/mail" "$img/srv/readonly"
 chmod 1777 "$img/tmp"
 chmod 2775 "$img/var/mail"
