@@ -333,6 +333,8 @@ typedef struct
   gboolean privileged;
   /* normalized path -> TreeNode: everything written so far */
   GHashTable *nodes;
+  /* Reference inodes already linked into this tree (st_ino). */
+  GHashTable *ref_linked;
   GPtrArray *dirs; /* DirRecord, in order of creation; [0] is the root */
   /* The directories from the root down to the last entry's parent; [0] is
    * the root (fd borrowed from root_fd). */
@@ -372,6 +374,7 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
   w->root_fd = root_fd;
   w->privileged = geteuid () == 0;
   w->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  w->ref_linked = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   w->dirs = g_ptr_array_new_with_free_func (dir_record_free);
   w->stack = g_array_new (FALSE, TRUE, sizeof (StackLevel));
   g_array_set_clear_func (w->stack, stack_level_clear);
@@ -399,6 +402,7 @@ static void
 tree_writer_clear (TreeWriter *w)
 {
   g_clear_pointer (&w->nodes, g_hash_table_unref);
+  g_clear_pointer (&w->ref_linked, g_hash_table_unref);
   g_clear_pointer (&w->dirs, g_ptr_array_unref);
   g_clear_pointer (&w->stack, g_array_unref);
   g_clear_pointer (&w->buffer, g_free);
@@ -825,6 +829,21 @@ reference_parent_fd (TreeWriter *w, const char *key)
   return w->ref_parent_fd;
 }
 
+/* Two files of the image must never become one inode because their
+ * counterparts in the reference are hard links of each other (or the same
+ * file linked twice before): each reference inode is linked into the new
+ * tree at most once. The image's own hard links are made by the writer from
+ * the image's structure, not through the reference. */
+static gboolean
+claim_reference_inode (TreeWriter *w, ino_t ino)
+{
+  gint64 key = ino;
+  gboolean fresh = !g_hash_table_contains (w->ref_linked, &key);
+  if (fresh)
+    g_hash_table_add (w->ref_linked, g_memdup2 (&key, sizeof key));
+  return fresh;
+}
+
 /* Hard-links the reference's file for @ref as @name below @parent_fd.
  * FALSE (no error) when that cannot be done: the caller writes the file. */
 static gboolean
@@ -842,7 +861,7 @@ reference_link (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const ch
   if (fstatat (ref_parent, base, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG (st.st_mode)
       || (guint64)st.st_size != ref->size || (st.st_mode & 07777) != ref->mode
       || st.st_uid != ref->uid || st.st_gid != ref->gid || st.st_mtim.tv_sec != ref->mtime_sec
-      || (guint32)st.st_mtim.tv_nsec != ref->mtime_nsec)
+      || (guint32)st.st_mtim.tv_nsec != ref->mtime_nsec || !claim_reference_inode (w, st.st_ino))
     return FALSE;
   /* EMLINK (ext4 caps an inode at 65000 names), EPERM (fs.protected_hardlinks
    * for a file the caller does not own), ...: write the file instead. */
