@@ -2,8 +2,12 @@
 # Kernels are copied into <boot> at stage time; if one has gone missing
 # since (a /boot cleaner, a hand), finalize and rollback copy it again
 # from the deployment, say so in one warning, and never write an entry
-# that points at nothing.
+# that points at nothing. (Warnings go to stderr only where there is no
+# journal; with one they are journal events and those points skip.)
 . "$(dirname "$0")/lib.sh"
+
+journal=""
+[ -w /run/systemd/journal/socket ] && journal="warnings go to the journal on this host"
 
 plan 10
 
@@ -18,8 +22,12 @@ must "$sysroot" stage "$TEST_TMP/v2"
 rm -r "$sysroot/boot/stagehand/demo-$csum2"
 sh_on "$sysroot" finalize-staged
 is "$RC" 0 "finalize with the staged kernel gone from <boot> exits 0"
-like "$ERR" 'warning: the kernel of demo/2 was missing .*copied it again' "it warns, naming the deployment"
-is "$(printf '%s' "$ERR" | grep -c '')" 1 "in one line"
+if [ -z "$journal" ]; then
+  like "$ERR" 'warning: the kernel of demo/2 was missing .*copied it again' "it warns, naming the deployment"
+  is "$(printf '%s' "$ERR" | grep -c '')" 1 "in one line"
+else
+  skip 2 "$journal"
+fi
 ok "the kernel is back, the image's" cmp "$sysroot/boot/stagehand/demo-$csum2/vmlinuz" "$TEST_TMP/v2/usr/lib/modules/6.1.0/vmlinuz"
 ok "the initramfs is back, the image's" \
   cmp "$sysroot/boot/stagehand/demo-$csum2/initramfs.img" "$TEST_TMP/v2/usr/lib/modules/6.1.0/initramfs.img"
@@ -29,6 +37,6 @@ like "$(cat "$sysroot/boot/loader/entries/stagehand-2-demo-2.conf")" "linux /sta
 rm -r "$sysroot/boot/stagehand/demo-$csum1"
 sh_on "$sysroot" rollback
 is "$RC" 0 "rollback with the previous kernel gone exits 0"
-like "$ERR" 'warning: the kernel of demo/1 was missing' "it warns"
+if [ -z "$journal" ]; then like "$ERR" 'warning: the kernel of demo/1 was missing' "it warns"; else skip 1 "$journal"; fi
 ok "the previous kernel is back" cmp "$sysroot/boot/stagehand/demo-$csum1/vmlinuz" "$TEST_TMP/v1/usr/lib/modules/6.1.0/vmlinuz"
 is "$(temp_leftovers "$sysroot")" "" "no temporary names left"
