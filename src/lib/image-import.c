@@ -327,6 +327,59 @@ typedef struct
   int fd; /* O_PATH directory fd, or -1 when closed to stay under MAX_OPEN_DIRS */
 } StackLevel;
 
+/* What a thread that writes regular files needs for itself. */
+typedef struct
+{
+  guint8 *buffer;           /* IO_BUFFER_SIZE, allocated on first use */
+  XXH3_state_t *hash_state; /* allocated on first use */
+  /* The last reference directory looked up (files come grouped by directory). */
+  char *ref_parent_path;
+  int ref_parent_fd; /* O_PATH, or -1 (also when that directory is missing) */
+} FileWriter;
+
+static void
+file_writer_init (FileWriter *fw)
+{
+  memset (fw, 0, sizeof *fw);
+  fw->ref_parent_fd = -1;
+}
+
+static void
+file_writer_clear (FileWriter *fw)
+{
+  g_clear_pointer (&fw->buffer, g_free);
+  g_clear_pointer (&fw->hash_state, XXH3_freeState);
+  g_clear_pointer (&fw->ref_parent_path, g_free);
+  if (fw->ref_parent_fd >= 0)
+    (void)close (fw->ref_parent_fd); /* O_PATH fd: nothing to report */
+  fw->ref_parent_fd = -1;
+}
+
+static guint8 *
+file_writer_buffer (FileWriter *fw)
+{
+  if (fw->buffer == NULL)
+    fw->buffer = g_malloc (IO_BUFFER_SIZE);
+  return fw->buffer;
+}
+
+static XXH3_state_t *
+file_writer_hash (FileWriter *fw)
+{
+  if (fw->hash_state == NULL)
+    fw->hash_state = XXH3_createState ();
+  g_assert (fw->hash_state != NULL);
+  return fw->hash_state;
+}
+
+/* Regular files of a directory image are written by this many threads while
+ * the walking thread creates directories, symlinks and the rest; at most
+ * IMPORT_MAX_PENDING files (two fds each) wait for them. */
+#define IMPORT_WORKERS 2
+#define IMPORT_MAX_PENDING 128
+
+typedef struct _FileJob FileJob;
+
 typedef struct
 {
   int root_fd; /* the destination directory itself (a real fd, not O_PATH) */
@@ -335,28 +388,53 @@ typedef struct
   GHashTable *nodes;
   /* Reference inodes already linked into this tree (st_ino). */
   GHashTable *ref_linked;
+  GMutex ref_linked_lock;
   GPtrArray *dirs; /* DirRecord, in order of creation; [0] is the root */
   /* The directories from the root down to the last entry's parent; [0] is
    * the root (fd borrowed from root_fd). */
   GArray *stack;
   guint n_open;
+  /* files is the walking thread's; bytes and linked_* are added to by the
+   * workers too, atomically (progress_add()). */
   ImportProgress progress;
   const ImportOptions *options;
-  gboolean try_clone;
-  guint8 *buffer; /* IO_BUFFER_SIZE, allocated on first use */
+  gint try_clone;  /* atomic */
+  FileWriter main; /* the walking thread's */
 
-  /* The new tree's manifest; NULL when nobody needs one (no hashing then). */
+  /* The new tree's manifest; NULL when nobody needs one (no hashing then).
+   * Guarded by lock. */
   Manifest *manifest;
-  XXH3_state_t *hash_state;
-  /* Deduplication: the reference tree and its manifest, or -1 and NULL. */
+  /* Deduplication: the reference tree and its manifest, or -1 and NULL.
+   * Read-only while importing, so shared by the workers without a lock. */
   int ref_dfd;
   const Manifest *ref_manifest;
-  /* The last reference directory looked up (files come grouped by directory). */
-  char *ref_parent_path;
-  int ref_parent_fd; /* O_PATH, or -1 (also when that directory is missing) */
   uid_t self_uid;
   gid_t self_gid;
+
+  /* The workers (directory images only; none for tar streams). */
+  GThread *workers[IMPORT_WORKERS];
+  guint n_workers;
+  GAsyncQueue *jobs; /* FileJob, or the stop sentinel */
+  GMutex lock;       /* guards pending, job_error and manifest */
+  GCond job_done;
+  guint pending;
+  GError *job_error; /* the first worker's failure */
+  gint failed;       /* atomic: job_error is set, skip the remaining jobs */
 } TreeWriter;
+
+static void
+progress_add (guint64 *counter, guint64 n)
+{
+  __atomic_fetch_add (counter, n, __ATOMIC_RELAXED);
+}
+
+static void
+tree_writer_record (TreeWriter *w, const ManifestEntry *entry)
+{
+  g_mutex_lock (&w->lock);
+  manifest_set (w->manifest, entry);
+  g_mutex_unlock (&w->lock);
+}
 
 static void
 stack_level_clear (gpointer p)
@@ -375,6 +453,7 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
   w->privileged = geteuid () == 0;
   w->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   w->ref_linked = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  g_mutex_init (&w->ref_linked_lock);
   w->dirs = g_ptr_array_new_with_free_func (dir_record_free);
   w->stack = g_array_new (FALSE, TRUE, sizeof (StackLevel));
   g_array_set_clear_func (w->stack, stack_level_clear);
@@ -382,8 +461,10 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
   g_array_append_val (w->stack, root);
   w->options = options;
   w->try_clone = TRUE;
+  file_writer_init (&w->main);
+  g_mutex_init (&w->lock);
+  g_cond_init (&w->job_done);
   w->ref_dfd = -1;
-  w->ref_parent_fd = -1;
   if (options->reference_manifest != NULL && options->reference_dfd >= 0)
     {
       w->ref_dfd = options->reference_dfd;
@@ -403,29 +484,31 @@ tree_writer_clear (TreeWriter *w)
 {
   g_clear_pointer (&w->nodes, g_hash_table_unref);
   g_clear_pointer (&w->ref_linked, g_hash_table_unref);
+  g_mutex_clear (&w->ref_linked_lock);
   g_clear_pointer (&w->dirs, g_ptr_array_unref);
   g_clear_pointer (&w->stack, g_array_unref);
-  g_clear_pointer (&w->buffer, g_free);
   g_clear_pointer (&w->manifest, manifest_free);
-  g_clear_pointer (&w->hash_state, XXH3_freeState);
-  g_clear_pointer (&w->ref_parent_path, g_free);
-  if (w->ref_parent_fd >= 0)
-    (void)close (w->ref_parent_fd); /* O_PATH fd: nothing to report */
-}
-
-static guint8 *
-tree_writer_buffer (TreeWriter *w)
-{
-  if (w->buffer == NULL)
-    w->buffer = g_malloc (IO_BUFFER_SIZE);
-  return w->buffer;
+  file_writer_clear (&w->main);
+  g_assert (w->n_workers == 0);
+  g_clear_pointer (&w->jobs, g_async_queue_unref);
+  g_clear_error (&w->job_error);
+  g_mutex_clear (&w->lock);
+  g_cond_clear (&w->job_done);
 }
 
 static void
 tree_writer_report (TreeWriter *w)
 {
-  if (w->options->progress != NULL)
-    w->options->progress (&w->progress, w->options->progress_data);
+  if (w->options->progress == NULL)
+    return;
+  ImportProgress snapshot = {
+    .files = w->progress.files,
+    .bytes = __atomic_load_n (&w->progress.bytes, __ATOMIC_RELAXED),
+    .linked_files = __atomic_load_n (&w->progress.linked_files, __ATOMIC_RELAXED),
+    .linked_bytes = __atomic_load_n (&w->progress.linked_bytes, __ATOMIC_RELAXED),
+    .done = w->progress.done,
+  };
+  w->options->progress (&snapshot, w->options->progress_data);
 }
 
 /* Splits an image path into its components, refusing what could leave the
@@ -715,9 +798,9 @@ hash_zeros (XXH3_state_t *hash, guint64 len)
 
 /* Hashes the first @size bytes of @fd (holes read as zeros). */
 static gboolean
-hash_fd (TreeWriter *w, int fd, guint64 size, XXH3_state_t *hash, GError **error)
+hash_fd (FileWriter *fw, int fd, guint64 size, XXH3_state_t *hash, GError **error)
 {
-  guint8 *buf = tree_writer_buffer (w);
+  guint8 *buf = file_writer_buffer (fw);
   for (guint64 pos = 0; pos < size;)
     {
       gsize n = MIN (size - pos, (guint64)IO_BUFFER_SIZE);
@@ -749,30 +832,32 @@ compare_xattr_names (gconstpointer a, gconstpointer b)
  * order, each as its name, a NUL, its length (64-bit little endian) and its
  * value. The order of listxattr() is not stable, hence the sort. */
 static void
-hash_xattrs (TreeWriter *w, const TreeEntry *e, guint8 *ret_digest)
+hash_xattrs (TreeWriter *w, FileWriter *fw, const TreeEntry *e, guint8 *ret_digest)
 {
   g_autoptr (GPtrArray) sorted = g_ptr_array_sized_new (e->n_xattrs);
   for (guint i = 0; i < e->n_xattrs; i++)
     if (xattr_settable (w, e->xattrs[i].name))
       g_ptr_array_add (sorted, (gpointer)&e->xattrs[i]);
   g_ptr_array_sort (sorted, compare_xattr_names);
-  XXH3_128bits_reset (w->hash_state);
+  XXH3_state_t *hash = file_writer_hash (fw);
+  XXH3_128bits_reset (hash);
   for (guint i = 0; i < sorted->len; i++)
     {
       const XattrRef *x = sorted->pdata[i];
       guint64 len = GUINT64_TO_LE ((guint64)x->len);
-      XXH3_128bits_update (w->hash_state, x->name, strlen (x->name) + 1);
-      XXH3_128bits_update (w->hash_state, &len, sizeof len);
-      XXH3_128bits_update (w->hash_state, x->value, x->len);
+      XXH3_128bits_update (hash, x->name, strlen (x->name) + 1);
+      XXH3_128bits_update (hash, &len, sizeof len);
+      XXH3_128bits_update (hash, x->value, x->len);
     }
-  hash_digest (w->hash_state, ret_digest);
+  hash_digest (hash, ret_digest);
 }
 
 /* The metadata the new file will have: as written, not as in the image
  * (a non-root import owns everything and sets only some xattrs), since
  * that is what a hard-linked inode must match. */
 static void
-manifest_entry_init (TreeWriter *w, const char *key, const TreeEntry *e, ManifestEntry *ret_entry)
+manifest_entry_init (TreeWriter *w, FileWriter *fw, const char *key, const TreeEntry *e,
+                     ManifestEntry *ret_entry)
 {
   *ret_entry = (ManifestEntry){
     .path = key,
@@ -783,7 +868,7 @@ manifest_entry_init (TreeWriter *w, const char *key, const TreeEntry *e, Manifes
     .mtime_sec = e->times[1].tv_sec,
     .mtime_nsec = e->times[1].tv_nsec,
   };
-  hash_xattrs (w, e, ret_entry->xattr_hash);
+  hash_xattrs (w, fw, e, ret_entry->xattr_hash);
 }
 
 /* The reference's entry for @key if everything but the content matches:
@@ -807,26 +892,26 @@ reference_candidate (TreeWriter *w, const TreeEntry *e, const ManifestEntry *me)
  * whole path in one call and refuses a symlink anywhere on it: a manifest
  * path leads to a file inside the reference tree or nowhere. */
 static int
-reference_parent_fd (TreeWriter *w, const char *key)
+reference_parent_fd (TreeWriter *w, FileWriter *fw, const char *key)
 {
   const char *slash = strrchr (key, '/');
   if (slash == NULL)
     return w->ref_dfd;
   gsize len = slash - key;
-  if (w->ref_parent_path != NULL && strlen (w->ref_parent_path) == len
-      && memcmp (w->ref_parent_path, key, len) == 0)
-    return w->ref_parent_fd;
-  g_free (w->ref_parent_path);
-  if (w->ref_parent_fd >= 0)
-    (void)close (w->ref_parent_fd); /* O_PATH fd: nothing to report */
-  w->ref_parent_path = g_strndup (key, len);
+  if (fw->ref_parent_path != NULL && strlen (fw->ref_parent_path) == len
+      && memcmp (fw->ref_parent_path, key, len) == 0)
+    return fw->ref_parent_fd;
+  g_free (fw->ref_parent_path);
+  if (fw->ref_parent_fd >= 0)
+    (void)close (fw->ref_parent_fd); /* O_PATH fd: nothing to report */
+  fw->ref_parent_path = g_strndup (key, len);
   struct open_how how = {
     .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
     .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
   };
   /* A failure (ENOENT; ENOSYS before Linux 5.6) only means no link. */
-  w->ref_parent_fd = syscall (SYS_openat2, w->ref_dfd, w->ref_parent_path, &how, sizeof how);
-  return w->ref_parent_fd;
+  fw->ref_parent_fd = syscall (SYS_openat2, w->ref_dfd, fw->ref_parent_path, &how, sizeof how);
+  return fw->ref_parent_fd;
 }
 
 /* Two files of the image must never become one inode because their
@@ -838,18 +923,21 @@ static gboolean
 claim_reference_inode (TreeWriter *w, ino_t ino)
 {
   gint64 key = ino;
+  g_mutex_lock (&w->ref_linked_lock);
   gboolean fresh = !g_hash_table_contains (w->ref_linked, &key);
   if (fresh)
     g_hash_table_add (w->ref_linked, g_memdup2 (&key, sizeof key));
+  g_mutex_unlock (&w->ref_linked_lock);
   return fresh;
 }
 
 /* Hard-links the reference's file for @ref as @name below @parent_fd.
  * FALSE (no error) when that cannot be done: the caller writes the file. */
 static gboolean
-reference_link (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const char *name)
+reference_link (TreeWriter *w, FileWriter *fw, const ManifestEntry *ref, int parent_fd,
+                const char *name)
 {
-  int ref_parent = reference_parent_fd (w, ref->path);
+  int ref_parent = reference_parent_fd (w, fw, ref->path);
   if (ref_parent < 0)
     return FALSE;
   const char *slash = strrchr (ref->path, '/');
@@ -871,10 +959,11 @@ reference_link (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const ch
 /* Replaces the file just written as @name by a link to the reference's
  * equal file; best effort (FALSE keeps the written file). */
 static gboolean
-reference_relink (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const char *name)
+reference_relink (TreeWriter *w, FileWriter *fw, const ManifestEntry *ref, int parent_fd,
+                  const char *name)
 {
   g_autofree char *tmp = fs_temp_name ("link");
-  if (!reference_link (w, ref, parent_fd, tmp))
+  if (!reference_link (w, fw, ref, parent_fd, tmp))
     return FALSE;
   if (renameat (parent_fd, tmp, parent_fd, name) < 0)
     {
@@ -887,9 +976,8 @@ reference_relink (TreeWriter *w, const ManifestEntry *ref, int parent_fd, const 
 static void
 count_linked (TreeWriter *w, guint64 size)
 {
-  w->progress.bytes += size;
-  w->progress.linked_files++;
-  w->progress.linked_bytes += size;
+  progress_add (&w->progress.linked_files, 1);
+  progress_add (&w->progress.linked_bytes, size);
 }
 
 /* Creates @name and writes the entry into it, feeding @hash unless NULL.
@@ -901,8 +989,11 @@ create_regular_file (TreeWriter *w, int parent_fd, const char *name, const char 
   autofd fd = openat (parent_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return throw_entry_errno (error, path, "creating file");
-  if (e->content != NULL
-      && !e->content->write (e->content_data, fd, e->size, hash, &w->progress.bytes, error))
+  guint64 bytes = 0;
+  gboolean ok
+      = e->content == NULL || e->content->write (e->content_data, fd, e->size, hash, &bytes, error);
+  progress_add (&w->progress.bytes, bytes);
+  if (!ok)
     return prefix_entry_error (error, path);
   if (!apply_fd_metadata (w, fd, path, e, error))
     return FALSE;
@@ -920,49 +1011,49 @@ create_regular_file (TreeWriter *w, int parent_fd, const char *name, const char 
 /* A regular file: linked from the reference when equal to its file at the
  * same path, written otherwise; recorded in the manifest either way. */
 static gboolean
-write_regular_file (TreeWriter *w, int parent_fd, const char *name, const char *key,
+write_regular_file (TreeWriter *w, FileWriter *fw, int parent_fd, const char *name, const char *key,
                     const char *path, const TreeEntry *e, GError **error)
 {
   if (w->manifest == NULL)
     return create_regular_file (w, parent_fd, name, path, e, NULL, NULL, error);
 
   ManifestEntry me;
-  manifest_entry_init (w, key, e, &me);
+  manifest_entry_init (w, fw, key, e, &me);
   const ManifestEntry *ref = reference_candidate (w, e, &me);
-  XXH3_128bits_reset (w->hash_state);
+  XXH3_state_t *hash = file_writer_hash (fw);
+  XXH3_128bits_reset (hash);
   if (ref != NULL)
     {
       /* Hash first, write only if different: an unchanged file is read once
        * and never written. */
       gboolean kept = TRUE;
-      if (e->content != NULL
-          && !e->content->hash (e->content_data, e->size, w->hash_state, &kept, error))
+      if (e->content != NULL && !e->content->hash (e->content_data, e->size, hash, &kept, error))
         return prefix_entry_error (error, path);
       if (kept)
         {
-          hash_digest (w->hash_state, me.content_hash);
+          hash_digest (hash, me.content_hash);
           if (memcmp (me.content_hash, ref->content_hash, MANIFEST_HASH_LEN) == 0
-              && reference_link (w, ref, parent_fd, name))
-            count_linked (w, e->size);
+              && reference_link (w, fw, ref, parent_fd, name))
+            {
+              progress_add (&w->progress.bytes, e->size);
+              count_linked (w, e->size);
+            }
           else if (!create_regular_file (w, parent_fd, name, path, e, NULL, &me, error))
             return FALSE;
-          manifest_set (w->manifest, &me);
+          tree_writer_record (w, &me);
           return TRUE;
         }
     }
 
   /* Hashed while written; a large tar entry that turns out equal is then
    * replaced by a link (its blocks are freed before they reach the disk). */
-  if (!create_regular_file (w, parent_fd, name, path, e, w->hash_state, &me, error))
+  if (!create_regular_file (w, parent_fd, name, path, e, hash, &me, error))
     return FALSE;
-  hash_digest (w->hash_state, me.content_hash);
+  hash_digest (hash, me.content_hash);
   if (ref != NULL && memcmp (me.content_hash, ref->content_hash, MANIFEST_HASH_LEN) == 0
-      && reference_relink (w, ref, parent_fd, name))
-    {
-      w->progress.linked_files++;
-      w->progress.linked_bytes += e->size;
-    }
-  manifest_set (w->manifest, &me);
+      && reference_relink (w, fw, ref, parent_fd, name))
+    count_linked (w, e->size);
+  tree_writer_record (w, &me);
   return TRUE;
 }
 
@@ -1044,11 +1135,37 @@ tree_writer_entry_done (TreeWriter *w)
   tree_writer_report (w);
 }
 
-/* Writes one entry. @path is the entry's name in the image, as the source
- * gives it (raw bytes, not yet checked). */
-static gboolean
-tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **error)
+static void file_job_free (FileJob *job);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FileJob, file_job_free)
+static gboolean tree_writer_drain (TreeWriter *w, GError **error);
+static gboolean tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name,
+                                    const char *key, const char *path, GError **error);
+
+/* The manifest entry of @from_key, if any, also for @to_key (a second name
+ * of the same inode). */
+static void
+tree_writer_copy_record (TreeWriter *w, const char *from_key, const char *to_key)
 {
+  if (w->manifest == NULL)
+    return;
+  g_mutex_lock (&w->lock);
+  const ManifestEntry *from = manifest_lookup (w->manifest, from_key);
+  if (from != NULL)
+    {
+      ManifestEntry copy = *from;
+      copy.path = to_key;
+      manifest_set (w->manifest, &copy);
+    }
+  g_mutex_unlock (&w->lock);
+}
+
+/* Writes one entry. @path is the entry's name in the image, as the source
+ * gives it (raw bytes, not yet checked). A regular file comes with @job
+ * (consumed) when a worker is to write it. */
+static gboolean
+tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *job, GError **error)
+{
+  g_autoptr (FileJob) owned_job = job;
   switch (e->type)
     {
     case NODE_CHAR_DEVICE:
@@ -1108,6 +1225,9 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
     }
 
   TreeNode *existing = g_hash_table_lookup (w->nodes, key);
+  /* A worker may still be writing the target, or the entry replaced. */
+  if ((e->hardlink_target != NULL || existing != NULL) && !tree_writer_drain (w, error))
+    return FALSE;
   if (existing != NULL && existing->type != type)
     {
       if (existing->type == NODE_DIR)
@@ -1158,7 +1278,7 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
        * never modified. The data goes into a new inode, which then takes the
        * target's name too. (Any third name of the old inode keeps the old
        * content; archives with such a chain are not seen in practice.) */
-      if (!write_regular_file (w, parent_fd, name, key, path, e, error))
+      if (!write_regular_file (w, &w->main, parent_fd, name, key, path, e, error))
         return FALSE;
       const char *target_name = target_comps[target_n - 1];
       g_autofree char *tmp = fs_temp_name ("link");
@@ -1171,13 +1291,7 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
           errno = errsv;
           return throw_entry_errno (error, path, "linking the hard link target to the new data");
         }
-      const ManifestEntry *written = w->manifest ? manifest_lookup (w->manifest, key) : NULL;
-      if (written != NULL)
-        {
-          ManifestEntry copy = *written;
-          copy.path = target_key;
-          manifest_set (w->manifest, &copy);
-        }
+      tree_writer_copy_record (w, key, target_key);
     }
   else if (e->hardlink_target != NULL)
     {
@@ -1186,13 +1300,7 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
        * again would clear the target's security.capability. */
       if (linkat (target_parent_fd, target_comps[target_n - 1], parent_fd, name, 0) < 0)
         return throw_entry_errno (error, path, "creating hard link");
-      const ManifestEntry *target = w->manifest ? manifest_lookup (w->manifest, target_key) : NULL;
-      if (target != NULL)
-        {
-          ManifestEntry copy = *target;
-          copy.path = key;
-          manifest_set (w->manifest, &copy);
-        }
+      tree_writer_copy_record (w, target_key, key);
     }
   else
     switch (type)
@@ -1206,7 +1314,13 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, GError **e
           break;
         }
       case NODE_FILE:
-        if (!write_regular_file (w, parent_fd, name, key, path, e, error))
+        if (owned_job != NULL)
+          {
+            if (!tree_writer_submit (w, g_steal_pointer (&owned_job), parent_fd, name, key, path,
+                                     error))
+              return FALSE;
+          }
+        else if (!write_regular_file (w, &w->main, parent_fd, name, key, path, e, error))
           return FALSE;
         break;
       case NODE_SYMLINK:
@@ -1420,16 +1534,17 @@ typedef struct
 typedef struct
 {
   TreeWriter *w;
+  FileWriter *fw; /* of the thread writing the file */
   int fd;
   gboolean sparse; /* fewer blocks than bytes: copy extent by extent */
-  gboolean held;   /* the writer's buffer holds the whole content (hashed already) */
+  gboolean held;   /* fw's buffer holds the whole content (hashed already) */
 } FileCopy;
 
 /* Copies @len bytes at @offset: copy_file_range lets the kernel move the data
  * without a trip through userspace; read/write where it cannot (other
  * filesystems on old kernels, special files). */
 static gboolean
-copy_range (TreeWriter *w, int src_fd, int dest_fd, off_t offset, off_t len, guint64 *bytes,
+copy_range (FileWriter *fw, int src_fd, int dest_fd, off_t offset, off_t len, guint64 *bytes,
             GError **error)
 {
   gboolean use_cfr = TRUE;
@@ -1449,7 +1564,7 @@ copy_range (TreeWriter *w, int src_fd, int dest_fd, off_t offset, off_t len, gui
         }
       else
         {
-          guint8 *buf = tree_writer_buffer (w);
+          guint8 *buf = file_writer_buffer (fw);
           n = pread (src_fd, buf, MIN ((off_t)IO_BUFFER_SIZE, len), offset);
           for (ssize_t done = 0; n > 0 && done < n;)
             {
@@ -1484,8 +1599,8 @@ copy_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, 
   *ret_kept = TRUE;
   c->held = FALSE;
   if (size > IO_BUFFER_SIZE || c->sparse)
-    return hash_fd (c->w, c->fd, size, hash, error);
-  guint8 *buf = tree_writer_buffer (c->w);
+    return hash_fd (c->fw, c->fd, size, hash, error);
+  guint8 *buf = file_writer_buffer (c->fw);
   if (!pread_all (c->fd, buf, size, 0))
     return throw_errno (error, "reading");
   XXH3_128bits_update (hash, buf, size);
@@ -1505,7 +1620,7 @@ copy_from_fd (gpointer data, int dest_fd, guint64 size, XXH3_state_t *hash, guin
     return TRUE;
 
   /* A reflink shares the extents (and the holes) and costs nothing. */
-  if (c->w->try_clone)
+  if (g_atomic_int_get (&c->w->try_clone))
     {
       if (ioctl (dest_fd, FICLONE, c->fd) == 0)
         {
@@ -1513,13 +1628,13 @@ copy_from_fd (gpointer data, int dest_fd, guint64 size, XXH3_state_t *hash, guin
           return TRUE;
         }
       if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV || errno == ENOSYS)
-        c->w->try_clone = FALSE; /* not this filesystem pair: don't ask again per file */
+        g_atomic_int_set (&c->w->try_clone, FALSE); /* not this filesystem pair: don't ask again */
     }
 
   if (c->held)
     {
       c->held = FALSE;
-      if (!pwrite_all (dest_fd, tree_writer_buffer (c->w), size, 0))
+      if (!pwrite_all (dest_fd, file_writer_buffer (c->fw), size, 0))
         return throw_errno (error, "writing");
       *bytes += size;
       return TRUE;
@@ -1546,14 +1661,185 @@ copy_from_fd (gpointer data, int dest_fd, guint64 size, XXH3_state_t *hash, guin
       if (hole < 0)
         return throw_errno (error, "looking for holes");
       hole = MIN (hole, (off_t)size);
-      if (!copy_range (c->w, c->fd, dest_fd, data_start, hole - data_start, bytes, error))
+      if (!copy_range (c->fw, c->fd, dest_fd, data_start, hole - data_start, bytes, error))
         return FALSE;
       pos = hole;
     }
-  if (!sparse && !copy_range (c->w, c->fd, dest_fd, pos, size - pos, bytes, error))
+  if (!sparse && !copy_range (c->fw, c->fd, dest_fd, pos, size - pos, bytes, error))
     return FALSE;
   if (ftruncate (dest_fd, size) < 0)
     return throw_errno (error, "setting the size");
+  return TRUE;
+}
+
+static const ContentOps copy_ops = { copy_hash, copy_from_fd };
+
+/* ---- workers ---------------------------------------------------------------- */
+
+/* A regular file of a directory image for a worker to write: everything
+ * write_regular_file() needs, owned. */
+struct _FileJob
+{
+  TreeEntry e; /* e.xattrs points into xattrs, e.content_data to copy */
+  XattrList xattrs;
+  FileCopy copy; /* copy.fd is owned */
+  int parent_fd; /* a dup of the destination directory's fd */
+  char *name;
+  char *key;
+  char *path;
+};
+
+/* Takes over @xattrs and *@fd (leaving an empty list and -1 behind). */
+static FileJob *
+file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *fd)
+{
+  FileJob *job = g_new0 (FileJob, 1);
+  job->e = *e;
+  job->xattrs = *xattrs;
+  xattr_list_init (xattrs);
+  job->copy = *copy;
+  job->copy.fd = fd_steal (fd);
+  job->e.content_data = &job->copy;
+  job->parent_fd = -1;
+  return job;
+}
+
+static void
+file_job_free (FileJob *job)
+{
+  if (job == NULL)
+    return;
+  if (job->copy.fd >= 0)
+    (void)close (job->copy.fd); /* read-only fd: nothing to report */
+  if (job->parent_fd >= 0)
+    (void)close (job->parent_fd); /* O_PATH fd: nothing to report */
+  xattr_list_clear (&job->xattrs);
+  g_free (job->name);
+  g_free (job->key);
+  g_free (job->path);
+  g_free (job);
+}
+
+/* What a worker pops to stop. */
+static FileJob stop_job;
+
+static gpointer
+file_worker (gpointer data)
+{
+  TreeWriter *w = data;
+  FileWriter fw;
+  file_writer_init (&fw);
+  for (;;)
+    {
+      FileJob *job = g_async_queue_pop (w->jobs);
+      if (job == &stop_job)
+        break;
+      g_autoptr (GError) local_error = NULL;
+      /* After a failure the import is abandoned: drain the queue quickly. */
+      gboolean ok = g_atomic_int_get (&w->failed);
+      if (!ok)
+        {
+          job->copy.fw = &fw;
+          ok = write_regular_file (w, &fw, job->parent_fd, job->name, job->key, job->path, &job->e,
+                                   &local_error);
+        }
+      file_job_free (job);
+      g_mutex_lock (&w->lock);
+      if (!ok && w->job_error == NULL)
+        {
+          w->job_error = g_steal_pointer (&local_error);
+          g_atomic_int_set (&w->failed, TRUE);
+        }
+      w->pending--;
+      g_cond_broadcast (&w->job_done);
+      g_mutex_unlock (&w->lock);
+    }
+  file_writer_clear (&fw);
+  return NULL;
+}
+
+/* Why threads: writing a regular file is a handful of system calls (open,
+ * read, link or create + write + chown + chmod + utimens, close) that do not
+ * depend on the walk, and the walk itself is as many again (readdir, open,
+ * fstat, listxattr, mkdir, ...). Two cores run both at once; see
+ * docs/design.md for the numbers. */
+static void
+tree_writer_start_workers (TreeWriter *w)
+{
+  w->jobs = g_async_queue_new ();
+  for (guint i = 0; i < IMPORT_WORKERS; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("import-%u", i);
+      w->workers[w->n_workers++] = g_thread_new (name, file_worker, w);
+    }
+}
+
+/* Waits until every submitted file is written; the first worker's error,
+ * if any. */
+static gboolean
+tree_writer_drain (TreeWriter *w, GError **error)
+{
+  if (w->n_workers == 0)
+    return TRUE;
+  g_mutex_lock (&w->lock);
+  while (w->pending > 0)
+    g_cond_wait (&w->job_done, &w->lock);
+  GError *job_error = g_steal_pointer (&w->job_error);
+  g_mutex_unlock (&w->lock);
+  if (job_error != NULL)
+    {
+      g_propagate_error (error, job_error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Drains (reporting a worker's error through @error) and ends the workers.
+ * With @abandon (the import failed), queued files are skipped. */
+static gboolean
+tree_writer_stop_workers (TreeWriter *w, gboolean abandon, GError **error)
+{
+  if (w->n_workers == 0)
+    return TRUE;
+  if (abandon)
+    g_atomic_int_set (&w->failed, TRUE);
+  g_autoptr (GError) local_error = NULL;
+  gboolean ok = tree_writer_drain (w, &local_error);
+  for (guint i = 0; i < w->n_workers; i++)
+    g_async_queue_push (w->jobs, &stop_job);
+  for (guint i = 0; i < w->n_workers; i++)
+    g_thread_join (w->workers[i]);
+  w->n_workers = 0;
+  if (!ok && !abandon)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return ok;
+}
+
+/* Hands @job (consumed) to the workers, to be written as @name below
+ * @parent_fd. Waits while IMPORT_MAX_PENDING jobs are queued. */
+static gboolean
+tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name, const char *key,
+                    const char *path, GError **error)
+{
+  g_autoptr (FileJob) owned = job;
+  /* The walk moves on and may close @parent_fd; the worker needs its own. */
+  owned->parent_fd = fcntl (parent_fd, F_DUPFD_CLOEXEC, 3);
+  if (owned->parent_fd < 0)
+    return throw_entry_errno (error, path, "duplicating a directory fd");
+  owned->name = g_strdup (name);
+  owned->key = g_strdup (key);
+  owned->path = g_strdup (path);
+
+  g_mutex_lock (&w->lock);
+  while (w->pending >= IMPORT_MAX_PENDING && w->job_error == NULL)
+    g_cond_wait (&w->job_done, &w->lock);
+  gboolean failed = w->job_error != NULL;
+  if (!failed)
+    w->pending++;
+  g_mutex_unlock (&w->lock);
+  if (failed)
+    return tree_writer_drain (w, error);
+  g_async_queue_push (w->jobs, g_steal_pointer (&owned));
   return TRUE;
 }
 
@@ -1721,7 +2007,7 @@ import_source_entry (DirSource *src, int dfd, const DirListing *ent, GError **er
     {
       e.hardlink_target = g_hash_table_lookup (src->links, &inode);
       if (e.hardlink_target != NULL)
-        return tree_writer_add (src->w, path, &e, error);
+        return tree_writer_add (src->w, path, &e, NULL, error);
     }
 
   g_autofree char *symlink_target = NULL;
@@ -1746,14 +2032,16 @@ import_source_entry (DirSource *src, int dfd, const DirListing *ent, GError **er
   e.xattrs = (const XattrRef *)xattrs.refs->data;
   e.n_xattrs = xattrs.refs->len;
 
-  static const ContentOps copy_ops = { copy_hash, copy_from_fd };
-  FileCopy copy = { src->w, fd, (guint64)st.st_blocks * 512 < e.size, FALSE };
+  FileCopy copy = { src->w, &src->w->main, fd, (guint64)st.st_blocks * 512 < e.size, FALSE };
+  FileJob *job = NULL;
   if (e.type == NODE_FILE)
     {
       e.content = &copy_ops;
       e.content_data = &copy;
+      if (ok && src->w->n_workers > 0)
+        job = file_job_new (&e, &xattrs, &copy, &fd);
     }
-  ok = ok && tree_writer_add (src->w, path, &e, error);
+  ok = ok && tree_writer_add (src->w, path, job != NULL ? &job->e : &e, job, error);
   xattr_list_clear (&xattrs);
   if (!ok)
     return FALSE;
@@ -1809,13 +2097,14 @@ import_directory (TreeWriter *w, int image_fd, GError **error)
   gboolean ok = read_source_xattrs (image_fd, -1, NULL, ".", &xattrs, error);
   root.xattrs = (const XattrRef *)xattrs.refs->data;
   root.n_xattrs = xattrs.refs->len;
-  ok = ok && tree_writer_add (w, "", &root, error);
+  ok = ok && tree_writer_add (w, "", &root, NULL, error);
   xattr_list_clear (&xattrs);
   if (!ok)
     return FALSE;
 
   src.links = g_hash_table_new_full (inode_key_hash, inode_key_equal, g_free, g_free);
   src.path = g_string_new (NULL);
+  tree_writer_start_workers (w);
   ok = import_source_children (&src, image_fd, error);
   g_hash_table_unref (src.links);
   g_string_free (src.path, TRUE);
@@ -1970,7 +2259,7 @@ tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint
   else if (hash != NULL)
     {
       XXH3_128bits_reset (hash);
-      return hash_fd (src->w, fd, size, hash, error);
+      return hash_fd (&src->w->main, fd, size, hash, error);
     }
   return TRUE;
 }
@@ -2069,7 +2358,7 @@ import_tar_entry (TreeWriter *w, TarSource *src, struct archive_entry *entry, GE
   e.xattrs = (const XattrRef *)xattrs->data;
   e.n_xattrs = xattrs->len;
 
-  return tree_writer_add (w, path, &e, error);
+  return tree_writer_add (w, path, &e, NULL, error);
 }
 
 static gboolean
@@ -2148,16 +2437,15 @@ import_into (int image_fd, const struct stat *image_st, const char *image_path, 
   TreeWriter w;
   tree_writer_init (&w, root_fd, options);
   if (ret_manifest != NULL || w.ref_manifest != NULL)
-    {
-      w.manifest = manifest_new ();
-      w.hash_state = XXH3_createState ();
-      g_assert (w.hash_state != NULL);
-    }
+    w.manifest = manifest_new ();
   gboolean ok;
   if (S_ISDIR (image_st->st_mode))
     ok = import_directory (&w, image_fd, error);
   else
     ok = import_tar (&w, image_fd, image_path, error);
+  /* Every file written (or the workers gone) before the directories get
+   * their final modes, and before a failed import's tree is removed. */
+  ok = tree_writer_stop_workers (&w, !ok, error) && ok;
   ok = ok && tree_writer_finish (&w, error);
   if (ok)
     {
