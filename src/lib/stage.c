@@ -174,7 +174,7 @@ same_file (int dfd_a, const char *path_a, int dfd_b, const char *path_b)
  * initramfs from the reference, they are the reference's inodes, whose
  * content never changes (deployments are immutable), so the reference's
  * bootcsum is theirs too: no need to run SHA-256 over them again (GLib's
- * does ~90 MB/s; a Debian kernel + initramfs are 40-70 MB). */
+ * does 90-280 MB/s on our VM; a Debian kernel + initramfs are 40-70 MB). */
 static gboolean
 compute_bootcsum (int tree_dfd, const KernelInfo *kernel, const Reference *ref, char **ret_bootcsum,
                   GError **error)
