@@ -15,8 +15,7 @@
 #define WHAT "/stagehand/stagehand.conf"
 
 /* Non-fatal, and logged, so every wrong message of a table shows. */
-static void
-report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+static void report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
 
 static void
 report_failure (const char *fmt, ...)

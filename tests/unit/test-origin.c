@@ -16,8 +16,7 @@
 #define BOOTCSUM "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
 /* Non-fatal, and logged, so every wrong message of a table shows. */
-static void
-report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+static void report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
 
 static void
 report_failure (const char *fmt, ...)
