@@ -11,7 +11,10 @@
 #           which stops the unit and so finalizes
 #   host    the boot disk's default entry is now v2's
 #   boot 2  from that entry: stagehand reports v2 booted, the finalize of
-#           boot 1 as a success, and nothing failed
+#           boot 1 as a success, and nothing failed; boot 1's journal shows
+#           the finalize done after shutdown began (the script ended and
+#           PID 1 stopped stagehand-finalize.service) and before boot.mount
+#           was unmounted (__MONOTONIC_TIMESTAMP order)
 . "$(dirname "$0")/lib.sh"
 
 vm_require_destdir
@@ -63,7 +66,7 @@ vm_stagehand deploy "$root/var/lib/stagehand-vm/images/v1" --karg=root=LABEL=SHR
   >"$VM_WORK/host-deploy.log" 2>&1 || vm_bail "host-side stagehand deploy failed: $(cat "$VM_WORK/host-deploy.log")"
 vm_umount
 
-tap_plan 16
+tap_plan 17
 
 entry=$(vm_bls_default)
 tap_like "$(vm_bls_get "$entry" options)" "stagehand=/stagehand/deploy/shtest/[^ ]+" \
@@ -88,7 +91,7 @@ tap_like "$staged" "^shtest/" "status --json before shutdown names the staged de
 entry=$(vm_bls_default)
 tap_like "$(vm_bls_get "$entry" options)" "stagehand=/stagehand/deploy/$staged( |\$)" \
   "after the shutdown the default entry is the staged deployment's"
-tap_is "$(vm_bls_get "$entry" version | cut -d- -f1)" 2 "the default entry is image version 2"
+tap_is "$(vm_bls_get "$entry" version | cut -d- -f2)" 2 "the default entry is image version 2"
 vm_pull /stagehand/finalize-result "$VM_WORK/finalize-result" 2>/dev/null
 tap_like "$(cat "$VM_WORK/finalize-result" 2>&1)" "result=success" "the verdict file says success"
 tap_like "$(vm_journal -b 0 -u stagehand-finalize.service -o cat 2>&1)" "Deactivated successfully|Stopped" \
@@ -103,3 +106,5 @@ tap_is "$(jq -r '.booted | if type == "object" then "\(.os)/\(.id)" else . end' 
 tap_is "$(jq -r '.last_finalize.result' "$(vm_result status.json)" 2>&1)" success \
   "status reports the last finalize as a success"
 tap_is "$(cat "$(vm_result failed-units)")" "" "no failed units in boot 2 (stagehand-boot-complete has nothing to report)"
+tap_ordered "boot 1's journal: the script ended, then the finalize unit was stopped, finalized, then /boot was unmounted" \
+  "$(vm_shutdown_timeline -1 stagehand-finalize.service)" script_exit unit_stopping finalize_done boot_unmounting

@@ -49,6 +49,12 @@
 # vm_install_stagehand       install it into the guest root, enable its units
 # vm_stagehand ARGS...       run it on the host with --sysroot/--boot set to
 #                            the mounted guest disks (first install: deploy)
+# vm_make_guest_images OS VERSION...
+#                            vm_make_image into the guest root, as
+#                            /var/lib/stagehand-vm/images/v<VERSION>
+# vm_first_install           host side (ext4 boot disk): images v1 and v2 of
+#                            os "shtest", stagehand init, deploy v1 with
+#                            root=LABEL=SHROOT rw: v1 is the default entry
 # vm_make_image DIR OS VERSION
 #                            write a stagehand IMAGE tree to DIR: the guest
 #                            kernel and an initramfs that differs per VERSION
@@ -76,6 +82,20 @@
 # vm_guest_exit_status [BOOT]  the guest script's exit status (or "none")
 # vm_last_boot_powered_off   true if the last boot ended in a clean poweroff
 # vm_journal ARGS...         journalctl on the guest's journal (host side)
+# vm_journal_mono BOOT MATCH...
+#                            the __MONOTONIC_TIMESTAMP (µs since that boot's
+#                            start) of each entry of BOOT (journalctl -b: 0 the
+#                            last boot, -1 the one before) that matches the
+#                            journalctl MATCHes (FIELD=VALUE), one a line, oldest
+#                            first; $VM_MSG_* name the MESSAGE_IDs tests use
+# vm_shutdown_timeline BOOT UNIT
+#                            key=µs lines for the shutdown of BOOT: script_exit
+#                            (the guest script ended: shutdown begins),
+#                            unit_first_stopping (PID 1 first stops UNIT),
+#                            unit_stopping (the same after script_exit),
+#                            finalize_done (stagehand's finalize-done
+#                            message), boot_unmounting (the last stop of
+#                            boot.mount); "none" where there is no such entry
 # vm_pull PATH DEST          copy PATH from the guest root to DEST
 # vm_boot_pull PATH DEST     copy PATH from the boot disk (ext4 or vfat)
 # vm_boot_put SRC PATH       copy a host file to PATH on the boot disk (ext4 or
@@ -93,6 +113,12 @@
 # tap_like GOT REGEX DESC    grep -E match
 # tap_skip N REASON          N "ok # skip" lines
 # tap_diag MSG               "# MSG"
+# tap_ordered DESC TIMELINE KEY...
+#                            ok if TIMELINE (key=number lines, as from
+#                            vm_shutdown_timeline) has every KEY, in strictly
+#                            increasing order (vm_timeline_ordered TIMELINE
+#                            KEY... is the test alone); the timeline is the
+#                            diagnostic
 # vm_bail MSG                "Bail out!", keep artifacts, exit 1 (harness failures)
 #
 # Environment: STAGEHAND_VM_CACHE (guest cache, default /var/cache/stagehand-vm),
@@ -191,6 +217,37 @@ tap_like() {
     tap_result 1 "$3"
     tap_diag "no match for /$2/ in:"
     tap_diag "$1"
+    return 1
+  fi
+}
+
+# TIMELINE KEY...: true if every KEY is in TIMELINE in strictly increasing
+# order; otherwise says why.
+vm_timeline_ordered() {
+  local timeline=$1 key val prev="" prevkey=""
+  shift
+  for key in "$@"; do
+    val=$(sed -n "s/^$key=//p" <<<"$timeline")
+    case $val in
+      '' | *[!0-9]*) echo "no $key in the timeline"; return 1 ;;
+    esac
+    if [ -n "$prev" ] && [ "$val" -le "$prev" ]; then
+      echo "$key ($val) is not after $prevkey ($prev)"
+      return 1
+    fi
+    prev=$val prevkey=$key
+  done
+}
+
+tap_ordered() {
+  local desc=$1 timeline=$2 why
+  shift 2
+  if why=$(vm_timeline_ordered "$timeline" "$@"); then
+    tap_result 0 "$desc"
+  else
+    tap_result 1 "$desc"
+    tap_diag "$why"
+    tap_diag "$timeline"
     return 1
   fi
 }
@@ -374,6 +431,27 @@ PRETTY_NAME="stagehand test OS $version"
 EOF
 }
 
+vm_make_guest_images() {
+  local os=$1 root v
+  shift
+  root=$(vm_root_mount)
+  for v in "$@"; do
+    vm_make_image "$root/var/lib/stagehand-vm/images/v$v" "$os" "$v"
+  done
+}
+
+vm_first_install() {
+  local root
+  vm_make_guest_images shtest 1 2
+  root=$(vm_root_mount)
+  vm_stagehand init >"$VM_WORK/host-init.log" 2>&1 \
+    || vm_bail "host-side stagehand init failed: $(cat "$VM_WORK/host-init.log")"
+  vm_stagehand deploy "$root/var/lib/stagehand-vm/images/v1" --karg=root=LABEL=SHROOT --karg=rw \
+    >"$VM_WORK/host-deploy.log" 2>&1 \
+    || vm_bail "host-side stagehand deploy failed: $(cat "$VM_WORK/host-deploy.log")"
+  vm_umount
+}
+
 # stagehand comes from STAGEHAND_VM_DESTDIR (a `meson install` DESTDIR tree)
 # or is installed from the meson build directory STAGEHAND_VM_BUILDDIR (what
 # tests/vm/meson.build passes).  Call this before vm_init: it skips the test
@@ -547,6 +625,41 @@ vm_guest_exit_status() {
 
 vm_journal() {
   journalctl -D "$VM_WORK/journal" --no-pager "$@"
+}
+
+# MESSAGE_IDs: systemd's (sd-messages.h, systemd 252) and stagehand's
+# (src/lib/journal.h).
+VM_MSG_UNIT_STOPPING=de5b426a63be47a7b6ac3eaac82e2f6f
+VM_MSG_UNIT_STOPPED=9d1aaa27d60140bd96365438aad20286
+VM_MSG_UNIT_SUCCESS=7ad2d189f7e94e70a38c781354912448
+VM_MSG_FINALIZE_START=a1f0c3e2b4d6481f9e7c5a3b1d0f2e41
+VM_MSG_FINALIZE_DONE=c7e9a1b3d5f74e2a8c6b4d2f0e1a3c52
+VM_MSG_FINALIZE_FAILED=e3b5d7f9a1c34b6d8f0e2a4c6b8d0f63
+VM_MSG_PREVIOUS_FINALIZE_FAILED=f4a6c8e0b2d44f5b9a1c3e5d7f9b1d96
+
+vm_journal_mono() {
+  local boot=$1
+  shift
+  vm_journal -b "$boot" -o json "$@" 2>/dev/null | jq -r '.__MONOTONIC_TIMESTAMP'
+}
+
+# The systemd.run= service (kernel-command-line.service) ending is the start
+# of shutdown: its success or failure action powers off.  PID 1 logs that,
+# and the stops that follow, itself, so their order in the journal is the
+# order they happened in.
+vm_shutdown_timeline() {
+  local boot=$1 unit=$2 exit_ts stop_ts
+  exit_ts=$( { vm_journal_mono "$boot" _PID=1 UNIT=kernel-command-line.service MESSAGE_ID=$VM_MSG_UNIT_SUCCESS
+               vm_journal_mono "$boot" _PID=1 UNIT=kernel-command-line.service \
+                 MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c; } | sort -n | head -n 1)
+  echo "script_exit=${exit_ts:-none}"
+  stop_ts=$(vm_journal_mono "$boot" _PID=1 UNIT="$unit" MESSAGE_ID=$VM_MSG_UNIT_STOPPING)
+  echo "unit_first_stopping=$(head -n 1 <<<"$stop_ts" | grep . || echo none)"
+  stop_ts=$(awk -v t="${exit_ts:-0}" '$1 > t' <<<"$stop_ts" | head -n 1)
+  echo "unit_stopping=${stop_ts:-none}"
+  echo "finalize_done=$(vm_journal_mono "$boot" MESSAGE_ID=$VM_MSG_FINALIZE_DONE | head -n 1 | grep . || echo none)"
+  echo "boot_unmounting=$(vm_journal_mono "$boot" _PID=1 UNIT=boot.mount MESSAGE_ID=$VM_MSG_UNIT_STOPPING \
+                            | tail -n 1 | grep . || echo none)"
 }
 
 vm_pull() {

@@ -9,6 +9,12 @@
 #   wait_until SECS CMD...    poll CMD every 0.2 s until it succeeds; 1 on timeout
 #   note MSG                  a line on the console and in the journal
 #   die MSG                   note MSG and exit 1 (the host sees exit-status 1)
+#   boot_mounts               "FSTYPE SOURCE" of each mount on /boot, from the
+#                             mount table only: a path walk through /boot
+#                             (stat, ls, findmnt /boot) counts as a use and
+#                             restarts the automount's idle timer
+#   boot_expired              /boot is only the autofs trigger
+#   boot_held                 a filesystem is mounted over the trigger
 
 record() {
   cat >"$VM_RESULTS/$1.tmp" && mv "$VM_RESULTS/$1.tmp" "$VM_RESULTS/$1"
@@ -40,4 +46,16 @@ note() {
 die() {
   note "FAILED: $*"
   exit 1
+}
+
+boot_mounts() {
+  findmnt -rn -o FSTYPE,SOURCE,TARGET | awk '$3 == "/boot" { print $1, $2 }'
+}
+
+boot_expired() {
+  [ "$(boot_mounts)" = "autofs systemd-1" ]
+}
+
+boot_held() {
+  boot_mounts | grep -vq '^autofs '
 }
