@@ -100,6 +100,13 @@ entries_dir_path (BootMode mode, int version)
   return g_strdup (LOADER "/" ENTRIES);
 }
 
+/* What boot loaders read as an entry in an entries directory. */
+static gboolean
+is_entry_name (const char *name)
+{
+  return name[0] != '.' && g_str_has_suffix (name, ".conf");
+}
+
 /* The entry file names (*.conf, not hidden) in @dfd. */
 static gboolean
 list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
@@ -111,7 +118,7 @@ list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **err
   for (guint i = 0; i < all->len; i++)
     {
       const char *n = all->pdata[i];
-      if (n[0] != '.' && g_str_has_suffix (n, ".conf"))
+      if (is_entry_name (n))
         g_ptr_array_add (names, g_strdup (n));
     }
   *ret_names = g_steal_pointer (&names);
@@ -398,12 +405,130 @@ boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin, GE
   return TRUE;
 }
 
+/* What a carry-over leaves out of a directory, because the new set brings
+ * its own. */
+typedef enum
+{
+  CARRY_EVERYTHING,         /* below the two directories we write: copied whole */
+  CARRY_BESIDE_ENTRIES,     /* loader.N/: entries/ is the new set's */
+  CARRY_BESIDE_ENTRY_FILES, /* entries/: the *.conf entries are written from the plan */
+} CarryScope;
+
+static gboolean carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_path,
+                            CarryScope scope, GError **error);
+
+/* A copy of the directory @name and everything below it, with the mode it
+ * had (mkdirat() applies the umask); vfat refuses fchmod() and has no modes
+ * to keep. */
+static gboolean
+carry_dir (int src_dfd, const char *src_path, int dest_dfd, const char *dest_path, const char *name,
+           mode_t mode, GError **error)
+{
+  g_autofree char *src_sub_path = g_strdup_printf ("%s/%s", src_path, name);
+  g_autofree char *dest_sub_path = g_strdup_printf ("%s/%s", dest_path, name);
+  autofd src_sub = -1, dest_sub = -1;
+  if (!fs_opendir_at (src_dfd, name, &src_sub, error))
+    return prefix_error (error, "carrying %s over: ", src_sub_path);
+  if (mkdirat (dest_dfd, name, 0700) < 0)
+    return throw_errno (error, "carrying %s over: creating %s", src_sub_path, dest_sub_path);
+  if (!fs_opendir_at (dest_dfd, name, &dest_sub, error))
+    return prefix_error (error, "carrying %s over: ", src_sub_path);
+  if (!carry_over (src_sub, src_sub_path, dest_sub, dest_sub_path, CARRY_EVERYTHING, error))
+    return FALSE;
+  /* The mode last: a directory without write permission is filled first. */
+  if (fchmod (dest_sub, mode) < 0 && !(errno == EPERM && fs_is_vfat (dest_sub)))
+    return throw_errno (error, "carrying %s over: setting the mode of %s", src_sub_path,
+                        dest_sub_path);
+  if (!fs_fsync_fd (dest_sub, dest_sub_path, error))
+    return prefix_error (error, "carrying %s over: ", src_sub_path);
+  return TRUE;
+}
+
+/* A copy of the symlink @name below @src_dfd as @name below @dest_dfd. */
+static gboolean
+carry_symlink (int src_dfd, int dest_dfd, const char *name, GError **error)
+{
+  /* st_size is the target's length on the filesystems /boot uses, but a
+   * link can change between the stat and the read: grow until it fits. */
+  for (gsize size = 256; size <= 65536; size *= 2)
+    {
+      g_autofree char *target = g_malloc (size);
+      ssize_t n = readlinkat (src_dfd, name, target, size);
+      if (n < 0)
+        return throw_errno (error, "reading the symlink");
+      if ((gsize)n == size)
+        continue;
+      target[n] = '\0';
+      if (symlinkat (target, dest_dfd, name) < 0)
+        return throw_errno (error, "creating the symlink");
+      return TRUE;
+    }
+  return throw_error (error, STAGEHAND_ERROR_FAILED, "the symlink's target is too long");
+}
+
+/* Copies what other tools keep in the live loader directory into the new
+ * one: systemd-boot's loader.conf, entries.srel, a README, a keys/ tree.
+ * The new set replaces the live directory whole, so whatever is not copied
+ * here is gone after the swap. Regular files are copied byte for byte with
+ * their mode (temp + fdatasync + rename + fsync of the directory),
+ * directories recursively, symlinks as symlinks (never followed). A FIFO,
+ * socket or device node has no content to carry and is left out with a
+ * warning: one must not stop every update. A file that cannot be read
+ * fails the write, before the commit point, rather than be dropped.
+ * Ownership is not copied: everything in <boot> is written by root.
+ * Stagehand's own temp names (an interrupted run) are not carried. */
+static gboolean
+carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_path,
+            CarryScope scope, GError **error)
+{
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_list_dir (src_dfd, src_path, &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (scope != CARRY_EVERYTHING && fs_is_temp_name (name))
+        continue;
+      if (scope == CARRY_BESIDE_ENTRIES && strcmp (name, ENTRIES) == 0)
+        continue;
+      if (scope == CARRY_BESIDE_ENTRY_FILES && is_entry_name (name))
+        continue;
+
+      struct stat st;
+      if (fstatat (src_dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return throw_errno (error, "carrying %s/%s over", src_path, name);
+      if (S_ISREG (st.st_mode))
+        {
+          if (!fs_copy_file_atomic_at (src_dfd, name, dest_dfd, name, st.st_mode & 07777, error))
+            return prefix_error (error, "carrying %s/%s over: ", src_path, name);
+        }
+      else if (S_ISDIR (st.st_mode))
+        {
+          if (!carry_dir (src_dfd, src_path, dest_dfd, dest_path, name, st.st_mode & 07777, error))
+            return FALSE;
+        }
+      else if (S_ISLNK (st.st_mode))
+        {
+          if (!carry_symlink (src_dfd, dest_dfd, name, error))
+            return prefix_error (error, "carrying %s/%s over: ", src_path, name);
+        }
+      else
+        log_event (LOG_WARNING, NULL,
+                   "%s/%s is neither a file, a directory nor a symlink: not carried into the new "
+                   "boot configuration",
+                   src_path, name);
+    }
+  return TRUE;
+}
+
 /* Writes @entries into a fresh directory @entries_path, created below a
  * fresh @top (the same directory in exchange mode; loader.M in symlink
- * mode), fsyncing every file and both directories. */
+ * mode), and carries over what else the live @live_top (loader.N, or NULL
+ * in exchange mode, where loader/ itself stays) and @live_entries_path
+ * hold; fsyncs every file and every directory. */
 static gboolean
-write_entry_set (int boot_dfd, const char *top, const char *entries_path, GPtrArray *entries,
-                 GError **error)
+write_entry_set (int boot_dfd, const char *top, const char *entries_path, const char *live_top,
+                 const char *live_entries_path, GPtrArray *entries, GError **error)
 {
   /* A leftover from an interrupted run is not live: start over. */
   if (!fs_rm_rf_at (boot_dfd, top, error))
@@ -415,6 +540,22 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, GPtrAr
   autofd entries_dfd = -1;
   if (!fs_opendir_at (boot_dfd, entries_path, &entries_dfd, error))
     return FALSE;
+  autofd top_dfd = -1;
+  if (!fs_opendir_at (boot_dfd, top, &top_dfd, error))
+    return FALSE;
+
+  autofd live_top_dfd = -1, live_entries_dfd = -1;
+  if ((live_top != NULL && !fs_opendir_at_optional (boot_dfd, live_top, &live_top_dfd, error))
+      || !fs_opendir_at_optional (boot_dfd, live_entries_path, &live_entries_dfd, error))
+    return FALSE;
+  if (live_top_dfd >= 0
+      && !carry_over (live_top_dfd, live_top, top_dfd, top, CARRY_BESIDE_ENTRIES, error))
+    return FALSE;
+  if (live_entries_dfd >= 0
+      && !carry_over (live_entries_dfd, live_entries_path, entries_dfd, entries_path,
+                      CARRY_BESIDE_ENTRY_FILES, error))
+    return FALSE;
+
   for (guint i = 0; i < entries->len; i++)
     {
       BootEntry *e = entries->pdata[i];
@@ -431,9 +572,7 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, GPtrAr
                                     FS_WRITE_SYNC, error))
         return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
     }
-  autofd top_dfd = -1;
-  if (!fs_opendir_at (boot_dfd, top, &top_dfd, error)
-      || !fs_fsync_fd (entries_dfd, entries_path, error) || !fs_fsync_fd (top_dfd, top, error))
+  if (!fs_fsync_fd (entries_dfd, entries_path, error) || !fs_fsync_fd (top_dfd, top, error))
     return FALSE;
   return TRUE;
 }
@@ -574,8 +713,13 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   g_autofree char *entries_path
       = current->mode == BOOT_MODE_SYMLINK ? g_strdup_printf ("%s/" ENTRIES, top) : g_strdup (top);
 
+  /* What the live set holds beside the entries goes into the new one. */
+  g_autofree char *live_top
+      = current->mode == BOOT_MODE_SYMLINK ? g_strdup_printf ("loader.%d", current->version) : NULL;
+  g_autofree char *live_entries_path = entries_dir_path (current->mode, current->version);
+
   verdict_begin_step (timings, "write-entries");
-  if (!write_entry_set (boot_dfd, top, entries_path, entries, error))
+  if (!write_entry_set (boot_dfd, top, entries_path, live_top, live_entries_path, entries, error))
     {
       discard_new_set (boot_dfd, top);
       return prefix_error (error, "writing the new entry set: ");
