@@ -57,7 +57,8 @@ cli_stage (const char *operation, const char *image, const CliStageOptions *opts
            Sysroot **ret_sysroot, char **ret_deployment, GError **error)
 {
   g_autoptr (Sysroot) sysroot = NULL;
-  if (!cli_open_sysroot (operation, opts->lock_timeout, TRUE, &sysroot, error))
+  if (!cli_open_sysroot (operation, opts->lock_timeout, CLI_LOCK_TIMEOUT_FLAG, TRUE, &sysroot,
+                         error))
     return FALSE;
   Progress progress = { .started = g_get_monotonic_time () };
   StageOptions stage_options = { .os = opts->os, .kargs = opts->kargs };

@@ -144,9 +144,29 @@ cli_report_lock_wait (const LockHolder *holder, guint64 waited_usec, gpointer us
              (guint)(waited_usec / G_USEC_PER_SEC), who);
 }
 
+void
+cli_explain_lock_timeout (GError *error, const Sysroot *sysroot, CliLockTimeoutSource source)
+{
+  if (!g_error_matches (error, STAGEHAND_ERROR, STAGEHAND_ERROR_LOCK_TIMEOUT))
+    return;
+  g_autofree char *hint = NULL;
+  if (source == CLI_LOCK_TIMEOUT_FLAG)
+    hint = g_strdup ("--lock-timeout");
+  else
+    {
+      g_autofree char *conf = g_build_filename (sysroot->path, STATE_DIR, CONFIG_FILE, NULL);
+      hint = g_strdup_printf (
+          "%s= in %s",
+          source == CLI_LOCK_TIMEOUT_FINALIZE ? "finalize-lock-timeout" : "lock-timeout", conf);
+    }
+  char *message = g_strdup_printf ("%s (see %s)", error->message, hint);
+  g_free (error->message);
+  error->message = message;
+}
+
 gboolean
-cli_open_sysroot (const char *operation, int lock_timeout, gboolean load, Sysroot **ret_sysroot,
-                  GError **error)
+cli_open_sysroot (const char *operation, int lock_timeout, CliLockTimeoutSource source,
+                  gboolean load, Sysroot **ret_sysroot, GError **error)
 {
   g_autoptr (Sysroot) sysroot = NULL;
   if (!sysroot_open (cli_globals.sysroot, cli_globals.boot, &sysroot, error))
@@ -156,7 +176,11 @@ cli_open_sysroot (const char *operation, int lock_timeout, gboolean load, Sysroo
       guint timeout = lock_timeout >= 0 ? (guint)lock_timeout : sysroot->config->lock_timeout;
       if (!sysroot_lock (sysroot, operation, timeout, cli_report_lock_wait, (gpointer)operation,
                          error))
-        return FALSE;
+        {
+          if (error != NULL)
+            cli_explain_lock_timeout (*error, sysroot, source);
+          return FALSE;
+        }
     }
   if (load && !sysroot_load (sysroot, error))
     return FALSE;

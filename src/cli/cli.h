@@ -45,11 +45,24 @@ void cli_json_append_string (GString *out, const char *s);
 /* Prints the error once and returns the exit status it calls for. */
 int cli_fail (GError *error);
 
+/* Where the lock timeout of a verb is set, for the message when it runs out. */
+typedef enum
+{
+  CLI_LOCK_TIMEOUT_CONF,     /* lock-timeout= in stagehand.conf only */
+  CLI_LOCK_TIMEOUT_FLAG,     /* the verb's --lock-timeout (over lock-timeout=) */
+  CLI_LOCK_TIMEOUT_FINALIZE, /* finalize-lock-timeout= in stagehand.conf */
+} CliLockTimeoutSource;
+
 /* Opens the sysroot of the global options; with @operation, takes the lock
  * for it (waiting at most @lock_timeout seconds, -1 = the configured
- * default) and loads the state. */
-gboolean cli_open_sysroot (const char *operation, int lock_timeout, gboolean load,
-                           Sysroot **ret_sysroot, GError **error);
+ * default; @source says where that is set) and loads the state. */
+gboolean cli_open_sysroot (const char *operation, int lock_timeout, CliLockTimeoutSource source,
+                           gboolean load, Sysroot **ret_sysroot, GError **error);
+
+/* On a lock timeout, appends to @error's message where the timeout that ran
+ * out is set, so the fix is one step away: "(see --lock-timeout)" only for
+ * the verbs that have that flag. Other errors are left as they are. */
+void cli_explain_lock_timeout (GError *error, const Sysroot *sysroot, CliLockTimeoutSource source);
 
 /* Tells the user who holds the lock while waiting (a LockWaitFunc). */
 void cli_report_lock_wait (const LockHolder *holder, guint64 waited_usec, gpointer user_data);

@@ -19,7 +19,7 @@ verb_cleanup (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
   CleanupStats stats;
-  if (!cli_open_sysroot ("cleanup", -1, TRUE, &sysroot, &error)
+  if (!cli_open_sysroot ("cleanup", -1, CLI_LOCK_TIMEOUT_CONF, TRUE, &sysroot, &error)
       || !sysroot_cleanup (sysroot, &stats, &error))
     return cli_fail (error);
   g_autofree char *deployments = g_strdup_printf ("%u", stats.deployments_removed);

@@ -62,6 +62,7 @@ finalize_locked (Sysroot *sysroot, GError **error)
   if (!sysroot_lock (sysroot, "finalize", sysroot->config->finalize_lock_timeout,
                      cli_report_lock_wait, "finalize", error))
     {
+      cli_explain_lock_timeout (*error, sysroot, CLI_LOCK_TIMEOUT_FINALIZE);
       char *staged = NULL;
       (void)read_staged_record (sysroot, &staged); /* best effort: only names it */
       record_unfinalized (sysroot, VERDICT_NOT_ATTEMPTED, "lock", staged, *error);
@@ -121,7 +122,7 @@ verb_finalize_staged (int argc, char **argv)
 
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
-  if (!cli_open_sysroot (NULL, -1, FALSE, &sysroot, &error))
+  if (!cli_open_sysroot (NULL, -1, CLI_LOCK_TIMEOUT_FINALIZE, FALSE, &sysroot, &error))
     return cli_fail (error);
   if (hold)
     {

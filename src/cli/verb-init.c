@@ -41,10 +41,14 @@ verb_init (int argc, char **argv)
                g_strerror (errsv));
       return EXIT_FAILURE;
     }
-  if (!cli_open_sysroot (NULL, -1, FALSE, &sysroot, &error)
-      || !sysroot_init (sysroot, mode, sysroot->config->lock_timeout, cli_report_lock_wait, "init",
-                        &error))
+  if (!cli_open_sysroot (NULL, -1, CLI_LOCK_TIMEOUT_CONF, FALSE, &sysroot, &error))
     return cli_fail (error);
+  if (!sysroot_init (sysroot, mode, sysroot->config->lock_timeout, cli_report_lock_wait, "init",
+                     &error))
+    {
+      cli_explain_lock_timeout (error, sysroot, CLI_LOCK_TIMEOUT_CONF);
+      return cli_fail (error);
+    }
   g_autofree char *text
       = g_strdup_printf ("Initialised %s (boot directory %s)\n", sysroot->path, sysroot->boot_path);
   cli_report ("init", text, "sysroot", sysroot->path, "boot", sysroot->boot_path, NULL);

@@ -18,7 +18,7 @@ verb_rollback (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
   g_autofree char *deployment = NULL;
-  if (!cli_open_sysroot ("rollback", -1, TRUE, &sysroot, &error)
+  if (!cli_open_sysroot ("rollback", -1, CLI_LOCK_TIMEOUT_CONF, TRUE, &sysroot, &error)
       || !sysroot_rollback (sysroot, &deployment, &error))
     return cli_fail (error);
   g_autofree char *text

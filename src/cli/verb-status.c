@@ -240,10 +240,15 @@ report_failure (void)
   g_autoptr (Sysroot) sysroot = NULL;
   g_autoptr (Verdict) v = NULL;
   /* Runs at every boot: never trigger the /boot automount for it. */
-  if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error)
-      || !sysroot_lock (sysroot, "report", sysroot->config->lock_timeout, cli_report_lock_wait,
-                        "report", &error)
-      || !sysroot_take_unreported_failure (sysroot, &v, &error))
+  if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error))
+    return cli_fail (error);
+  if (!sysroot_lock (sysroot, "report", sysroot->config->lock_timeout, cli_report_lock_wait,
+                     "report", &error))
+    {
+      cli_explain_lock_timeout (error, sysroot, CLI_LOCK_TIMEOUT_CONF);
+      return cli_fail (error);
+    }
+  if (!sysroot_take_unreported_failure (sysroot, &v, &error))
     return cli_fail (error);
   if (v == NULL)
     {
@@ -291,7 +296,7 @@ verb_status (int argc, char **argv)
   g_autoptr (Sysroot) sysroot = NULL;
   g_autoptr (LockHolder) holder = NULL;
   /* status never takes the lock: it shows who has it. */
-  if (!cli_open_sysroot (NULL, -1, TRUE, &sysroot, &error)
+  if (!cli_open_sysroot (NULL, -1, CLI_LOCK_TIMEOUT_CONF, TRUE, &sysroot, &error)
       || !sysroot_lock_query (sysroot->state_dfd, &holder, &error))
     return cli_fail (error);
   g_autofree char *mounts = hold_describe_mounts (sysroot);

@@ -21,7 +21,7 @@ verb_unstage (int argc, char **argv)
   g_autoptr (Sysroot) sysroot = NULL;
   gboolean was_staged;
   /* No state load: a corrupt staged record must still be removable. */
-  if (!cli_open_sysroot ("unstage", -1, FALSE, &sysroot, &error)
+  if (!cli_open_sysroot ("unstage", -1, CLI_LOCK_TIMEOUT_CONF, FALSE, &sysroot, &error)
       || !sysroot_unstage (sysroot, &was_staged, &error))
     return cli_fail (error);
   /* The record is gone first, so the finalizer we stop now finds nothing

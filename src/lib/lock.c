@@ -798,10 +798,11 @@ sysroot_lock_acquire (int state_dfd, const char *operation, guint timeout_sec,
           if (give_up)
             {
               g_autofree char *who = lock_holder_describe (holder);
+              /* Where the timeout is set (a flag, a stagehand.conf key)
+               * depends on the verb: the CLI says it. */
               return throw_error (error, STAGEHAND_ERROR_LOCK_TIMEOUT,
-                                  "sysroot lock is held by %s; gave up after %u s "
-                                  "(see --lock-timeout)",
-                                  who, timeout_sec);
+                                  "sysroot lock is held by %s; gave up after %u s", who,
+                                  timeout_sec);
             }
           if (report)
             {

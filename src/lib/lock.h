@@ -43,9 +43,10 @@ typedef struct SysrootLock SysrootLock;
  * this process's metadata (pid, command, @operation, start time, boot id)
  * into it. Polls with backoff for at most @timeout_sec seconds (0 = try
  * once). Fails with STAGEHAND_ERROR_LOCK_TIMEOUT naming the holder on
- * timeout, and with STAGEHAND_ERROR_LOCK_DEADLOCK at once when the holder is
- * an ancestor of this process. Refuses a lock path that is a symlink or not a
- * regular file, and a state directory that others can write. */
+ * timeout (the caller says where that timeout is set), and with
+ * STAGEHAND_ERROR_LOCK_DEADLOCK at once when the holder is an ancestor of
+ * this process. Refuses a lock path that is a symlink or not a regular
+ * file, and a state directory that others can write. */
 gboolean sysroot_lock_acquire (int state_dfd, const char *operation, guint timeout_sec,
                                LockWaitFunc wait_func, gpointer wait_data, SysrootLock **ret_lock,
                                GError **error);

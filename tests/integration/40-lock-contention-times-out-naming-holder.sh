@@ -51,10 +51,12 @@ check "the waiter printed nothing else on stderr" [ "$(wc -l <"$T/waiter.err")" 
 check "the waiter printed nothing on stdout" [ ! -s "$T/waiter.out" ]
 [ "$TAP_FAILED" -eq 0 ] || diag_file "waiter stderr" "$T/waiter.err"
 
-# --- every state-changing verb takes the lock; stagehand.conf sets the wait
+# --- every state-changing verb takes the lock; stagehand.conf sets the wait,
+# and the message points to where: --lock-timeout for the verbs that have
+# it, else the stagehand.conf key.
 printf '[stagehand]\nlock-timeout=0\nfinalize-lock-timeout=0\n' >"$S/stagehand/stagehand.conf"
-for verb in init unstage rollback cleanup finalize-staged "deploy $T/waiter.tar" \
-  "stage --no-start $T/waiter.tar"; do
+for verb in init unstage rollback cleanup finalize-staged "status --report-failure" \
+  "deploy $T/waiter.tar" "stage --no-start $T/waiter.tar"; do
   # shellcheck disable=SC2086 # verb carries its arguments
   "$STAGEHAND" --sysroot="$S" $verb >"$T/verb.out" 2>"$T/verb.err"
   rc=$?
@@ -64,10 +66,25 @@ for verb in init unstage rollback cleanup finalize-staged "deploy $T/waiter.tar"
     not_ok "'${verb%% *}' waits for the lock (lock-timeout=0 from stagehand.conf): exit 75 naming the holder (rc $rc)"
     diag_file "${verb%% *} stderr" "$T/verb.err"
   fi
+  case $verb in
+    stage* | deploy*) hint="(see --lock-timeout)" ;;
+    finalize-staged) hint="(see finalize-lock-timeout= in $S/stagehand/stagehand.conf)" ;;
+    *) hint="(see lock-timeout= in $S/stagehand/stagehand.conf)" ;;
+  esac
+  if grep -qF -- "gave up after 0 s $hint" "$T/verb.err" \
+    && [ "$(grep -c 'lock-timeout' "$T/verb.err")" -eq 1 ]; then
+    ok "'${verb%% *}': the message ends $hint"
+  else
+    not_ok "'${verb%% *}': the message ends $hint"
+    diag_file "${verb%% *} stderr" "$T/verb.err"
+  fi
 done
 check "finalize-staged recorded that it could not take the lock" \
   grep -Eq '^result=not-attempted' "$S/stagehand/finalize-result"
 check "... at the lock step" grep -Eq '^step=lock' "$S/stagehand/finalize-result"
+check "... with the message that names finalize-lock-timeout=" \
+  grep -qF "gave up after 0 s (see finalize-lock-timeout= in $S/stagehand/stagehand.conf)" \
+  "$S/stagehand/finalize-result"
 
 printf '[stagehand]\nlock-timeout=1\n' >"$S/stagehand/stagehand.conf"
 t0=$(now_ms)
