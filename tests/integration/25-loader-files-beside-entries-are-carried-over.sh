@@ -73,7 +73,7 @@ must "$sysroot" rollback
 is "$(carried_snapshot "$loader")" "$(boot_snapshot "$ref")" "after rollback: carried over"
 ok "a removed file does not come back" test ! -e "$loader/loader.conf.link"
 is "$(temp_leftovers "$sysroot")" "" "no temporary names left"
-is "$(ls "$sysroot/boot" | grep -c '^loader\.')" 1 "one loader.N directory: the old sets are tidied"
+is "$(find "$sysroot/boot" -mindepth 1 -maxdepth 1 -name 'loader.*' | wc -l)" 1 "one loader.N directory: the old sets are tidied"
 
 # A file that cannot be read fails finalize before the commit point rather
 # than be dropped: the live set stays as it was.
@@ -89,7 +89,7 @@ else
   like "$ERR" "carrying loader\.[01]/unreadable over: .*Permission denied" \
     "the error names the file and the reason"
   is "$(readlink "$loader")" "$before" "the live set stays live"
-  is "$(ls "$sysroot/boot" | grep -c '^loader\.')" 1 "the partial new set is gone"
+  is "$(find "$sysroot/boot" -mindepth 1 -maxdepth 1 -name 'loader.*' | wc -l)" 1 "the partial new set is gone"
   chmod 600 "$loader/unreadable"
 fi
 
