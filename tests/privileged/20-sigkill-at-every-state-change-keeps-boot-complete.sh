@@ -100,12 +100,23 @@ run_point() {
     # shellcheck disable=SC2053 # a pattern
     [[ $sum == $2 ]] || problems+=("after $1: state '$sum', expected '$2'")
   }
+  # point_carried LABEL: the live loader directory holds what another tool
+  # keeps beside the entries (the staged template has it), byte for byte:
+  # old set or new, it is complete.
+  point_carried() {
+    local f
+    for f in loader.conf keys/db.auth; do
+      cmp -s "$T/tpl/staged/boot/loader/$f" "$S/boot/loader/$f" ||
+        problems+=("after $1: loader/$f is not as it was")
+    done
+  }
 
   # After the kill: the invariant. Then the recovery an operator would do,
   # and cleanup; the invariant and the end state are checked once, after
   # both (cleanup changes neither the menu, nor what is staged, nor the
   # verdict, so what the recovery must reach is still visible then).
   point_check kill
+  [ "$cmd" != finalize-staged ] || point_carried kill
   case $cmd in
     stage)
       # Stage the same image again: it must succeed and be staged; then the
@@ -151,6 +162,7 @@ run_point() {
       ;;
     finalize-staged)
       point_expect recovery "default=testos/2 menu=testos/2,testos/1 staged=- verdict=success:testos/2 deployments=testos/1,testos/2 trees_without_origin=- unused_kernels=- *"
+      point_carried recovery
       ;;
     rollback)
       point_expect recovery "default=testos/1 menu=testos/1,testos/2 staged=- * deployments=testos/1,testos/2 trees_without_origin=- unused_kernels=- *"
@@ -211,6 +223,11 @@ tpl_run base init
 tpl_run base deploy "$T/img1.tar"
 cp -a "$T/tpl/base" "$T/tpl/staged"
 tpl_run staged stage "$T/img2.tar" --no-start
+# What another tool keeps beside the entries, carried into every new set:
+# the finalize sweep kills during that copy too.
+printf 'timeout 3\neditor no\n' >"$T/tpl/staged/boot/loader/loader.conf"
+mkdir -p "$T/tpl/staged/boot/loader/keys"
+printf 'key\0bytes' >"$T/tpl/staged/boot/loader/keys/db.auth"
 cp -a "$T/tpl/base" "$T/tpl/two"
 tpl_run two deploy "$T/img2.tar"
 cp -a "$T/tpl/two" "$T/tpl/messy"

@@ -17,7 +17,9 @@
 #
 # With the staged kernel missing from <boot> (finalize copies it again),
 # only the kernel copy is injected: a failure after it leaves the copied
-# kernel in place for the next attempt, so <boot> is not as it was.
+# kernel in place for the next attempt, so <boot> is not as it was. With
+# another tool's files beside the entries (loader.conf, keys/db.auth), the
+# writes that carry them into the new set are injection points too.
 #
 # Which call is which comes from a counting run under `strace -y` (fd paths).
 # Writes to stdout and stderr are not injection points.
@@ -46,6 +48,12 @@ tpl_run staged stage "$T/img2.tar" --no-start
 cp -a "$T/tpl/staged" "$T/tpl/staged-nokernel"
 csum2=$(sed -n 's/^bootcsum=//p' "$T/tpl/staged/stagehand/deploy/testos/2.origin")
 rm -rf "$T/tpl/staged-nokernel/boot/stagehand/testos-$csum2"
+# Staged, with another tool's files beside the entries: their copies into
+# the new set are writes into <boot> too.
+cp -a "$T/tpl/staged" "$T/tpl/staged-extras"
+printf 'timeout 3\neditor no\n' >"$T/tpl/staged-extras/boot/loader/loader.conf"
+mkdir -p "$T/tpl/staged-extras/boot/loader/keys"
+printf 'key\0bytes' >"$T/tpl/staged-extras/boot/loader/keys/db.auth"
 
 # points TEMPLATE ARGS...: "SYSCALL N TARGET" for each write-like call of
 # the command with a file (not stdout/stderr) as its target; TARGET is the
@@ -171,12 +179,12 @@ finalize_case() {
       ;;
   esac
   # The staged kernel is missing in the nokernel case: that is its point.
-  ok "$what: the invariant holds" invariant "$W" $([ "$tpl" = staged ] || echo --no-staged-kernel)
+  ok "$what: the invariant holds" invariant "$W" $([ "$tpl" != staged-nokernel ] || echo --no-staged-kernel)
 }
 
-for tpl in staged staged-nokernel; do
+for tpl in staged staged-extras staged-nokernel; do
   points "$tpl" finalize-staged >"$T/points.$tpl.all"
-  if [ "$tpl" = staged ]; then
+  if [ "$tpl" != staged-nokernel ]; then
     cp "$T/points.$tpl.all" "$T/points.$tpl"
   else
     grep ' <sysroot>/boot/stagehand/' "$T/points.$tpl.all" >"$T/points.$tpl"
