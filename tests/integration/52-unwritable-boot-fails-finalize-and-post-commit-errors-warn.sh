@@ -138,8 +138,7 @@ for line in open(sys.argv[1]):
     diag_file "$T/traces/$_sh_n"
   fi
 else
-  echo "ok $((_tap_n + 1)) # SKIP strace is not installed: the swap step is not failed on its own"
-  _tap_n=$((_tap_n + 1))
+  skip 1 "strace is not installed: the swap step is not failed on its own"
 fi
 
 # ------------------------------------------------------------ after the commit point

@@ -30,69 +30,7 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 # ---------------------------------------------------------------- TAP output
 
-_tap_count=0
-_tap_failed=0
-_tap_planned=""
-
-plan() {
-  _tap_planned=$1
-  echo "1..$1"
-}
-
-diag() {
-  local line
-  for line in "$@"; do
-    printf '%s\n' "$line" | sed 's/^/# /'
-  done
-}
-
-# Shows a file (stderr of a run, a listing) as diagnostics.
-diag_file() {
-  local file=$1
-  if [ ! -e "$file" ]; then
-    diag "($file does not exist)"
-  elif [ ! -s "$file" ]; then
-    diag "($(basename "$file") is empty)"
-  else
-    sed 's/^/#   /' "$file"
-  fi
-}
-
-pass() {
-  _tap_count=$((_tap_count + 1))
-  echo "ok $_tap_count - $1"
-}
-
-# not_ok DESCRIPTION [DIAGNOSTIC LINES...]: one failed test point.
-not_ok() {
-  _tap_count=$((_tap_count + 1))
-  _tap_failed=$((_tap_failed + 1))
-  echo "not ok $_tap_count - $1"
-  shift
-  [ $# -eq 0 ] || diag "$@"
-}
-
-# ok DESCRIPTION [COMMAND [ARGS...]]: a test point from a command's status
-# (a plain pass without one). Returns that status.
-ok() {
-  local desc=$1 rc=0
-  shift
-  [ $# -eq 0 ] || "$@" || rc=$?
-  if [ "$rc" -eq 0 ]; then pass "$desc"; else not_ok "$desc" "command failed ($rc): $*"; fi
-  return "$rc"
-}
-
-# is GOT EXPECTED DESCRIPTION: equality, with a diff when it fails.
-is() {
-  if [ "$1" = "$2" ]; then
-    pass "$3"
-  else
-    not_ok "$3"
-    diff -u <(printf '%s\n' "$2") <(printf '%s\n' "$1") | sed '1,2d; s/^/#   /'
-    diag "(- expected, + got)"
-    return 1
-  fi
-}
+. "$TESTS_DIR/../lib/tap.sh"
 
 # like GOT EXTENDED-REGEX DESCRIPTION
 like() {
@@ -114,30 +52,7 @@ unlike() {
   fi
 }
 
-# skip N REASON: N test points that cannot run here.
-skip() {
-  local i
-  for ((i = 0; i < $1; i++)); do
-    _tap_count=$((_tap_count + 1))
-    echo "ok $_tap_count # SKIP $2"
-  done
-}
-
-# A precondition failed: nothing after it would mean anything.
-bail() {
-  echo "Bail out! $*"
-  exit 1
-}
-
 is_root() { [ "$(id -u)" -eq 0 ]; }
-
-_tap_finish() {
-  if [ -n "$_tap_planned" ] && [ "$_tap_count" -ne "$_tap_planned" ]; then
-    diag "planned $_tap_planned tests but ran $_tap_count"
-    return 1
-  fi
-  [ "$_tap_failed" -eq 0 ]
-}
 
 # ------------------------------------------------------------- temp directory
 
@@ -154,7 +69,7 @@ _on_exit() {
   local rc=$? cmd
   release_lock
   for cmd in "${_at_exit[@]}"; do eval "$cmd" >/dev/null 2>&1; done
-  [ "$rc" -ne 0 ] || _tap_finish || rc=1
+  [ "$rc" -ne 0 ] || tap_finish || rc=1
   if [ "${STAGEHAND_TEST_KEEP:-0}" = 1 ]; then
     diag "kept $TEST_TMP"
   else

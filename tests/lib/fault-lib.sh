@@ -31,53 +31,7 @@ export STAGEHAND CHECK_INVARIANT SYSROOT_SUMMARY PYTHON
 
 # ---------------------------------------------------------------- TAP
 
-_tap_n=0
-_tap_failed=0
-
-diag() {
-  local line
-  for line in "$@"; do
-    printf '%s\n' "$line" | sed 's/^/# /'
-  done
-}
-
-diag_file() {
-  local file=$1 lines=${2:-30}
-  [ -e "$file" ] || { diag "($file does not exist)"; return 0; }
-  diag "--- last $lines lines of $file"
-  tail -n "$lines" "$file" | sed 's/^/#   /'
-}
-
-pass() {
-  _tap_n=$((_tap_n + 1))
-  echo "ok $_tap_n - $1"
-}
-
-fail() {
-  _tap_n=$((_tap_n + 1))
-  _tap_failed=$((_tap_failed + 1))
-  echo "not ok $_tap_n - $1"
-}
-
-# ok DESCRIPTION COMMAND...: one test point from a command's status.
-ok() {
-  local desc=$1 rc
-  shift
-  "$@"
-  rc=$?
-  if [ "$rc" -eq 0 ]; then pass "$desc"; else fail "$desc"; fi
-  return "$rc"
-}
-
-# is ACTUAL EXPECTED DESCRIPTION
-is() {
-  if [ "$1" = "$2" ]; then
-    pass "$3"
-  else
-    fail "$3"
-    diag "expected: '$2'" "     got: '$1'"
-  fi
-}
+. "$FAULT_LIB_DIR/tap.sh"
 
 # like ACTUAL GLOB DESCRIPTION: ACTUAL matches the shell pattern GLOB.
 like() {
@@ -88,16 +42,6 @@ like() {
     fail "$3"
     diag "expected to match: '$2'" "                got: '$1'"
   fi
-}
-
-bail() {
-  echo "Bail out! $*"
-  exit 1
-}
-
-done_testing() {
-  echo "1..$_tap_n"
-  [ "$_tap_failed" -eq 0 ]
 }
 
 # ---------------------------------------------------------------- setup
@@ -114,27 +58,8 @@ require_stagehand() {
   [ -x "$STAGEHAND" ] || bail "stagehand binary not found at $STAGEHAND (build it, or set STAGEHAND)"
 }
 
-# For the privileged suite: skip unless root, then re-execute the script
-# once in a private mount namespace with a private tmpfs on /run, so no test
-# mount leaks to the host and no event reaches the host's journal.
-enter_private_namespace() {
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "1..0 # SKIP needs root"
-    exit 0
-  fi
-  if [ -z "${STAGEHAND_FAULT_PARENT_MNTNS:-}" ]; then
-    command -v unshare >/dev/null || bail "unshare (util-linux) is not installed"
-    STAGEHAND_FAULT_PARENT_MNTNS=$(readlink /proc/self/ns/mnt)
-    export STAGEHAND_FAULT_PARENT_MNTNS
-    # shellcheck disable=SC2093 # the bail below runs only if exec fails
-    exec unshare --mount --propagation private -- "$BASH" "$(readlink -f "$0")" "$@"
-    bail "could not re-execute in a private mount namespace"
-  fi
-  [ "$(readlink /proc/self/ns/mnt)" != "$STAGEHAND_FAULT_PARENT_MNTNS" ] ||
-    bail "still in the parent mount namespace; refusing to mount anything"
-  mount -t tmpfs -o mode=0755,size=16m stagehand-test-run /run ||
-    bail "cannot mount a private tmpfs on /run"
-}
+# For the privileged suite: enter_private_namespace (tests/lib/private-ns.sh).
+. "$FAULT_LIB_DIR/private-ns.sh"
 
 # make_temp NAME: T, a temp dir removed on exit (unless STAGEHAND_KEEP is
 # set), with a private copy of the binary as STAGEHAND: a rebuild while the

@@ -198,7 +198,7 @@ fi
 
 # shellcheck source=tests/lib/fault-lib.sh
 . "$(dirname "$0")/../lib/fault-lib.sh"
-enter_private_namespace "$@"
+enter_private_namespace "needs root" "$@"
 require_commands strace python3 xargs cp find sort paste
 require_stagehand
 make_temp sigkill

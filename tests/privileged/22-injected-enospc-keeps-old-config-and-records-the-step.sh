@@ -26,7 +26,7 @@
 
 # shellcheck source=tests/lib/fault-lib.sh
 . "$(dirname "$0")/../lib/fault-lib.sh"
-enter_private_namespace "$@"
+enter_private_namespace "needs root" "$@"
 require_commands strace python3 find sha256sum
 require_stagehand
 make_temp enospc-inject

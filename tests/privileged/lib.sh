@@ -36,102 +36,16 @@ export LC_ALL=C
 
 # ---------------------------------------------------------------- TAP output
 
-_tap_count=0
-_tap_failed=0
-_tap_planned=""
-
-plan() {
-  _tap_planned=$1
-  echo "1..$1"
-}
-
-diag() {
-  local line
-  for line in "$@"; do
-    printf '%s\n' "$line" | sed 's/^/# /'
-  done
-}
-
-# Print a file (a daemon or stagehand log) as diagnostics, last N lines.
-diag_file() {
-  local file=$1 lines=${2:-40}
-  [ -e "$file" ] || { diag "($file does not exist)"; return 0; }
-  diag "--- last $lines lines of $file"
-  tail -n "$lines" "$file" | sed 's/^/#   /'
-}
-
-pass() {
-  _tap_count=$((_tap_count + 1))
-  echo "ok $_tap_count - $1"
-}
-
-fail() {
-  _tap_count=$((_tap_count + 1))
-  _tap_failed=$((_tap_failed + 1))
-  echo "not ok $_tap_count - $1"
-}
-
-# ok DESCRIPTION COMMAND [ARGS...]: one test point from a command's status;
-# returns that status, so `ok ... && diag ...` reports only on success.
-ok() {
-  local desc=$1 rc
-  shift
-  "$@"
-  rc=$?
-  if [ "$rc" -eq 0 ]; then pass "$desc"; else fail "$desc"; fi
-  return "$rc"
-}
-
-# is ACTUAL EXPECTED DESCRIPTION
-is() {
-  if [ "$1" = "$2" ]; then
-    pass "$3"
-  else
-    fail "$3"
-    diag "expected: '$2'" "     got: '$1'"
-  fi
-}
-
-# A precondition failed: nothing after it would mean anything.
-bail() {
-  echo "Bail out! $*"
-  exit 1
-}
-
-_tap_finish() {
-  if [ -n "$_tap_planned" ] && [ "$_tap_count" -ne "$_tap_planned" ]; then
-    diag "planned $_tap_planned tests but ran $_tap_count"
-    return 1
-  fi
-  [ "$_tap_failed" -eq 0 ]
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/tap.sh"
 
 # ------------------------------------------------- root and mount namespace
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "1..0 # SKIP needs root (loop devices, mounts, the automount daemon)"
-  exit 0
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/private-ns.sh"
+enter_private_namespace "needs root (loop devices, mounts, the automount daemon)" "$@"
 
 _priv_script=$(readlink -f "$0")
 _priv_here=$(dirname "$_priv_script")
 PRIV_REPO_ROOT=$(cd "$_priv_here/../.." && pwd)
-
-# The marker holds the mount namespace we came from: re-execute exactly once,
-# and refuse to run if unshare did not actually give us a new namespace.
-if [ -z "${STAGEHAND_PRIV_PARENT_MNTNS:-}" ]; then
-  command -v unshare >/dev/null || bail "unshare (util-linux) is not installed"
-  STAGEHAND_PRIV_PARENT_MNTNS=$(readlink /proc/self/ns/mnt)
-  export STAGEHAND_PRIV_PARENT_MNTNS
-  # shellcheck disable=SC2093 # the bail below runs only if exec fails
-  exec unshare --mount --propagation private -- "$BASH" "$_priv_script" "$@"
-  bail "could not re-execute in a private mount namespace"
-fi
-if [ "$(readlink /proc/self/ns/mnt)" = "$STAGEHAND_PRIV_PARENT_MNTNS" ]; then
-  bail "still in the parent mount namespace; refusing to mount anything"
-fi
-mount -t tmpfs -o mode=0755,size=16m stagehand-test-run /run \
-  || bail "cannot mount a private tmpfs on /run"
 
 # --------------------------------------------------------------- dependencies
 
@@ -429,7 +343,7 @@ teardown() {
   fi
   [ -n "${LOOP:-}" ] && { losetup -d "$LOOP" 2>/dev/null || diag "could not detach $LOOP"; }
 
-  _tap_finish || [ "$status" -ne 0 ] || status=1
+  tap_finish || [ "$status" -ne 0 ] || status=1
   if [ "$status" -ne 0 ] && [ -n "${T:-}" ]; then
     diag_file "$T/automount.log" 30
   fi
