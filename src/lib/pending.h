@@ -1,0 +1,51 @@
+/* <sysroot>/stagehand/staged-pending: the persistent twin of the staged
+ * record. The staged record lives in /run, so a reboot forgets it; when the
+ * finalize never ran before the machine went down (power loss, a crash, the
+ * hold process killed before it blocked its signals or by the OOM killer),
+ * no verdict is written either, and without this marker the update would be
+ * lost without a word. `stage` writes it (durably) before it starts the
+ * finalize unit; `unstage` and a finalize that recorded its verdict remove
+ * it; the boot-time check reports a marker that outlived its staged record
+ * and that no verdict accounts for. */
+#pragma once
+
+#include <glib.h>
+
+#include "verdict.h"
+
+G_BEGIN_DECLS
+
+#define PENDING_MARKER_FILE "staged-pending"
+
+typedef struct
+{
+  char *os;
+  char *id;
+  gint64 staged_usec; /* realtime µs */
+} PendingMarker;
+
+void pending_marker_free (PendingMarker *marker);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PendingMarker, pending_marker_free)
+
+char *pending_marker_to_data (const PendingMarker *marker, gsize *ret_len);
+gboolean pending_marker_parse (const char *data, gsize len, const char *what,
+                               PendingMarker **ret_marker, GError **error);
+
+/* "<os>/<id>" */
+char *pending_marker_deployment (const PendingMarker *marker);
+
+typedef enum
+{
+  PENDING_NONE,      /* no marker */
+  PENDING_STAGED,    /* the staged record is still there: staged in this boot, not news */
+  PENDING_FINALIZED, /* a finalize ran (the verdict is of it, or it is booted): a leftover */
+  PENDING_LOST,      /* staged in an earlier boot and never finalized */
+} PendingState;
+
+/* What a marker (NULL: none) means, given whether the runtime directory
+ * still has a staged record, the last verdict (NULL: none) and the booted
+ * deployment's "<os>/<id>" (NULL: unknown). */
+PendingState pending_marker_assess (const PendingMarker *marker, gboolean staged_record_exists,
+                                    const Verdict *last_verdict, const char *booted);
+
+G_END_DECLS
