@@ -61,7 +61,8 @@ cli_stage (const char *operation, const char *image, const CliStageOptions *opts
                          error))
     return FALSE;
   Progress progress = { .started = g_get_monotonic_time () };
-  StageOptions stage_options = { .os = opts->os, .kargs = opts->kargs };
+  StageOptions stage_options
+      = { .os = opts->os, .kargs = opts->kargs, .mark_pending = opts->mark_pending };
   if (isatty (STDERR_FILENO))
     {
       stage_options.progress = show_progress;

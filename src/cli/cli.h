@@ -78,6 +78,7 @@ typedef struct
   char **kargs;
   int lock_timeout; /* -1: the configured default */
   gboolean no_start;
+  gboolean mark_pending; /* StageOptions.mark_pending: `stage`, not `deploy` */
 } CliStageOptions;
 
 /* Adds the shared stage options to a verb's entries. */

@@ -34,8 +34,8 @@ read_staged_record (Sysroot *sysroot, char **ret_name)
  * boot reports it (stagehand-boot-complete.service): without one, an update
  * staged before shutdown would be lost without a word. Takes @deployment
  * ("<os>/<id>" or NULL). Best effort: the error itself is what the caller
- * reports. */
-static void
+ * reports. Returns whether the verdict was written. */
+static gboolean
 record_unfinalized (Sysroot *sysroot, const char *result, const char *step, char *deployment,
                     const GError *cause)
 {
@@ -46,10 +46,11 @@ record_unfinalized (Sysroot *sysroot, const char *result, const char *step, char
   v->deployment = deployment;
   v->started = v->finished = g_get_real_time ();
   v->boot_id = sysroot_boot_id ();
-  (void)sysroot_write_verdict (sysroot, v, NULL);
+  gboolean written = sysroot_write_verdict (sysroot, v, NULL);
   LogFields f
       = { .message_id = MESSAGE_ID_FINALIZE_FAILED, .deployment = v->deployment, .step = step };
   log_event (LOG_ERR, &f, "finalize %s during %s: %s", result, step, cause->message);
+  return written;
 }
 
 /* At shutdown the lock wait must fit inside the unit's stop timeout: when
@@ -65,7 +66,10 @@ finalize_locked (Sysroot *sysroot, GError **error)
       cli_explain_lock_timeout (*error, sysroot, CLI_LOCK_TIMEOUT_FINALIZE);
       char *staged = NULL;
       (void)read_staged_record (sysroot, &staged); /* best effort: only names it */
-      record_unfinalized (sysroot, VERDICT_NOT_ATTEMPTED, "lock", staged, *error);
+      /* The staged-pending marker stays: without the lock, removing it
+       * could remove the one a stage holding the lock just wrote. The next
+       * boot removes it silently: this verdict accounts for it. */
+      (void)record_unfinalized (sysroot, VERDICT_NOT_ATTEMPTED, "lock", staged, *error);
       return FALSE;
     }
   /* A state that does not load (a corrupt origin or staged record) fails
@@ -74,8 +78,11 @@ finalize_locked (Sysroot *sysroot, GError **error)
   if (!sysroot_load (sysroot, error))
     {
       char *staged = NULL;
-      if (read_staged_record (sysroot, &staged))
-        record_unfinalized (sysroot, VERDICT_FAILED, "load", staged, *error);
+      /* With the verdict written, the staged-pending marker has done its
+       * job (best effort: the next boot removes it silently anyway). */
+      if (read_staged_record (sysroot, &staged)
+          && record_unfinalized (sysroot, VERDICT_FAILED, "load", staged, *error))
+        (void)sysroot_remove_pending (sysroot, NULL);
       return FALSE;
     }
 

@@ -23,7 +23,9 @@ reason_not_to_start (const Sysroot *sysroot, gboolean no_start)
 int
 verb_stage (int argc, char **argv)
 {
-  CliStageOptions opts = { .lock_timeout = -1 };
+  /* The finalize runs in another process, later: if it never does, the
+   * marker lets the next boot say so. */
+  CliStageOptions opts = { .lock_timeout = -1, .mark_pending = TRUE };
   const GOptionEntry entries[] = {
     CLI_STAGE_OPTION_ENTRIES (opts),
     { "no-start", 0, 0, G_OPTION_ARG_NONE, &opts.no_start, "Do not start " STAGEHAND_FINALIZE_UNIT,

@@ -24,6 +24,26 @@ add_string_or_null (JsonBuilder *b, const char *key, const char *value)
     json_builder_add_null_value (b);
 }
 
+/* Local time, for people. */
+static char *
+format_realtime_usec (gint64 usec)
+{
+  g_autoptr (GDateTime) t = g_date_time_new_from_unix_local (usec / G_USEC_PER_SEC);
+  return t ? g_date_time_format (t, "%Y-%m-%d %H:%M:%S %Z") : g_strdup ("an unknown time");
+}
+
+/* The staged-pending marker when it says a staging was lost (staged in an
+ * earlier boot, never finalized), else NULL. */
+static const PendingMarker *
+lost_staging (Sysroot *s)
+{
+  g_autofree char *booted = sysroot_booted_name (s);
+  return pending_marker_assess (s->pending, s->staged_record != NULL, s->last_verdict, booted)
+                 == PENDING_LOST
+             ? s->pending
+             : NULL;
+}
+
 static void
 add_deployment_ref (JsonBuilder *b, const char *key, const Deployment *d)
 {
@@ -161,6 +181,23 @@ add_verdict (JsonBuilder *b, const Verdict *v)
 }
 
 static void
+add_never_finalized (JsonBuilder *b, const PendingMarker *m)
+{
+  json_builder_set_member_name (b, "never_finalized");
+  if (m == NULL)
+    {
+      json_builder_add_null_value (b);
+      return;
+    }
+  g_autofree char *name = pending_marker_deployment (m);
+  json_builder_begin_object (b);
+  add_string_or_null (b, "deployment", name);
+  json_builder_set_member_name (b, "staged_usec");
+  json_builder_add_int_value (b, m->staged_usec);
+  json_builder_end_object (b);
+}
+
+static void
 print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
@@ -175,6 +212,7 @@ print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
   add_boot (b, s, mounts);
   add_lock (b, holder);
   add_verdict (b, s->last_verdict);
+  add_never_finalized (b, lost_staging (s));
   json_builder_end_object (b);
 
   g_autoptr (JsonGenerator) gen = json_generator_new ();
@@ -228,33 +266,22 @@ print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
             v->deployment ? v->deployment : "?", v->step ? v->step : "?", v->error);
   else
     printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
+
+  const PendingMarker *lost = lost_staging (s);
+  if (lost != NULL)
+    {
+      g_autofree char *name = pending_marker_deployment (lost);
+      g_autofree char *when = format_realtime_usec (lost->staged_usec);
+      printf ("Never finalized: %s, staged %s in an earlier boot; the machine went down before "
+              "its finalize ran, so it was not applied (stage it again)\n",
+              name, when);
+    }
 }
 
-/* For stagehand-boot-complete.service: a failed finalize of the previous
- * boot fails the unit, so it shows in `systemctl --failed` and the journal,
- * once; the verdict is then marked reported. */
-static int
-report_failure (void)
+/* Logs and prints a failed finalize of an earlier boot. */
+static void
+report_failed_verdict (const Verdict *v)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (Sysroot) sysroot = NULL;
-  g_autoptr (Verdict) v = NULL;
-  /* Runs at every boot: never trigger the /boot automount for it. */
-  if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error))
-    return cli_fail (error);
-  if (!sysroot_lock (sysroot, "report", sysroot->config->lock_timeout, cli_report_lock_wait,
-                     "report", &error))
-    {
-      cli_explain_lock_timeout (error, sysroot, CLI_LOCK_TIMEOUT_CONF);
-      return cli_fail (error);
-    }
-  if (!sysroot_take_unreported_failure (sysroot, &v, &error))
-    return cli_fail (error);
-  if (v == NULL)
-    {
-      printf ("No unreported finalize failure\n");
-      return 0;
-    }
   g_autofree char *os
       = v->deployment ? g_strndup (v->deployment, strcspn (v->deployment, "/")) : NULL;
   LogFields f = { .message_id = MESSAGE_ID_PREVIOUS_FINALIZE_FAILED,
@@ -269,6 +296,58 @@ report_failure (void)
       v->step ? v->step : "an unknown step", v->error ? v->error : "no error recorded");
   log_event (LOG_ERR, &f, "%s", msg);
   fprintf (stderr, "stagehand: %s\n", msg);
+}
+
+/* Logs and prints a staging that an earlier boot lost without a verdict. */
+static void
+report_lost_staging (const PendingMarker *m)
+{
+  g_autofree char *name = pending_marker_deployment (m);
+  g_autofree char *when = format_realtime_usec (m->staged_usec);
+  LogFields f
+      = { .message_id = MESSAGE_ID_STAGED_NEVER_FINALIZED, .os = m->os, .deployment = name };
+  g_autofree char *msg = g_strdup_printf (
+      "deployment %s was staged at %s but never finalized: the finalize did not run before the "
+      "machine went down (power loss, crash, or the finalize process was killed); the previous "
+      "default was booted. Stage it again.",
+      name, when);
+  log_event (LOG_ERR, &f, "%s", msg);
+  fprintf (stderr, "stagehand: %s\n", msg);
+}
+
+/* For stagehand-boot-complete.service: a failed finalize of the previous
+ * boot, or a staging that no finalize ever took up, fails the unit, so it
+ * shows in `systemctl --failed` and the journal, once; the verdict is then
+ * marked reported, the staged-pending marker removed. */
+static int
+report_failure (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Sysroot) sysroot = NULL;
+  g_autoptr (Verdict) v = NULL;
+  g_autoptr (PendingMarker) lost = NULL;
+  /* Runs at every boot: never trigger the /boot automount for it. */
+  if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error))
+    return cli_fail (error);
+  if (!sysroot_lock (sysroot, "report", sysroot->config->lock_timeout, cli_report_lock_wait,
+                     "report", &error))
+    {
+      cli_explain_lock_timeout (error, sysroot, CLI_LOCK_TIMEOUT_CONF);
+      return cli_fail (error);
+    }
+  if (!sysroot_take_unreported_failure (sysroot, &v, &error))
+    return cli_fail (error);
+  if (v != NULL)
+    report_failed_verdict (v);
+  if (!sysroot_take_lost_staging (sysroot, &lost, &error))
+    return cli_fail (error);
+  if (lost != NULL)
+    report_lost_staging (lost);
+  if (v == NULL && lost == NULL)
+    {
+      printf ("No unreported finalize failure\n");
+      return 0;
+    }
   return EXIT_FAILURE;
 }
 
@@ -278,7 +357,8 @@ verb_status (int argc, char **argv)
   gboolean report = FALSE;
   const GOptionEntry entries[] = {
     { "report-failure", 0, 0, G_OPTION_ARG_NONE, &report,
-      "Exit 1 once if the previous boot's finalize failed (for stagehand-boot-complete.service)",
+      "Exit 1 once if the previous boot's finalize failed or never ran (for "
+      "stagehand-boot-complete.service)",
       NULL },
     { NULL },
   };
@@ -297,6 +377,7 @@ verb_status (int argc, char **argv)
   g_autoptr (LockHolder) holder = NULL;
   /* status never takes the lock: it shows who has it. */
   if (!cli_open_sysroot (NULL, -1, CLI_LOCK_TIMEOUT_CONF, TRUE, &sysroot, &error)
+      || !sysroot_load_pending (sysroot, &error)
       || !sysroot_lock_query (sysroot->state_dfd, &holder, &error))
     return cli_fail (error);
   g_autofree char *mounts = hold_describe_mounts (sysroot);

@@ -152,6 +152,10 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
       g_autoptr (GError) verdict_error = NULL;
       if (!sysroot_write_verdict (self, v, &verdict_error))
         g_prefix_error (&local_error, "(%s) ", verdict_error->message);
+      /* The verdict now tells the next boot; without one, the marker
+       * still must. */
+      else if (!sysroot_remove_pending (self, &verdict_error))
+        log_event (LOG_WARNING, NULL, "%s", verdict_error->message);
       f.message_id = MESSAGE_ID_FINALIZE_FAILED;
       f.step = v->step;
       f.duration_usec = g_get_monotonic_time () - t0;
@@ -172,6 +176,7 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
       log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
       g_clear_error (&local_error);
     }
+  /* Removes the staged-pending marker too. */
   gboolean was_staged;
   if (!sysroot_unstage (self, &was_staged, &local_error))
     {
@@ -236,4 +241,53 @@ sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **
     return FALSE;
   *ret_verdict = g_steal_pointer (&self->last_verdict);
   return TRUE;
+}
+
+gboolean
+sysroot_take_lost_staging (Sysroot *self, PendingMarker **ret_marker, GError **error)
+{
+  g_assert (self->lock != NULL);
+  *ret_marker = NULL;
+  gboolean staged_exists;
+  if (!sysroot_has_staged_record (self, &staged_exists, error))
+    return FALSE;
+  /* The staged record is in /run: while it is there, this is the boot
+   * that staged it, and its finalize may still come. */
+  if (staged_exists)
+    return TRUE;
+  g_autoptr (GError) local_error = NULL;
+  if (!sysroot_load_pending (self, &local_error))
+    {
+      if (!g_error_matches (local_error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      /* Reported once, like a lost staging, and then gone: all it can say
+       * is that something was staged. */
+      if (!sysroot_remove_pending (self, error))
+        return FALSE;
+      return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                          "%s; removed it. A deployment staged in an earlier boot may never have "
+                          "been finalized: check that 'stagehand status' shows the default you "
+                          "expect",
+                          local_error->message);
+    }
+  if (!sysroot_load_verdict (self, error))
+    return FALSE;
+  g_autofree char *booted = sysroot_booted_name (self);
+  switch (pending_marker_assess (self->pending, staged_exists, self->last_verdict, booted))
+    {
+    case PENDING_NONE:
+    case PENDING_STAGED:
+      return TRUE;
+    case PENDING_FINALIZED:
+      return sysroot_remove_pending (self, error);
+    case PENDING_LOST:
+      if (!sysroot_remove_pending (self, error))
+        return FALSE;
+      *ret_marker = g_steal_pointer (&self->pending);
+      return TRUE;
+    }
+  g_assert_not_reached ();
 }

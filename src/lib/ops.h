@@ -21,6 +21,9 @@ typedef struct
 {
   const char *os;     /* NULL: the image's os-release ID */
   char *const *kargs; /* --karg values, NULL-terminated, may be NULL */
+  /* Write the staged-pending marker (see pending.h): `stage`, whose
+   * finalize runs in another process later, not `deploy`, whose runs now. */
+  gboolean mark_pending;
   ImportProgressFunc progress;
   gpointer progress_data;
 } StageOptions;
@@ -31,8 +34,9 @@ typedef struct
 gboolean sysroot_stage (Sysroot *self, const char *image, const StageOptions *options,
                         char **ret_deployment, GError **error);
 
-/* Removes the staged record. *ret_was_staged tells whether there was one.
- * A corrupt record is removed too. */
+/* Removes the staged record, and with it the staged-pending marker.
+ * *ret_was_staged tells whether there was one. A corrupt record is removed
+ * too. Without a record, a marker is left for the boot-time check. */
 gboolean sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error);
 
 /* Makes the staged deployment the default: entries, swap, verdict, then
@@ -60,6 +64,15 @@ gboolean sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error
  * returns it; otherwise *ret_verdict is NULL. Needs the lock, not a loaded
  * state (nor the boot directory). */
 gboolean sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **error);
+
+/* The boot-time check for a staging lost without a verdict: if the
+ * staged-pending marker outlived its staged record (an earlier boot) and
+ * no verdict accounts for it (one of a finalize of its deployment since it
+ * was staged), removes it and returns it; a marker a verdict accounts for
+ * is removed silently; otherwise *ret_marker is NULL and
+ * nothing changes. A marker that does not parse is removed and reported as
+ * an error. Needs the lock, not a loaded state. */
+gboolean sysroot_take_lost_staging (Sysroot *self, PendingMarker **ret_marker, GError **error);
 
 /* Writes the verdict file atomically and durably. */
 gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);

@@ -80,11 +80,14 @@ compute_kargs (Sysroot *self, char *const *cli_kargs, char ***ret_kargs, GError 
 typedef struct
 {
   int deploy_dfd;
-  char *os_dir;     /* "<os>" once the tree has its final name */
-  char *tree_name;  /* name below deploy_dfd (temp) or below os_dir (final) */
-  char *origin;     /* "<id>.origin" once written */
-  char *manifest;   /* "<id>.manifest" once written */
-  char *kernel_dir; /* the boot kernel directory if this stage created it */
+  char *os_dir;             /* "<os>" once the tree has its final name */
+  char *tree_name;          /* name below deploy_dfd (temp) or below os_dir (final) */
+  char *origin;             /* "<id>.origin" once written */
+  char *manifest;           /* "<id>.manifest" once written */
+  char *kernel_dir;         /* the boot kernel directory if this stage created it */
+  gboolean pending_written; /* this stage wrote the staged-pending marker */
+  char *pending_before;     /* the marker it replaced (NULL: none) */
+  gsize pending_before_len;
 } StageUndo;
 
 /* Removes what a failed stage created; best effort, as the stage's own
@@ -112,16 +115,43 @@ stage_undo (Sysroot *self, StageUndo *undo)
       if (fs_opendir_at (self->boot_dfd, BOOT_KERNEL_DIR, &kdir, NULL))
         (void)fs_rm_rf_at (kdir, undo->kernel_dir, NULL);
     }
+  /* The marker of a deployment staged before this one goes back: that
+   * staged record is still the live one. */
+  if (undo->pending_written && undo->pending_before != NULL)
+    (void)fs_write_file_atomic_at (self->state_dfd, PENDING_MARKER_FILE, undo->pending_before,
+                                   undo->pending_before_len, 0644, FS_WRITE_SYNC, NULL);
+  else if (undo->pending_written)
+    (void)sysroot_remove_pending (self, NULL);
+}
+
+/* The staged-pending marker (pending.h), durably, before the staged record:
+ * killed in between, the marker names what was about to be staged, and a
+ * finalize of the record still there removes it. */
+static gboolean
+write_pending_marker (Sysroot *self, const Origin *origin, gint64 staged_usec, StageUndo *undo,
+                      GError **error)
+{
+  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &undo->pending_before,
+                                 &undo->pending_before_len, error))
+    return FALSE;
+  PendingMarker marker = { .os = origin->os, .id = origin->id, .staged_usec = staged_usec };
+  gsize len;
+  g_autofree char *data = pending_marker_to_data (&marker, &len);
+  if (!fs_write_file_atomic_at (self->state_dfd, PENDING_MARKER_FILE, data, len, 0644,
+                                FS_WRITE_SYNC, error))
+    return FALSE;
+  undo->pending_written = TRUE;
+  return TRUE;
 }
 
 static gboolean
-write_staged_record (Sysroot *self, const Origin *origin, GError **error)
+write_staged_record (Sysroot *self, const Origin *origin, gint64 staged_usec, GError **error)
 {
   autofd run_dfd = -1;
   if (!sysroot_open_run_dir (self, TRUE, &run_dfd, error))
     return FALSE;
   StagedRecord record
-      = { .os = origin->os, .id = origin->id, .staged_at = g_get_real_time () / G_USEC_PER_SEC };
+      = { .os = origin->os, .id = origin->id, .staged_at = staged_usec / G_USEC_PER_SEC };
   gsize len;
   g_autofree char *data = staged_record_to_data (&record, &len);
   return fs_write_file_atomic_at (run_dfd, STAGED_RECORD_FILE, data, len, 0644, FS_WRITE_SYNC,
@@ -265,7 +295,10 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
     return FALSE;
   undo->origin = g_steal_pointer (&origin_name);
 
-  if (!write_staged_record (self, origin, error))
+  gint64 staged_usec = g_get_real_time ();
+  if (opts->mark_pending && !write_pending_marker (self, origin, staged_usec, undo, error))
+    return prefix_error (error, "writing the staged-pending marker: ");
+  if (!write_staged_record (self, origin, staged_usec, error))
     return prefix_error (error, "writing the staged record: ");
 
   *ret_deployment = g_strdup_printf ("%s/%s", origin->os, origin->id);
@@ -396,6 +429,7 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   g_free (undo.origin);
   g_free (undo.manifest);
   g_free (undo.kernel_dir);
+  g_free (undo.pending_before);
   if (!ok)
     return prefix_error (error, "staging %s: ", image);
 

@@ -33,6 +33,7 @@ sysroot_clear_state (Sysroot *self)
   g_clear_pointer (&self->staged_record, staged_record_free);
   g_clear_pointer (&self->boot_config, boot_config_free);
   g_clear_pointer (&self->last_verdict, verdict_free);
+  g_clear_pointer (&self->pending, pending_marker_free);
   g_clear_pointer (&self->booted_karg, g_free);
   self->booted = self->staged = self->default_deployment = NULL;
   self->loaded = FALSE;
@@ -292,6 +293,32 @@ parse_deployment_karg (const char *value, char **ret_os, char **ret_id)
   return TRUE;
 }
 
+/* The (last) stagehand= value on the kernel command line, or NULL. */
+static char *
+read_booted_karg (Sysroot *self)
+{
+  g_autofree char *cmdline = sysroot_read_cmdline (self);
+  g_auto (GStrv) kargs = kargs_split (cmdline);
+  char *value = NULL;
+  for (char **k = kargs; *k; k++)
+    if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
+      {
+        g_free (value);
+        value = g_strdup (*k + strlen (KARG_DEPLOYMENT_KEY "="));
+      }
+  return value;
+}
+
+char *
+sysroot_booted_name (Sysroot *self)
+{
+  g_autofree char *value = read_booted_karg (self);
+  g_autofree char *os = NULL, *id = NULL;
+  if (!parse_deployment_karg (value, &os, &id))
+    return NULL;
+  return g_strdup_printf ("%s/%s", os, id);
+}
+
 static gboolean
 load_staged_record (Sysroot *self, GError **error)
 {
@@ -331,6 +358,51 @@ sysroot_load_verdict (Sysroot *self, GError **error)
     return TRUE;
   g_autofree char *what = g_build_filename (self->path, STATE_DIR, VERDICT_FILE, NULL);
   return verdict_parse (data, len, what, &self->last_verdict, error);
+}
+
+gboolean
+sysroot_load_pending (Sysroot *self, GError **error)
+{
+  g_clear_pointer (&self->pending, pending_marker_free);
+  g_autofree char *data = NULL;
+  gsize len;
+  g_autofree char *what = g_build_filename (self->path, STATE_DIR, PENDING_MARKER_FILE, NULL);
+  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &data, &len, error))
+    return prefix_error (error, "reading %s: ", what);
+  if (data == NULL)
+    return TRUE;
+  return pending_marker_parse (data, len, what, &self->pending, error);
+}
+
+gboolean
+sysroot_remove_pending (Sysroot *self, GError **error)
+{
+  g_autofree char *what = g_build_filename (self->path, STATE_DIR, PENDING_MARKER_FILE, NULL);
+  if (unlinkat (self->state_dfd, PENDING_MARKER_FILE, 0) < 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      return throw_errno (error, "removing %s", what);
+    }
+  /* Durably: a marker that came back after a power loss would report an
+   * unstaged (or finalized) deployment as lost. */
+  g_autofree char *state_path = g_build_filename (self->path, STATE_DIR, NULL);
+  return fs_fsync_fd (self->state_dfd, state_path, error);
+}
+
+gboolean
+sysroot_has_staged_record (Sysroot *self, gboolean *ret_exists, GError **error)
+{
+  autofd run_dfd = -1;
+  *ret_exists = FALSE;
+  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
+    return FALSE;
+  if (run_dfd < 0)
+    return TRUE;
+  struct stat st;
+  if (!fs_stat_optional (run_dfd, STAGED_RECORD_FILE, &st, ret_exists, error))
+    return prefix_error (error, "%s: ", self->run_path);
+  return TRUE;
 }
 
 static int
@@ -383,14 +455,7 @@ sysroot_load_once (Sysroot *self, GError **error)
         }
     }
 
-  g_autofree char *cmdline = sysroot_read_cmdline (self);
-  g_auto (GStrv) kargs = kargs_split (cmdline);
-  for (char **k = kargs; *k; k++)
-    if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
-      {
-        g_free (self->booted_karg);
-        self->booted_karg = g_strdup (*k + strlen (KARG_DEPLOYMENT_KEY "="));
-      }
+  self->booted_karg = read_booted_karg (self);
   g_autofree char *bos = NULL, *bid = NULL;
   if (parse_deployment_karg (self->booted_karg, &bos, &bid))
     self->booted = sysroot_find_deployment (self, bos, bid);
@@ -448,12 +513,33 @@ sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error)
     return FALSE;
   if (run_dfd < 0)
     return TRUE;
-  if (unlinkat (run_dfd, STAGED_RECORD_FILE, 0) < 0)
-    {
-      if (errno == ENOENT)
-        return TRUE;
-      return throw_errno (error, "removing %s/%s", self->run_path, STAGED_RECORD_FILE);
-    }
+  struct stat st;
+  gboolean exists;
+  if (!fs_stat_optional (run_dfd, STAGED_RECORD_FILE, &st, &exists, error))
+    return prefix_error (error, "%s: ", self->run_path);
+  /* Nothing staged in this boot: a marker there is an earlier boot's lost
+   * staging, which the boot-time check still has to report. */
+  if (!exists)
+    return TRUE;
+  /* The marker first: killed in between, the record is still there (the
+   * unstage failed, and said so by dying) and nothing is lost that the
+   * caller did not want dropped anyway; the other order would leave a
+   * marker that reports an unstaged deployment as lost at the next boot.
+   * A marker that cannot be removed does not keep the record, though: a
+   * finalize that committed must not stay staged (the boot-time check
+   * sees the marker's deployment booted and drops it); the error comes
+   * after. */
+  g_autoptr (GError) marker_error = NULL;
+  (void)sysroot_remove_pending (self, &marker_error); /* reported below */
+  if (unlinkat (run_dfd, STAGED_RECORD_FILE, 0) < 0 && errno != ENOENT)
+    return throw_errno (error, "removing %s/%s", self->run_path, STAGED_RECORD_FILE);
   *ret_was_staged = TRUE;
-  return fs_fsync_fd (run_dfd, self->run_path, error);
+  if (!fs_fsync_fd (run_dfd, self->run_path, error))
+    return FALSE;
+  if (marker_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&marker_error));
+      return FALSE;
+    }
+  return TRUE;
 }

@@ -10,6 +10,7 @@
 #include "conf.h"
 #include "lock.h"
 #include "origin.h"
+#include "pending.h"
 #include "staged.h"
 #include "verdict.h"
 
@@ -51,7 +52,8 @@ typedef struct
   StagedRecord *staged_record;
   BootConfig *boot_config;
   Verdict *last_verdict;
-  char *booted_karg; /* the stagehand= value on the kernel command line, or NULL */
+  PendingMarker *pending; /* filled by sysroot_load_pending() only */
+  char *booted_karg;      /* the stagehand= value on the kernel command line, or NULL */
 } Sysroot;
 
 void sysroot_free (Sysroot *sysroot);
@@ -69,6 +71,16 @@ gboolean sysroot_open_without_boot (const char *path, Sysroot **ret_sysroot, GEr
 
 /* (Re)reads just the last finalize verdict into ->last_verdict. */
 gboolean sysroot_load_verdict (Sysroot *self, GError **error);
+
+/* (Re)reads just the staged-pending marker into ->pending (NULL: none). A
+ * marker that does not parse is a STAGEHAND_ERROR_CORRUPT error. */
+gboolean sysroot_load_pending (Sysroot *self, GError **error);
+
+/* Removes the staged-pending marker, durably; a missing one is success. */
+gboolean sysroot_remove_pending (Sysroot *self, GError **error);
+
+/* Whether the runtime directory holds a staged record (parsed or not). */
+gboolean sysroot_has_staged_record (Sysroot *self, gboolean *ret_exists, GError **error);
 
 /* Fails with STAGEHAND_ERROR_NOT_INITIALIZED and a hint unless `init` ran. */
 gboolean sysroot_require_initialized (Sysroot *self, GError **error);
@@ -98,6 +110,10 @@ Deployment *sysroot_find_deployment (Sysroot *self, const char *os, const char *
  * for the host sysroot. STAGEHAND_DEBUG_CMDLINE, when set, replaces it for
  * any sysroot (tests and image builds use it to pretend a boot). */
 char *sysroot_read_cmdline (Sysroot *self);
+
+/* "<os>/<id>" of the booted deployment as the kernel command line names it
+ * (whether or not it exists), or NULL. */
+char *sysroot_booted_name (Sysroot *self);
 
 /* This boot's id (/proc/sys/kernel/random/boot_id), NULL if unreadable. */
 char *sysroot_boot_id (void);
