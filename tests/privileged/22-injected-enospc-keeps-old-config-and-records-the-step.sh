@@ -5,12 +5,14 @@
 #
 #   - stage: exits 1 with one line naming the failure; <boot> is byte for
 #     byte as it was, nothing is staged, no deployment and no temp file is
-#     left;
+#     left; staging over a staged deployment leaves that one staged, its
+#     staged-pending marker as it was;
 #   - finalize-staged, a write into <boot> (the entry set, or the kernel when
 #     it must be copied again): exits 1; <boot> is byte for byte as it was;
 #     the verdict (finalize-result and `status --json` .last_finalize) says
 #     result=failed with the failing step and the error; the deployment is
-#     still staged, so the next attempt can succeed;
+#     still staged, so the next attempt can succeed; the staged-pending
+#     marker is gone (the verdict tells the next boot);
 #   - finalize-staged, the verdict write after the commit point: a warning,
 #     and finalize still succeeds;
 #   - either, the lock's metadata write: best effort, the command succeeds.
@@ -35,6 +37,7 @@ make_temp enospc-inject
 # every run (strace counts per thread).
 make_tar_image "$T/img1.tar" 1
 make_tar_image "$T/img2.tar" 2
+make_tar_image "$T/img3.tar" 3
 mkdir -p "$T/tpl"
 tpl_run() {
   sh_at "$T/tpl/$1" "${@:2}"
@@ -132,6 +135,31 @@ while read -r sc n target; do
   ok "$what: the invariant holds" invariant "$W"
 done <"$T/points.stage"
 
+# Staging over a staged deployment: a failure leaves the staged one as it
+# was, its staged record and its staged-pending marker included (stage
+# replaces the marker before it writes the new record, and puts the old one
+# back when it fails).
+# A template of its own: inject's run directories are named by template.
+cp -a "$T/tpl/staged" "$T/tpl/restage"
+staged_boot=$(tree_snapshot "$T/tpl/restage/boot")
+staged_summary=$(summary "$T/tpl/restage")
+like "$staged_summary" "* staged=testos/2 * pending=testos/2" "the staged template has testos/2 staged and marked"
+points restage stage "$T/img3.tar" --no-start >"$T/points.restage"
+diag "stage over a staged one: $(wc -l <"$T/points.restage") write-like calls to files"
+while read -r sc n target; do
+  what="stage over testos/2, ENOSPC at $sc #$n ($target)"
+  inject restage "$sc" "$n" stage "$T/img3.tar" --no-start
+  if [ "$target" = "<sysroot>/stagehand/lock" ]; then
+    is "$SH_RC" 0 "$what: the lock metadata is best effort; stage succeeds"
+    continue
+  fi
+  is "$SH_RC" 1 "$what: exits 1"
+  is "$(tree_snapshot "$W/boot")" "$staged_boot" "$what: <boot> is byte for byte as it was"
+  is "$(summary "$W")" "$staged_summary" "$what: testos/2 still staged and marked, no deployment added"
+  is "$(temp_names "$W")" "" "$what: no temp files left"
+  ok "$what: the invariant holds" invariant "$W"
+done <"$T/points.restage"
+
 # ------------------------------------------------------------------ finalize
 
 finalize_case() {
@@ -170,8 +198,11 @@ finalize_case() {
         "failed:$step" "$what: status --json .last_finalize says failed during $step"
       like "$(json_get 'j["last_finalize"]["error"]' <"$W.json")" "*No space left on device*" \
         "$what: status --json .last_finalize has the error"
-      is "$(summary "$W" | sed 's/ verdict=[^ ]*//')" "$(sed 's/ verdict=[^ ]*//' <<<"$before_summary")" \
+      is "$(summary "$W" | sed 's/ verdict=[^ ]*//; s/ pending=[^ ]*//')" \
+        "$(sed 's/ verdict=[^ ]*//; s/ pending=[^ ]*//' <<<"$before_summary")" \
         "$what: testos/1 is still the default and testos/2 still staged"
+      like "$(summary "$W")" "* pending=-" \
+        "$what: the staged-pending marker is gone: the verdict tells the next boot"
       is "$(temp_names "$W")" "" "$what: no temp files left"
       ;;
     *)
