@@ -157,11 +157,12 @@ cleanup_boot_leftovers (Sysroot *self, CleanupStats *stats, GError **error)
   return boot_config_tidy (self->boot_dfd, error);
 }
 
-/* The verdict and the staged record are written as temp file + rename; a
- * run killed in between leaves the temp file in the state or the runtime
- * directory. Every writer there holds the lock (but the not-attempted
- * verdict, written exactly when the lock could not be had: at worst that
- * best-effort record is lost), so under the lock a temp name is a leftover. */
+/* The verdict, the staged-pending marker and the staged record are written
+ * as temp file + rename; a run killed in between leaves the temp file in
+ * the state or the runtime directory. Every writer there holds the lock
+ * (but the not-attempted verdict, written exactly when the lock could not
+ * be had: at worst that best-effort record is lost), so under the lock a
+ * temp name is a leftover. */
 static gboolean
 cleanup_temp_files (int dfd, const char *what, CleanupStats *stats, GError **error)
 {
