@@ -7,8 +7,13 @@
 #include "fsutil.h"
 
 #include <string.h>
+#include <zlib.h>
 
 #define MANIFEST_HEADER "stagehand-manifest 1"
+
+/* A manifest of a million files is ~150 MB of text: anything that inflates
+ * to more than this is not one. */
+#define MANIFEST_MAX_TEXT ((gsize)1 << 30)
 
 struct _Manifest
 {
@@ -268,10 +273,87 @@ parse_line (char *line, ManifestEntry *e, char **ret_path)
   return TRUE;
 }
 
+char *
+manifest_to_file_data (const Manifest *manifest, gsize *ret_len)
+{
+  gsize text_len;
+  g_autofree char *text = manifest_to_data (manifest, &text_len);
+  z_stream z = { 0 };
+  /* windowBits 15 + 16: a gzip stream, so `zcat` reads the file. */
+  if (deflateInit2 (&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    g_error ("deflateInit2: out of memory");
+  gsize bound = deflateBound (&z, text_len);
+  char *out = g_malloc (bound);
+  z.next_in = (Bytef *)text;
+  z.avail_in = text_len;
+  z.next_out = (Bytef *)out;
+  z.avail_out = bound;
+  /* One call: deflateBound() is room enough for Z_FINISH to complete. */
+  int rc = deflate (&z, Z_FINISH);
+  g_assert (rc == Z_STREAM_END);
+  *ret_len = z.total_out;
+  deflateEnd (&z);
+  return out;
+}
+
+/* The text of a gzip-compressed manifest, NUL-terminated. */
+static gboolean
+inflate_manifest (const char *data, gsize len, const char *what, char **ret_text,
+                  gsize *ret_text_len, GError **error)
+{
+  z_stream z = { 0 };
+  if (inflateInit2 (&z, 15 + 16) != Z_OK)
+    g_error ("inflateInit2: out of memory");
+  gsize cap = MAX (len * 4, (gsize)4096);
+  g_autofree char *text = g_malloc (cap + 1);
+  z.next_in = (Bytef *)data;
+  z.avail_in = len;
+  int rc;
+  do
+    {
+      if (z.total_out == cap)
+        {
+          if (cap >= MANIFEST_MAX_TEXT)
+            {
+              inflateEnd (&z);
+              return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                                  "%s is corrupt: it inflates to more than %" G_GSIZE_FORMAT
+                                  " bytes",
+                                  what, MANIFEST_MAX_TEXT);
+            }
+          cap = MIN (cap * 2, MANIFEST_MAX_TEXT);
+          text = g_realloc (text, cap + 1);
+        }
+      z.next_out = (Bytef *)text + z.total_out;
+      z.avail_out = cap - z.total_out;
+      rc = inflate (&z, Z_NO_FLUSH);
+    }
+  while (rc == Z_OK);
+  gsize text_len = z.total_out;
+  gboolean trailing = z.avail_in != 0;
+  inflateEnd (&z);
+  if (rc != Z_STREAM_END || trailing)
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: %s", what,
+                        rc == Z_STREAM_END  ? "data after the compressed stream"
+                        : rc == Z_BUF_ERROR ? "the compressed stream is cut short"
+                                            : "the compressed stream does not inflate");
+  text[text_len] = '\0';
+  *ret_text = g_steal_pointer (&text);
+  *ret_text_len = text_len;
+  return TRUE;
+}
+
 gboolean
 manifest_parse (const char *data, gsize len, const char *what, Manifest **ret_manifest,
                 GError **error)
 {
+  g_autofree char *inflated = NULL;
+  if (len >= 2 && (guint8)data[0] == 0x1f && (guint8)data[1] == 0x8b)
+    {
+      if (!inflate_manifest (data, len, what, &inflated, &len, error))
+        return FALSE;
+      data = inflated;
+    }
   if (memchr (data, '\0', len) != NULL)
     return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it contains a NUL byte",
                         what);

@@ -4,7 +4,8 @@
  * that the next stage can decide which files it may share (hard-link)
  * without reading the old tree again. See docs/design.md, "Deduplication".
  *
- * Text, one file per line, sorted by path:
+ * The file is gzip-compressed text (`zcat` shows it; uncompressed text is
+ * read too), one file per line, sorted by path:
  *
  *   stagehand-manifest 1
  *   <path> <size> <mode> <uid> <gid> <mtime-sec>.<mtime-nsec> <xattr-hash> <content-hash>
@@ -52,9 +53,15 @@ guint manifest_count (const Manifest *manifest);
 /* TRUE if everything but the path is equal. */
 gboolean manifest_entry_equal (const ManifestEntry *a, const ManifestEntry *b);
 
+/* The text. */
 char *manifest_to_data (const Manifest *manifest, gsize *ret_len);
 
-/* Parses and validates; @what names the file in errors (STAGEHAND_ERROR_CORRUPT). */
+/* What <id>.manifest holds: the text, gzip-compressed (a fifth of the size
+ * on a real root filesystem: each deployment pays for its manifest). */
+char *manifest_to_file_data (const Manifest *manifest, gsize *ret_len);
+
+/* Parses and validates the text or its gzip compression; @what names the file in errors
+ * (STAGEHAND_ERROR_CORRUPT). */
 gboolean manifest_parse (const char *data, gsize len, const char *what, Manifest **ret_manifest,
                          GError **error);
 

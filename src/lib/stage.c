@@ -276,7 +276,7 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
    * sync, which makes it durable with the tree; before the origin, so a
    * deployment never exists without it. */
   gsize manifest_len;
-  g_autofree char *manifest_data = manifest_to_data (manifest, &manifest_len);
+  g_autofree char *manifest_data = manifest_to_file_data (manifest, &manifest_len);
   g_autofree char *manifest_name = g_strdup_printf ("%s.manifest", origin->id);
   if (!fs_write_file_atomic_at (os_dfd, manifest_name, manifest_data, manifest_len, 0644,
                                 FS_WRITE_NONE, error))

@@ -34,9 +34,9 @@ sysroot=$(new_sysroot sysroot)
 must "$sysroot" deploy "$img"
 d1=$(deployment_dir "$sysroot" demo/1)
 ok "the first deployment has a manifest" test -s "$sysroot/stagehand/deploy/demo/1.manifest"
-is "$(head -n1 "$sysroot/stagehand/deploy/demo/1.manifest")" "stagehand-manifest 1" \
-  "the manifest names its format"
-is "$(($(wc -l <"$sysroot/stagehand/deploy/demo/1.manifest") - 1))" \
+is "$(zcat "$sysroot/stagehand/deploy/demo/1.manifest" | head -n1)" "stagehand-manifest 1" \
+  "the manifest is gzip-compressed and names its format"
+is "$(($(zcat "$sysroot/stagehand/deploy/demo/1.manifest" | wc -l) - 1))" \
   "$(find "$d1" -type f | wc -l)" "the manifest lists every regular file of the tree"
 d1_before=$(snapshot "$d1")
 inodes1=$(inodes "$d1")

@@ -1536,17 +1536,31 @@ test_manifest_of_import_round_trips (Tmp *t, gconstpointer data)
 
   g_autofree char *deploy = tmp_file (t, "deploy");
   g_autoptr (GError) error = NULL;
-  gsize len;
-  g_autofree char *text = manifest_to_data (m, &len);
-  g_assert_true (
-      fs_write_file_atomic_at (t->dfd, "deploy.manifest", text, len, 0644, FS_WRITE_NONE, &error));
-  g_autoptr (Manifest) loaded = NULL;
-  g_assert_true (manifest_load_at (t->dfd, "deploy.manifest", &loaded, &error));
-  g_assert_no_error (error);
-  for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
-    if (fixture_is_regular (&FIXTURE[i]))
-      g_assert_true (manifest_entry_equal (manifest_lookup (loaded, FIXTURE[i].path),
-                                           manifest_lookup (m, FIXTURE[i].path)));
+  /* What stage writes (gzip), and plain text: both load the same. */
+  gsize file_len, text_len;
+  g_autofree char *file_data = manifest_to_file_data (m, &file_len);
+  g_autofree char *text = manifest_to_data (m, &text_len);
+  g_assert_cmpuint (file_len, >, 2);
+  g_assert_cmpuint ((guint8)file_data[0], ==, 0x1f);
+  g_assert_cmpuint ((guint8)file_data[1], ==, 0x8b);
+  const struct
+  {
+    const char *data;
+    gsize len;
+  } forms[] = { { file_data, file_len }, { text, text_len } };
+  for (guint f = 0; f < G_N_ELEMENTS (forms); f++)
+    {
+      g_assert_true (fs_write_file_atomic_at (t->dfd, "deploy.manifest", forms[f].data,
+                                              forms[f].len, 0644, FS_WRITE_NONE, &error));
+      g_autoptr (Manifest) loaded = NULL;
+      g_assert_true (manifest_load_at (t->dfd, "deploy.manifest", &loaded, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (manifest_count (loaded), ==, manifest_count (m));
+      for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
+        if (fixture_is_regular (&FIXTURE[i]))
+          g_assert_true (manifest_entry_equal (manifest_lookup (loaded, FIXTURE[i].path),
+                                               manifest_lookup (m, FIXTURE[i].path)));
+    }
   g_autoptr (Manifest) missing = NULL;
   g_assert_true (manifest_load_at (t->dfd, "no.manifest", &missing, &error));
   g_assert_null (missing);
@@ -1595,6 +1609,46 @@ test_manifest_refuses_corrupt (Tmp *t, gconstpointer data)
       g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
       g_assert_true (g_str_has_prefix (error->message, "test.manifest is corrupt"));
     }
+
+  /* The compressed form: cut short, with data after the stream, or not
+   * deflate at all after the gzip magic. */
+  g_autoptr (Manifest) good = manifest_new ();
+  for (guint i = 0; i < 500; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("usr/lib/file-%u", i);
+      ManifestEntry e = { .path = path, .size = i, .mode = 0644, .mtime_sec = i };
+      manifest_set (good, &e);
+    }
+  gsize len;
+  g_autofree char *gz = manifest_to_file_data (good, &len);
+  g_autofree char *trailing = g_malloc (len + 4);
+  memcpy (trailing, gz, len);
+  memcpy (trailing + len, "junk", 4);
+  const struct
+  {
+    const char *name;
+    const char *data;
+    gsize len;
+  } bad[] = {
+    { "gzip-cut-short", gz, len / 2 },
+    { "gzip-without-trailer", gz, len - 4 },
+    { "gzip-then-junk", trailing, len + 4 },
+    { "gzip-magic-only", "\x1f\x8b\x08\x00garbage", 12 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (Manifest) m = NULL;
+      if (manifest_parse (bad[i].data, bad[i].len, "test.manifest", &m, &error))
+        g_error ("%s: parsed", bad[i].name);
+      g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
+      g_assert_true (g_str_has_prefix (error->message, "test.manifest is corrupt"));
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Manifest) parsed = NULL;
+  g_assert_true (manifest_parse (gz, len, "test.manifest", &parsed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (manifest_count (parsed), ==, 500);
 }
 
 int
