@@ -48,7 +48,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gio/gio.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <locale.h>

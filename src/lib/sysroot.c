@@ -8,7 +8,6 @@
 #include "osrelease.h"
 
 #include <dirent.h>
-#include <gio/gio.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -242,7 +241,7 @@ load_deployments (Sysroot *self, GError **error)
             {
               /* status reads without the lock: a concurrent cleanup may
                * have removed this deployment since the listing. */
-              if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+              if (g_error_matches (read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
                 continue;
               g_propagate_prefixed_error (error, g_steal_pointer (&read_error),
                                           "reading %s: ", what);

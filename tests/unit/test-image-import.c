@@ -19,7 +19,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gio/gio.h>
 #include <locale.h>
 #include <signal.h>
 #include <string.h>
@@ -959,7 +958,7 @@ test_refuses_existing_destination (Tmp *t, gconstpointer data)
   write_at (t->dfd, "deploy/keep", "mine\n", 5);
   g_autoptr (GError) error = NULL;
   g_assert_false (image_import (image, t->dfd, "deploy", NULL, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS);
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_EXIST);
   g_assert_cmpstr (error->message, ==, "creating deploy: File exists");
   /* Someone else's directory is not ours to clean up. */
   g_assert_true (exists_at (t->dfd, "deploy/keep"));
@@ -970,7 +969,7 @@ test_names_missing_image (Tmp *t, gconstpointer data)
 {
   g_autofree char *image = tmp_file (t, "no-such-image");
   g_autofree char *want = g_strdup_printf ("opening image %s: No such file or directory", image);
-  assert_refused_and_gone (t, image, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, want);
+  assert_refused_and_gone (t, image, G_FILE_ERROR, G_FILE_ERROR_NOENT, want);
 }
 
 static void

@@ -7,7 +7,6 @@
 #include "errors.h"
 #include "mount-query.h"
 
-#include <gio/gio.h>
 #include <unistd.h>
 
 static MountState *
@@ -259,7 +258,7 @@ test_missing_parent_fails (void)
   g_autoptr (GError) error = NULL;
   MountState *state = NULL;
   g_assert_false (mount_query (mountinfo, "/stagehand-no-such-dir/boot", &state, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
   g_assert_cmpstr (error->message, ==,
                    "Resolving /stagehand-no-such-dir: No such file or directory");
   g_assert_null (state);
@@ -271,7 +270,7 @@ test_missing_mountinfo_fails (void)
   g_autoptr (GError) error = NULL;
   MountState *state = NULL;
   g_assert_false (mount_query (FIXTURES_DIR "/mountinfo-does-not-exist", "/boot", &state, &error));
-  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
   g_assert_true (
       g_str_has_prefix (error->message, "Reading " FIXTURES_DIR "/mountinfo-does-not-exist: "));
   g_assert_null (state);
