@@ -150,14 +150,21 @@ cli_explain_lock_timeout (GError *error, const Sysroot *sysroot, CliLockTimeoutS
   if (!g_error_matches (error, STAGEHAND_ERROR, STAGEHAND_ERROR_LOCK_TIMEOUT))
     return;
   g_autofree char *hint = NULL;
-  if (source == CLI_LOCK_TIMEOUT_FLAG)
-    hint = g_strdup ("--lock-timeout");
-  else
+  g_autofree char *conf = g_build_filename (sysroot->path, STATE_DIR, CONFIG_FILE, NULL);
+  switch (source)
     {
-      g_autofree char *conf = g_build_filename (sysroot->path, STATE_DIR, CONFIG_FILE, NULL);
-      hint = g_strdup_printf (
-          "%s= in %s",
-          source == CLI_LOCK_TIMEOUT_FINALIZE ? "finalize-lock-timeout" : "lock-timeout", conf);
+    case CLI_LOCK_TIMEOUT_FLAG:
+      hint = g_strdup ("--lock-timeout");
+      break;
+    case CLI_LOCK_TIMEOUT_FLAG_UNSET:
+      hint = g_strdup_printf ("--lock-timeout, or lock-timeout= in %s", conf);
+      break;
+    case CLI_LOCK_TIMEOUT_CONF:
+      hint = g_strdup_printf ("lock-timeout= in %s", conf);
+      break;
+    case CLI_LOCK_TIMEOUT_FINALIZE:
+      hint = g_strdup_printf ("finalize-lock-timeout= in %s", conf);
+      break;
     }
   char *message = g_strdup_printf ("%s (see %s)", error->message, hint);
   g_free (error->message);
@@ -178,7 +185,10 @@ cli_open_sysroot (const char *operation, int lock_timeout, CliLockTimeoutSource 
                          error))
         {
           if (error != NULL)
-            cli_explain_lock_timeout (*error, sysroot, source);
+            cli_explain_lock_timeout (*error, sysroot,
+                                      source == CLI_LOCK_TIMEOUT_FLAG && lock_timeout < 0
+                                          ? CLI_LOCK_TIMEOUT_FLAG_UNSET
+                                          : source);
           return FALSE;
         }
     }

@@ -48,9 +48,10 @@ int cli_fail (GError *error);
 /* Where the lock timeout of a verb is set, for the message when it runs out. */
 typedef enum
 {
-  CLI_LOCK_TIMEOUT_CONF,     /* lock-timeout= in stagehand.conf only */
-  CLI_LOCK_TIMEOUT_FLAG,     /* the verb's --lock-timeout (over lock-timeout=) */
-  CLI_LOCK_TIMEOUT_FINALIZE, /* finalize-lock-timeout= in stagehand.conf */
+  CLI_LOCK_TIMEOUT_CONF,       /* lock-timeout= in stagehand.conf only */
+  CLI_LOCK_TIMEOUT_FLAG,       /* the verb's --lock-timeout (over lock-timeout=) */
+  CLI_LOCK_TIMEOUT_FLAG_UNSET, /* a verb with --lock-timeout, run without it */
+  CLI_LOCK_TIMEOUT_FINALIZE,   /* finalize-lock-timeout= in stagehand.conf */
 } CliLockTimeoutSource;
 
 /* Opens the sysroot of the global options; with @operation, takes the lock

@@ -45,6 +45,8 @@ check "the waiter gives up after about 2 s (${t} ms in [1900, 4000])" \
 holder_re="PID $HOLDER_PID \($STAGEHAND --sysroot=$S stage --no-start $HOLDER_FIFO\), operation stage, held for [0-9]+ s"
 n=$(grep -Ec "^stagehand: sysroot lock is held by $holder_re; gave up after 2 s" "$T/waiter.err")
 check "one timeout message names PID, command line and operation ($n found)" [ "$n" -eq 1 ]
+check "given --lock-timeout, the message points to it alone" \
+  grep -Eq "gave up after 2 s \(see --lock-timeout\)\$" "$T/waiter.err"
 n=$(grep -Ec "^stagehand: waiting for the sysroot lock \([0-9]+ s so far\): held by $holder_re\$" "$T/waiter.err")
 check "the wait was reported once in 2 s, not once per poll ($n lines)" [ "$n" -eq 1 ]
 check "the waiter printed nothing else on stderr" [ "$(wc -l <"$T/waiter.err")" -eq 2 ]
@@ -52,8 +54,8 @@ check "the waiter printed nothing on stdout" [ ! -s "$T/waiter.out" ]
 [ "$TAP_FAILED" -eq 0 ] || diag_file "waiter stderr" "$T/waiter.err"
 
 # --- every state-changing verb takes the lock; stagehand.conf sets the wait,
-# and the message points to where: --lock-timeout for the verbs that have
-# it, else the stagehand.conf key.
+# and the message points to where: for the verbs with --lock-timeout, to it
+# and to the stagehand.conf key it overrides; else to the key.
 printf '[stagehand]\nlock-timeout=0\nfinalize-lock-timeout=0\n' >"$S/stagehand/stagehand.conf"
 for verb in init unstage rollback cleanup finalize-staged "status --report-failure" \
   "deploy $T/waiter.tar" "stage --no-start $T/waiter.tar"; do
@@ -67,7 +69,7 @@ for verb in init unstage rollback cleanup finalize-staged "status --report-failu
     diag_file "${verb%% *} stderr" "$T/verb.err"
   fi
   case $verb in
-    stage* | deploy*) hint="(see --lock-timeout)" ;;
+    stage* | deploy*) hint="(see --lock-timeout, or lock-timeout= in $S/stagehand/stagehand.conf)" ;;
     finalize-staged) hint="(see finalize-lock-timeout= in $S/stagehand/stagehand.conf)" ;;
     *) hint="(see lock-timeout= in $S/stagehand/stagehand.conf)" ;;
   esac
