@@ -2,7 +2,6 @@
 
 #include "cli.h"
 #include "errors.h"
-#include "fsutil.h"
 #include "hold.h"
 #include "journal.h"
 #include "ops.h"
@@ -17,16 +16,14 @@
 static gboolean
 read_staged_record (Sysroot *sysroot, char **ret_name)
 {
-  autofd run_dfd = -1;
-  g_autofree char *data = NULL;
-  gsize len = 0;
   g_autoptr (StagedRecord) record = NULL;
+  g_autoptr (GError) local_error = NULL;
   *ret_name = NULL;
-  if (!sysroot_open_run_dir (sysroot, FALSE, &run_dfd, NULL) || run_dfd < 0
-      || !fs_read_file_at_optional (run_dfd, STAGED_RECORD_FILE, &data, &len, NULL) || data == NULL)
+  if (!sysroot_read_staged_record (sysroot, &record, &local_error))
+    return g_error_matches (local_error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
+  if (record == NULL)
     return FALSE;
-  if (staged_record_parse (data, len, STAGED_RECORD_FILE, &record, NULL))
-    *ret_name = g_strdup_printf ("%s/%s", record->os, record->id);
+  *ret_name = g_strdup_printf ("%s/%s", record->os, record->id);
   return TRUE;
 }
 

@@ -318,9 +318,10 @@ sysroot_booted_name (Sysroot *self)
   return g_strdup_printf ("%s/%s", os, id);
 }
 
-static gboolean
-load_staged_record (Sysroot *self, GError **error)
+gboolean
+sysroot_read_staged_record (Sysroot *self, StagedRecord **ret_record, GError **error)
 {
+  *ret_record = NULL;
   autofd run_dfd = -1;
   if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
     return FALSE;
@@ -333,8 +334,17 @@ load_staged_record (Sysroot *self, GError **error)
     return prefix_error (error, "reading %s: ", what);
   if (data == NULL)
     return TRUE;
-  if (!staged_record_parse (data, len, what, &self->staged_record, error))
+  return staged_record_parse (data, len, what, ret_record, error);
+}
+
+static gboolean
+load_staged_record (Sysroot *self, GError **error)
+{
+  if (!sysroot_read_staged_record (self, &self->staged_record, error))
     return FALSE;
+  if (self->staged_record == NULL)
+    return TRUE;
+  g_autofree char *what = g_build_filename (self->run_path, STAGED_RECORD_FILE, NULL);
   self->staged = sysroot_find_deployment (self, self->staged_record->os, self->staged_record->id);
   if (self->staged == NULL)
     return throw_error (error, STAGEHAND_ERROR_CORRUPT,

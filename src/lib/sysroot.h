@@ -82,6 +82,10 @@ gboolean sysroot_remove_pending (Sysroot *self, GError **error);
 /* Whether the runtime directory holds a staged record (parsed or not). */
 gboolean sysroot_has_staged_record (Sysroot *self, gboolean *ret_exists, GError **error);
 
+/* The staged record alone, parsed (NULL: none), without loading the rest of
+ * the state; STAGEHAND_ERROR_CORRUPT when it does not parse. */
+gboolean sysroot_read_staged_record (Sysroot *self, StagedRecord **ret_record, GError **error);
+
 /* Fails with STAGEHAND_ERROR_NOT_INITIALIZED and a hint unless `init` ran. */
 gboolean sysroot_require_initialized (Sysroot *self, GError **error);
 
