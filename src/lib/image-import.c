@@ -827,7 +827,7 @@ compare_xattr_names (gconstpointer a, gconstpointer b)
   return strcmp (x->name, y->name);
 }
 
-/* The extended attributes the new file gets (see xattr_settable()), in name
+/* The extended attributes given to the new file (see xattr_settable()), in name
  * order, each as its name, a NUL, its length (64-bit little endian) and its
  * value. The order of listxattr() is not stable, hence the sort. */
 static void
@@ -2154,6 +2154,25 @@ throw_archive (GError **error, const TarSource *src)
                       msg ? msg : "unknown libarchive error");
 }
 
+/* The entry's next data block and its offset; *ret_eof at the end. */
+static gboolean
+tar_next_block (TarSource *src, const void **ret_buf, size_t *ret_len, guint64 *ret_offset,
+                gboolean *ret_eof, GError **error)
+{
+  la_int64_t offset;
+  int r = archive_read_data_block (src->archive, ret_buf, ret_len, &offset);
+  *ret_eof = r == ARCHIVE_EOF;
+  if (*ret_eof)
+    return TRUE;
+  if (r != ARCHIVE_OK)
+    return throw_archive (error, src);
+  if (offset < 0)
+    return throw_error (error, STAGEHAND_ERROR_INVALID,
+                        "reading image %s: data block at a negative offset", src->image_path);
+  *ret_offset = offset;
+  return TRUE;
+}
+
 /* Reads the entry's data into memory and hashes it, if it is small enough
  * to hold; a large one is left in the stream for tar_copy_content(). */
 static gboolean
@@ -2177,16 +2196,14 @@ tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, G
     {
       const void *buf;
       size_t len;
-      la_int64_t offset;
-      int r = archive_read_data_block (src->archive, &buf, &len, &offset);
-      if (r == ARCHIVE_EOF)
+      guint64 offset;
+      gboolean eof;
+      if (!tar_next_block (src, &buf, &len, &offset, &eof, error))
+        return FALSE;
+      if (eof)
         break;
-      if (r != ARCHIVE_OK)
-        return throw_archive (error, src);
-      if (offset < 0)
-        return throw_error (error, STAGEHAND_ERROR_INVALID, "data block at a negative offset");
       /* Data beyond the size is cut off, as tar_copy_content()'s truncate does. */
-      if ((guint64)offset >= size)
+      if (offset >= size)
         continue;
       len = MIN (len, size - offset);
       memcpy (src->hold + offset, buf, len);
@@ -2230,18 +2247,18 @@ tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint
     {
       const void *buf;
       size_t len;
-      la_int64_t offset;
-      int r = archive_read_data_block (src->archive, &buf, &len, &offset);
-      if (r == ARCHIVE_EOF)
+      guint64 offset;
+      gboolean eof;
+      if (!tar_next_block (src, &buf, &len, &offset, &eof, error))
+        return FALSE;
+      if (eof)
         break;
-      if (r != ARCHIVE_OK)
-        return throw_archive (error, src);
-      if (offset < 0 || !pwrite_all (fd, buf, len, offset))
+      if (!pwrite_all (fd, buf, len, offset))
         return throw_errno (error, "writing");
       *bytes += len;
-      if (hash == NULL || !in_order || (guint64)offset >= size)
+      if (hash == NULL || !in_order || offset >= size)
         continue;
-      if ((guint64)offset < hashed)
+      if (offset < hashed)
         {
           in_order = FALSE;
           continue;
