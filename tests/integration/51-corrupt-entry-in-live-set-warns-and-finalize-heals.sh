@@ -22,7 +22,7 @@ require_commands python3 find sha256sum
 require_stagehand
 make_temp corrupt-entry
 
-for v in 1 2 3; do make_image "$T/img$v" "$v"; done
+for v in 1 2 3; do make_test_image "$T/img$v" "$v"; done
 S0=$T/template
 for args in init "deploy $T/img1" "deploy $T/img2" "stage $T/img3 --no-start"; do
   # shellcheck disable=SC2086 # words

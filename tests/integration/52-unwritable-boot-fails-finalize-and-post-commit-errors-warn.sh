@@ -26,8 +26,8 @@ if [ "$(id -u)" -eq 0 ]; then
   chmod 755 "$T" "$T/bin"
 fi
 
-make_image "$T/img1" 1
-make_image "$T/img2" 2
+make_test_image "$T/img1" 1
+make_test_image "$T/img2" 2
 S0=$T/template
 for args in init "deploy $T/img1" "stage $T/img2 --no-start"; do
   # shellcheck disable=SC2086 # words

@@ -15,8 +15,8 @@ require_commands python3
 require_stagehand
 make_temp boot-complete
 
-make_image "$T/img1" 1
-make_image "$T/img2" 2
+make_test_image "$T/img1" 1
+make_test_image "$T/img2" 2
 S=$T/sysroot
 for args in init "deploy $T/img1" "stage $T/img2 --no-start"; do
   # shellcheck disable=SC2086 # words

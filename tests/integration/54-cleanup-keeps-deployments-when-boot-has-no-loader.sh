@@ -12,7 +12,7 @@ require_commands python3
 require_stagehand
 make_temp no-loader
 
-for v in 1 2 3 4; do make_image "$T/img$v" "$v"; done
+for v in 1 2 3 4; do make_test_image "$T/img$v" "$v"; done
 S=$T/sysroot
 for args in init "deploy $T/img1" "deploy $T/img2" "deploy $T/img3"; do
   # shellcheck disable=SC2086 # words

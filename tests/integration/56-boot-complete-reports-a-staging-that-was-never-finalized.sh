@@ -24,8 +24,8 @@ make_temp never-finalized
 # A host variable must never make the test pretend a boot it did not ask for.
 unset STAGEHAND_DEBUG_CMDLINE
 
-make_image "$T/img1" 1
-make_image "$T/img2" 2
+make_test_image "$T/img1" 1
+make_test_image "$T/img2" 2
 S=$T/sysroot
 MARKER=$S/stagehand/staged-pending
 RECORD=$S/run/stagehand/staged

@@ -95,32 +95,15 @@ fault_lib_exit() {
 
 # ---------------------------------------------------------------- fixtures
 
-# make_image DIR VERSION: a tiny deterministic OS tree with exactly one
-# kernel; kernel and initramfs content differ per VERSION.
-make_image() {
-  local dir=$1 version=$2 kdir
-  kdir=$dir/usr/lib/modules/6.1.0-test
-  mkdir -p "$kdir" "$dir/etc" "$dir/usr/bin"
-  cat >"$dir/usr/lib/os-release" <<EOF
-ID=testos
-VERSION_ID=$version
-PRETTY_NAME="Test OS $version"
-EOF
-  printf 'testos %s kernel image\n' "$version" >"$kdir/vmlinuz"
-  printf 'testos %s initramfs\n' "$version" >"$kdir/initramfs.img"
-  printf 'testos\n' >"$dir/etc/hostname"
-  printf '#!/bin/sh\nexit 0\n' >"$dir/usr/bin/true"
-  chmod 0755 "$dir/usr/bin/true"
-  ln -s true "$dir/usr/bin/sh"
-}
+. "$FAULT_LIB_DIR/test-image.sh"
 
-# make_tar_image TAR VERSION: make_image as a tar archive. Tar images are
+# make_tar_image TAR VERSION: make_test_image as a tar archive. Tar images are
 # imported by one thread (directory images by several), which the
 # fault-injection tests need: strace counts calls per thread, so only a
 # single-threaded run has a deterministic Nth call.
 make_tar_image() {
   local tar=$1 version=$2
-  make_image "$tar.d" "$version"
+  make_test_image "$tar.d" "$version"
   tar -C "$tar.d" -cf "$tar" . || bail "cannot create $tar"
   rm -rf "$tar.d"
 }
@@ -136,6 +119,13 @@ sh_at() {
   "$STAGEHAND" --sysroot="$sysroot" "$@" </dev/null >"$SH_OUT" 2>"$SH_ERR"
   SH_RC=$?
   return 0
+}
+
+# tpl_run NAME ARGS...: stagehand ARGS on the template sysroot $T/tpl/NAME
+# (the sweeps copy templates for each injection point); bails if it fails.
+tpl_run() {
+  sh_at "$T/tpl/$1" "${@:2}"
+  [ "$SH_RC" -eq 0 ] || { diag_run; bail "preparing template $1: stagehand ${*:2} failed"; }
 }
 
 # diag_run: the last sh_at's status and output, as diagnostics.

@@ -218,11 +218,6 @@ make_tar_image "$T/img2.tar" 2
 make_tar_image "$T/img3.tar" 3
 mkdir -p "$T/tpl"
 
-tpl_run() {
-  sh_at "$T/tpl/$1" "${@:2}"
-  [ "$SH_RC" -eq 0 ] || { diag_run; bail "preparing template $1: stagehand ${*:2} failed"; }
-}
-
 tpl_run base init
 tpl_run base deploy "$T/img1.tar"
 cp -a "$T/tpl/base" "$T/tpl/staged"

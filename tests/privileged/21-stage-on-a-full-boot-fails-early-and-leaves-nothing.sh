@@ -21,13 +21,13 @@ mkfs.ext4 -q -F -L stagehand-boot "$T/boot.img" || bail "mkfs.ext4 failed"
 mount -o loop "$T/boot.img" "$B" || bail "cannot loop-mount $T/boot.img on $B"
 AT_EXIT+=("umount '$B'")
 
-make_image "$T/img1" 1
+make_test_image "$T/img1" 1
 # A kernel and an initramfs that together cannot fit in 8 MiB.
-make_image "$T/big" 2
+make_test_image "$T/big" 2
 head -c $((5 * 1024 * 1024)) /dev/zero | tr '\0' k >"$T/big/usr/lib/modules/6.1.0-test/vmlinuz"
 head -c $((4 * 1024 * 1024)) /dev/zero | tr '\0' i >"$T/big/usr/lib/modules/6.1.0-test/initramfs.img"
 # One that fits.
-make_image "$T/fits" 3
+make_test_image "$T/fits" 3
 head -c $((1024 * 1024)) /dev/zero | tr '\0' f >"$T/fits/usr/lib/modules/6.1.0-test/vmlinuz"
 
 run() { sh_at "$S" --boot="$B" "$@"; }

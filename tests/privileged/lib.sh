@@ -362,23 +362,7 @@ teardown() {
 
 # ------------------------------------------------------- stagehand fixtures
 
-# make_test_image DIR [VERSION]: a tiny OS tree with exactly one kernel.
-# Deterministic; kernel and initramfs have distinct content per version.
-make_test_image() {
-  local dir=$1 version=${2:-1} kdir
-  kdir=$dir/usr/lib/modules/6.1.0-test
-  mkdir -p "$kdir" "$dir/etc" "$dir/usr/bin"
-  cat >"$dir/usr/lib/os-release" <<EOF
-ID=testos
-VERSION_ID=$version
-PRETTY_NAME="Test OS $version"
-EOF
-  printf 'testos %s kernel image\n' "$version" >"$kdir/vmlinuz"
-  printf 'testos %s initramfs\n' "$version" >"$kdir/initramfs.img"
-  printf 'testos\n' >"$dir/etc/hostname"
-  printf '#!/bin/sh\nexit 0\n' >"$dir/usr/bin/true"
-  chmod 0755 "$dir/usr/bin/true"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/test-image.sh"
 
 _sh_log_n=0
 
