@@ -66,7 +66,7 @@ vm_stagehand deploy "$root/var/lib/stagehand-vm/images/v1" --karg=root=LABEL=SHR
   >"$VM_WORK/host-deploy.log" 2>&1 || vm_bail "host-side stagehand deploy failed: $(cat "$VM_WORK/host-deploy.log")"
 vm_umount
 
-tap_plan 17
+tap_plan 18
 
 entry=$(vm_bls_default)
 tap_like "$(vm_bls_get "$entry" options)" "stagehand=/stagehand/deploy/shtest/[^ ]+" \
@@ -85,6 +85,9 @@ tap_like "$(cat "$(vm_result mounts-after-hold)")" "^ext4 /dev/vdb" "after the h
 
 staged=$(jq -r '.deployments[] | select(.is_staged) | "\(.os)/\(.id)"' "$(vm_result status-staged.json)" 2>/dev/null)
 tap_like "$staged" "^shtest/" "status --json before shutdown names the staged deployment"
+tap_is "$(jq -r '"default-is-booted=\(.default == .booted) last-finalize-is-staged=\(.last_finalize.deployment == .staged)"' \
+  "$(vm_result status-staged.json)" 2>&1)" "default-is-booted=true last-finalize-is-staged=false" \
+  "before shutdown nothing is finalized: the default is still the booted v1 and no finalize ran for v2"
 
 # ---- between boots: what the boot loader sees --------------------------------------------------------
 

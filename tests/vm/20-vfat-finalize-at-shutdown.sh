@@ -60,7 +60,7 @@ SYSTEMD_RELAX_ESP_CHECKS=1 record_cmd bootctl bootctl --esp-path=/boot list --no
 SYSTEMD_RELAX_ESP_CHECKS=1 record_cmd bootctl-json bootctl --esp-path=/boot list --json=short
 EOF
 
-tap_plan 24
+tap_plan 25
 
 # ---- boot 0: first install inside the guest -------------------------------------------
 
@@ -87,6 +87,9 @@ tap_like "$(cat "$(vm_result mounts-after-stage)")" "^vfat /dev/vdb" "after stag
 tap_is "$(cat "$(vm_result expired-at)")" never "/boot stayed mounted through 10 idle timeouts"
 staged=$(jq -r '.staged // empty' "$(vm_result status-staged.json)" 2>/dev/null)
 tap_like "$staged" "^shtest/" "status before shutdown names the staged deployment"
+tap_is "$(jq -r '"default-is-booted=\(.default == .booted) last-finalize-is-staged=\(.last_finalize.deployment == .staged)"' \
+  "$(vm_result status-staged.json)" 2>&1)" "default-is-booted=true last-finalize-is-staged=false" \
+  "before shutdown nothing is finalized: the default is still the booted v1 and no finalize ran for v2"
 
 # ---- between boots: the vfat disk, read with mtools -----------------------------------------
 
