@@ -1,0 +1,227 @@
+/* Internals of image import, shared by its files: image-import.c (entry
+ * points), tree-writer.c, tree-writer-file.c and tree-writer-workers.c (the
+ * writer), import-dir.c and import-tar.c (the two sources), import-util.c.
+ * Not an API: the library's callers use image-import.h.
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "image-import.h"
+#include "manifest.h"
+
+G_BEGIN_DECLS
+
+/* Reads from a tar stream and the fallback copy loop use buffers this large:
+ * small reads dominate the cost of a compressed 350 MB image otherwise. */
+#define IO_BUFFER_SIZE (1024 * 1024)
+
+/* ---- shared helpers (import-util.c) ------------------------------------ */
+
+char *import_escape_name (const char *name);
+gboolean import_throw_entry (GError **error, const char *path, const char *fmt, ...)
+    G_GNUC_PRINTF (3, 4);
+gboolean import_throw_entry_errno (GError **error, const char *path, const char *what);
+gboolean import_pwrite_all (int fd, const guint8 *buf, size_t len, off_t offset);
+gboolean import_pread_all (int fd, guint8 *buf, size_t len, off_t offset);
+ssize_t import_symlink_setxattr_at (int dfd, const char *name, const char *key, const void *value,
+                                    size_t len);
+ssize_t import_symlink_getxattr_at (int dfd, const char *name, const char *key, void *value,
+                                    size_t len);
+ssize_t import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len);
+
+/* ---- what the sources hand to the writer ------------------------------- */
+
+typedef enum
+{
+  NODE_DIR,
+  NODE_FILE,
+  NODE_SYMLINK,
+  NODE_FIFO,
+  /* Refused: listed so that both sources share one message per kind. */
+  NODE_CHAR_DEVICE,
+  NODE_BLOCK_DEVICE,
+  NODE_SOCKET,
+  NODE_UNKNOWN,
+} NodeType;
+
+typedef struct
+{
+  const char *name;
+  const void *value;
+  size_t len;
+} XattrRef;
+
+/* Where the content of a regular file comes from. Hashes cover the
+ * logical content: holes read as zeros, so a sparse file hashes the same
+ * from a directory and from a tar stream. */
+typedef struct
+{
+  /* Reads the whole content once, feeding @hash, and keeps what write()
+   * needs to write it afterwards without reading the image again.
+   * *ret_kept = FALSE, with nothing read, when it cannot (a tar entry too
+   * large to hold in memory). */
+  gboolean (*hash) (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept,
+                    GError **error);
+  /* Writes the content into @fd (new, empty, open for reading and writing)
+   * and makes it @size bytes long, feeding @hash unless it is NULL (or the
+   * content was already hashed); adds the bytes written to *@bytes. */
+  gboolean (*write) (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+                     GError **error);
+} ContentOps;
+
+typedef struct
+{
+  NodeType type;
+  /* Non-NULL: a hard link to this earlier entry (a path inside the image). */
+  const char *hardlink_target;
+  const char *symlink_target;
+  mode_t perm; /* permission bits, including setuid/setgid/sticky */
+  uid_t uid;
+  gid_t gid;
+  struct timespec times[2]; /* atime, mtime; tv_nsec = UTIME_OMIT when unknown */
+  guint64 size;
+  const XattrRef *xattrs;
+  guint n_xattrs;
+  /* Regular files (and tar hard links carrying data). NULL: no content. */
+  const ContentOps *content;
+  gpointer content_data;
+} TreeEntry;
+
+/* ---- the writer (tree-writer*.c) --------------------------------------- */
+
+/* What a thread that writes regular files needs for itself. */
+typedef struct
+{
+  guint8 *buffer;           /* IO_BUFFER_SIZE, allocated on first use */
+  XXH3_state_t *hash_state; /* allocated on first use */
+  /* The last reference directory looked up (files come grouped by directory). */
+  char *ref_parent_path;
+  int ref_parent_fd; /* O_PATH, or -1 (also when that directory is missing) */
+} FileWriter;
+
+/* Regular files of a directory image are written by this many threads while
+ * the walking thread creates directories, symlinks and the rest; at most
+ * IMPORT_MAX_PENDING files (two fds each) wait for them. */
+#define IMPORT_WORKERS 2
+#define IMPORT_MAX_PENDING 128
+
+typedef struct _FileJob FileJob;
+
+typedef struct
+{
+  int root_fd; /* the destination directory itself (a real fd, not O_PATH) */
+  gboolean privileged;
+  /* normalized path -> TreeNode: everything written so far */
+  GHashTable *nodes;
+  /* Reference inodes already linked into this tree (st_ino). */
+  GHashTable *ref_linked;
+  GMutex ref_linked_lock;
+  GPtrArray *dirs; /* DirRecord, in order of creation; [0] is the root */
+  /* The directories from the root down to the last entry's parent; [0] is
+   * the root (fd borrowed from root_fd). */
+  GArray *stack;
+  guint n_open;
+  /* files is the walking thread's; bytes and linked_* are added to by the
+   * workers too, atomically (progress_add()). */
+  ImportProgress progress;
+  const ImportOptions *options;
+  gint try_clone;  /* atomic */
+  FileWriter main; /* the walking thread's */
+
+  /* The new tree's manifest; NULL when nobody needs one (no hashing then).
+   * Guarded by lock. */
+  Manifest *manifest;
+  /* Deduplication: the reference tree and its manifest, or -1 and NULL.
+   * Read-only while importing, so shared by the workers without a lock. */
+  int ref_dfd;
+  const Manifest *ref_manifest;
+  uid_t self_uid;
+  gid_t self_gid;
+
+  /* The workers (directory images only; none for tar streams). */
+  GThread *workers[IMPORT_WORKERS];
+  guint n_workers;
+  GAsyncQueue *jobs; /* FileJob, or the stop sentinel */
+  GMutex lock;       /* guards pending, job_error and manifest */
+  GCond job_done;
+  guint pending;
+  GError *job_error; /* the first worker's failure */
+  gint failed;       /* atomic: job_error is set, skip the remaining jobs */
+} TreeWriter;
+
+/* tree-writer.c */
+void tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options);
+void tree_writer_clear (TreeWriter *w);
+void tree_writer_report (TreeWriter *w);
+gboolean tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *job,
+                          GError **error);
+gboolean tree_writer_finish (TreeWriter *w, GError **error);
+gboolean tree_writer_xattr_settable (TreeWriter *w, const char *name);
+gboolean tree_writer_apply_fd_metadata (TreeWriter *w, int fd, const char *path, const TreeEntry *e,
+                                        GError **error);
+
+/* tree-writer-file.c */
+void file_writer_init (FileWriter *fw);
+void file_writer_clear (FileWriter *fw);
+guint8 *file_writer_buffer (FileWriter *fw);
+gboolean file_writer_hash_fd (FileWriter *fw, int fd, guint64 size, XXH3_state_t *hash,
+                              GError **error);
+gboolean tree_writer_write_regular_file (TreeWriter *w, FileWriter *fw, int parent_fd,
+                                         const char *name, const char *key, const char *path,
+                                         const TreeEntry *e, GError **error);
+
+/* ---- the directory source's files, as the workers get them ------------- */
+
+typedef struct
+{
+  GArray *refs;       /* XattrRef, pointing into storage */
+  GPtrArray *storage; /* names and values */
+} XattrList;
+
+/* import-dir.c */
+void xattr_list_init (XattrList *l);
+void xattr_list_clear (XattrList *l);
+
+typedef struct
+{
+  TreeWriter *w;
+  FileWriter *fw; /* of the thread writing the file */
+  int fd;
+  gboolean sparse; /* fewer blocks than bytes: copy extent by extent */
+  gboolean held;   /* fw's buffer holds the whole content (hashed already) */
+} FileCopy;
+
+/* A regular file of a directory image for a worker to write: everything
+ * tree_writer_write_regular_file() needs, owned. */
+struct _FileJob
+{
+  TreeEntry e; /* e.xattrs points into xattrs, e.content_data to copy */
+  XattrList xattrs;
+  FileCopy copy; /* copy.fd is owned */
+  int parent_fd; /* a dup of the destination directory's fd */
+  char *name;
+  char *key;
+  char *path;
+};
+
+/* tree-writer-workers.c */
+FileJob *file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *fd);
+void file_job_free (FileJob *job);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FileJob, file_job_free)
+void tree_writer_start_workers (TreeWriter *w);
+gboolean tree_writer_drain (TreeWriter *w, GError **error);
+gboolean tree_writer_stop_workers (TreeWriter *w, gboolean abandon, GError **error);
+gboolean tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name,
+                             const char *key, const char *path, GError **error);
+
+/* ---- the sources ------------------------------------------------------- */
+
+gboolean import_directory (TreeWriter *w, int image_fd, GError **error);
+gboolean import_tar (TreeWriter *w, int image_fd, const char *image_path, GError **error);
+
+G_END_DECLS

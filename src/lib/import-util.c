@@ -1,0 +1,164 @@
+/* What the tree writer and both import sources share: messages that name
+ * an entry, whole-buffer pread/pwrite, and the extended attributes of
+ * symlinks.
+ */
+#include "config.h"
+
+#include "import-private.h"
+#include "errors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- extended attributes of symlinks ----------------------------------- */
+
+/* Extended attributes of symlinks. fsetxattr() and friends refuse O_PATH fds
+ * (EBADF), and lsetxattr() needs a path string, which we never glue together.
+ * Linux 6.13 added setxattrat()/getxattrat()/listxattrat() taking a directory
+ * fd, a name and AT_SYMLINK_NOFOLLOW: exactly what is needed. glibc 2.36 has
+ * no wrappers, so call them by number (identical on every architecture except
+ * those with their own offsets). On older kernels (ENOSYS) symlink xattrs are
+ * skipped: only trusted.* and security.* can exist on symlinks at all (the
+ * kernel refuses user.* there), and the caller's kernel cannot set them through
+ * a held fd. */
+#if !defined(__NR_setxattrat) && !defined(__alpha__) && !defined(__mips__) && !defined(__ia64__)
+#define __NR_setxattrat 463
+#define __NR_getxattrat 464
+#define __NR_listxattrat 465
+#endif
+
+struct xattrat_args
+{
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+
+ssize_t
+import_symlink_setxattr_at (int dfd, const char *name, const char *key, const void *value,
+                            size_t len)
+{
+#ifdef __NR_setxattrat
+  struct xattrat_args args = { .value = (uintptr_t)value, .size = len, .flags = 0 };
+  return syscall (__NR_setxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, key, &args, sizeof args);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+ssize_t
+import_symlink_getxattr_at (int dfd, const char *name, const char *key, void *value, size_t len)
+{
+#ifdef __NR_getxattrat
+  struct xattrat_args args = { .value = (uintptr_t)value, .size = len, .flags = 0 };
+  return syscall (__NR_getxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, key, &args, sizeof args);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+ssize_t
+import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len)
+{
+#ifdef __NR_listxattrat
+  return syscall (__NR_listxattrat, dfd, name, AT_SYMLINK_NOFOLLOW, list, len);
+#else
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+/* An entry name fit for a message: printable UTF-8 as is, `"` and `\`
+ * escaped, every other byte as \xNN. Names are bytes, not text. */
+char *
+import_escape_name (const char *name)
+{
+  GString *s = g_string_new (NULL);
+  const char *p = name;
+  while (*p != '\0')
+    {
+      gunichar c = g_utf8_get_char_validated (p, -1);
+      if (c == (gunichar)-1 || c == (gunichar)-2 || !g_unichar_isprint (c))
+        {
+          g_string_append_printf (s, "\\x%02x", (guchar)*p);
+          p++;
+          continue;
+        }
+      const char *next = g_utf8_next_char (p);
+      if (c == '"' || c == '\\')
+        g_string_append_c (s, '\\');
+      g_string_append_len (s, p, next - p);
+      p = next;
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* Refuses an entry: STAGEHAND_ERROR_INVALID, `image entry "<path>": <reason>`. */
+gboolean
+import_throw_entry (GError **error, const char *path, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *reason = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_autofree char *escaped = import_escape_name (path);
+  return throw_error (error, STAGEHAND_ERROR_INVALID, "image entry \"%s\": %s", escaped, reason);
+}
+
+/* A system call failed while writing an entry: `image entry "<path>": <what>: <strerror>`. */
+gboolean
+import_throw_entry_errno (GError **error, const char *path, const char *what)
+{
+  int errsv = errno;
+  g_autofree char *escaped = import_escape_name (path);
+  return throw_errno_value (error, errsv, "image entry \"%s\": %s", escaped, what);
+}
+
+/* ---- whole-buffer I/O -------------------------------------------------- */
+
+gboolean
+import_pwrite_all (int fd, const guint8 *buf, size_t len, off_t offset)
+{
+  while (len > 0)
+    {
+      ssize_t n = pwrite (fd, buf, len, offset);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      buf += n;
+      len -= n;
+      offset += n;
+    }
+  return TRUE;
+}
+
+/* Sets errno on failure. */
+gboolean
+import_pread_all (int fd, guint8 *buf, size_t len, off_t offset)
+{
+  while (len > 0)
+    {
+      ssize_t n = pread (fd, buf, len, offset);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        {
+          errno = ENODATA; /* the file shrank while importing */
+          return FALSE;
+        }
+      buf += n;
+      len -= n;
+      offset += n;
+    }
+  return TRUE;
+}

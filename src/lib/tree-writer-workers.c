@@ -1,0 +1,164 @@
+/* The threads that write the regular files of a directory image while the
+ * walk goes on (see tree_writer_start_workers()).
+ */
+#include "config.h"
+
+#include "import-private.h"
+#include "fsutil.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+/* Takes over @xattrs and *@fd (leaving an empty list and -1 behind). */
+FileJob *
+file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *fd)
+{
+  FileJob *job = g_new0 (FileJob, 1);
+  job->e = *e;
+  job->xattrs = *xattrs;
+  xattr_list_init (xattrs);
+  job->copy = *copy;
+  job->copy.fd = fd_steal (fd);
+  job->e.content_data = &job->copy;
+  job->parent_fd = -1;
+  return job;
+}
+
+void
+file_job_free (FileJob *job)
+{
+  if (job == NULL)
+    return;
+  if (job->copy.fd >= 0)
+    (void)close (job->copy.fd); /* read-only fd: nothing to report */
+  if (job->parent_fd >= 0)
+    (void)close (job->parent_fd); /* O_PATH fd: nothing to report */
+  xattr_list_clear (&job->xattrs);
+  g_free (job->name);
+  g_free (job->key);
+  g_free (job->path);
+  g_free (job);
+}
+
+/* What a worker pops to stop. */
+static FileJob stop_job;
+
+static gpointer
+file_worker (gpointer data)
+{
+  TreeWriter *w = data;
+  FileWriter fw;
+  file_writer_init (&fw);
+  for (;;)
+    {
+      FileJob *job = g_async_queue_pop (w->jobs);
+      if (job == &stop_job)
+        break;
+      g_autoptr (GError) local_error = NULL;
+      /* After a failure the import is abandoned: drain the queue quickly. */
+      gboolean ok = g_atomic_int_get (&w->failed);
+      if (!ok)
+        {
+          job->copy.fw = &fw;
+          ok = tree_writer_write_regular_file (w, &fw, job->parent_fd, job->name, job->key,
+                                               job->path, &job->e, &local_error);
+        }
+      file_job_free (job);
+      g_mutex_lock (&w->lock);
+      if (!ok && w->job_error == NULL)
+        {
+          w->job_error = g_steal_pointer (&local_error);
+          g_atomic_int_set (&w->failed, TRUE);
+        }
+      w->pending--;
+      g_cond_broadcast (&w->job_done);
+      g_mutex_unlock (&w->lock);
+    }
+  file_writer_clear (&fw);
+  return NULL;
+}
+
+/* Why threads: writing a regular file is a handful of system calls (open,
+ * read, link or create + write + chown + chmod + utimens, close) that do not
+ * depend on the walk, and the walk itself is as many again (readdir, open,
+ * fstat, listxattr, mkdir, ...). Two cores run both at once; see
+ * docs/design.md for the numbers. */
+void
+tree_writer_start_workers (TreeWriter *w)
+{
+  w->jobs = g_async_queue_new ();
+  for (guint i = 0; i < IMPORT_WORKERS; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("import-%u", i);
+      w->workers[w->n_workers++] = g_thread_new (name, file_worker, w);
+    }
+}
+
+/* Waits until every submitted file is written; the first worker's error,
+ * if any. */
+gboolean
+tree_writer_drain (TreeWriter *w, GError **error)
+{
+  if (w->n_workers == 0)
+    return TRUE;
+  g_mutex_lock (&w->lock);
+  while (w->pending > 0)
+    g_cond_wait (&w->job_done, &w->lock);
+  GError *job_error = g_steal_pointer (&w->job_error);
+  g_mutex_unlock (&w->lock);
+  if (job_error != NULL)
+    {
+      g_propagate_error (error, job_error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Drains (reporting a worker's error through @error) and ends the workers.
+ * With @abandon (the import failed), queued files are skipped. */
+gboolean
+tree_writer_stop_workers (TreeWriter *w, gboolean abandon, GError **error)
+{
+  if (w->n_workers == 0)
+    return TRUE;
+  if (abandon)
+    g_atomic_int_set (&w->failed, TRUE);
+  g_autoptr (GError) local_error = NULL;
+  gboolean ok = tree_writer_drain (w, &local_error);
+  for (guint i = 0; i < w->n_workers; i++)
+    g_async_queue_push (w->jobs, &stop_job);
+  for (guint i = 0; i < w->n_workers; i++)
+    g_thread_join (w->workers[i]);
+  w->n_workers = 0;
+  if (!ok && !abandon)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return ok;
+}
+
+/* Hands @job (consumed) to the workers, to be written as @name below
+ * @parent_fd. Waits while IMPORT_MAX_PENDING jobs are queued. */
+gboolean
+tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name, const char *key,
+                    const char *path, GError **error)
+{
+  g_autoptr (FileJob) owned = job;
+  /* The walk moves on and may close @parent_fd; the worker needs its own. */
+  owned->parent_fd = fcntl (parent_fd, F_DUPFD_CLOEXEC, 3);
+  if (owned->parent_fd < 0)
+    return import_throw_entry_errno (error, path, "duplicating a directory fd");
+  owned->name = g_strdup (name);
+  owned->key = g_strdup (key);
+  owned->path = g_strdup (path);
+
+  g_mutex_lock (&w->lock);
+  while (w->pending >= IMPORT_MAX_PENDING && w->job_error == NULL)
+    g_cond_wait (&w->job_done, &w->lock);
+  gboolean failed = w->job_error != NULL;
+  if (!failed)
+    w->pending++;
+  g_mutex_unlock (&w->lock);
+  if (failed)
+    return tree_writer_drain (w, error);
+  g_async_queue_push (w->jobs, g_steal_pointer (&owned));
+  return TRUE;
+}

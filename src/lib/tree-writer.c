@@ -1,0 +1,775 @@
+/* The writer of an imported tree; the sources that feed it are
+ * import-dir.c and import-tar.c.
+ *
+ * The writer is the only code that touches the destination, and it does so
+ * relative to directory fds: every directory on the way to an entry is opened
+ * with O_NOFOLLOW|O_DIRECTORY, one component at a time, so an image that
+ * plants a symlink `a -> /etc` and then writes `a/passwd` is refused instead
+ * of followed. It also keeps a table of what it has written, which gives
+ * hostile archives a precise message ("path goes through the symlink "a"")
+ * before the kernel would give a bare ELOOP, and which is how hard link
+ * targets are checked ("an entry written earlier").
+ *
+ * Ownership: as root, entries get the uid and gid recorded in the image
+ * (numerically: the image's own /etc/passwd, not the host's, gives them
+ * names). As non-root, everything belongs to the caller, like
+ * `tar --no-same-owner`, and only user.* extended attributes are copied:
+ * trusted.* and security.* (security.capability included) need privileges a
+ * non-root caller does not have. As root, an extended attribute that cannot be
+ * set is an error, never silently dropped: a binary that loses
+ * security.capability breaks at runtime, far from the cause.
+ *
+ * Order of operations per inode matters: chown() clears setuid/setgid and
+ * security.capability, and user.* xattrs need write permission, so it is
+ * chown, xattrs, chmod, times. Directories get their metadata at the very
+ * end, deepest first, so that their mtime is not disturbed by their contents
+ * and a read-only directory (0555) does not stop a non-root import from
+ * filling it.
+ */
+#include "config.h"
+
+#include "import-private.h"
+#include "fsutil.h"
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* At most this many directory fds are held open on the way down a tree; a
+ * hostile archive with thousands of nested components must not exhaust the
+ * fd table. Deeper ancestors are re-opened (by name, O_NOFOLLOW) when needed. */
+#define MAX_OPEN_DIRS 64
+
+static const char *
+node_type_name (NodeType type)
+{
+  switch (type)
+    {
+    case NODE_DIR:
+      return "directory";
+    case NODE_FILE:
+      return "regular file";
+    case NODE_SYMLINK:
+      return "symlink";
+    case NODE_FIFO:
+      return "FIFO";
+    case NODE_CHAR_DEVICE:
+      return "character device";
+    case NODE_BLOCK_DEVICE:
+      return "block device";
+    case NODE_SOCKET:
+      return "socket";
+    case NODE_UNKNOWN:
+      break;
+    }
+  return "unknown entry type";
+}
+
+typedef struct
+{
+  char *name;
+  void *value;
+  size_t len;
+} Xattr;
+
+static void
+xattr_free (gpointer p)
+{
+  Xattr *x = p;
+  g_free (x->name);
+  g_free (x->value);
+  g_free (x);
+}
+
+typedef struct
+{
+  char *path; /* normalized, "" for the root */
+  /* FALSE for a directory created only as the parent of an entry: it gets
+   * 0755 and keeps the caller's ownership and the current time. */
+  gboolean from_image;
+  mode_t perm;
+  uid_t uid;
+  gid_t gid;
+  struct timespec times[2];
+  GPtrArray *xattrs; /* Xattr */
+} DirRecord;
+
+static void
+dir_record_free (gpointer p)
+{
+  DirRecord *d = p;
+  g_free (d->path);
+  g_clear_pointer (&d->xattrs, g_ptr_array_unref);
+  g_free (d);
+}
+
+typedef struct
+{
+  NodeType type;
+  guint dir_index; /* NODE_DIR: index into TreeWriter.dirs */
+} TreeNode;
+
+typedef struct
+{
+  char *name;
+  int fd; /* O_PATH directory fd, or -1 when closed to stay under MAX_OPEN_DIRS */
+} StackLevel;
+
+static void
+stack_level_clear (gpointer p)
+{
+  StackLevel *l = p;
+  g_free (l->name);
+  if (l->fd >= 0)
+    (void)close (l->fd); /* read-only O_PATH fd: nothing to report */
+}
+
+void
+tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
+{
+  memset (w, 0, sizeof *w);
+  w->root_fd = root_fd;
+  w->privileged = geteuid () == 0;
+  w->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  w->ref_linked = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  g_mutex_init (&w->ref_linked_lock);
+  w->dirs = g_ptr_array_new_with_free_func (dir_record_free);
+  w->stack = g_array_new (FALSE, TRUE, sizeof (StackLevel));
+  g_array_set_clear_func (w->stack, stack_level_clear);
+  StackLevel root = { .name = NULL, .fd = -1 };
+  g_array_append_val (w->stack, root);
+  w->options = options;
+  w->try_clone = TRUE;
+  file_writer_init (&w->main);
+  g_mutex_init (&w->lock);
+  g_cond_init (&w->job_done);
+  w->ref_dfd = -1;
+  if (options->reference_manifest != NULL && options->reference_dfd >= 0)
+    {
+      w->ref_dfd = options->reference_dfd;
+      w->ref_manifest = options->reference_manifest;
+    }
+  w->self_uid = geteuid ();
+  w->self_gid = getegid ();
+
+  DirRecord *rootrec = g_new0 (DirRecord, 1);
+  rootrec->path = g_strdup ("");
+  rootrec->perm = 0755;
+  g_ptr_array_add (w->dirs, rootrec);
+}
+
+void
+tree_writer_clear (TreeWriter *w)
+{
+  g_clear_pointer (&w->nodes, g_hash_table_unref);
+  g_clear_pointer (&w->ref_linked, g_hash_table_unref);
+  g_mutex_clear (&w->ref_linked_lock);
+  g_clear_pointer (&w->dirs, g_ptr_array_unref);
+  g_clear_pointer (&w->stack, g_array_unref);
+  g_clear_pointer (&w->manifest, manifest_free);
+  file_writer_clear (&w->main);
+  g_assert (w->n_workers == 0);
+  g_clear_pointer (&w->jobs, g_async_queue_unref);
+  g_clear_error (&w->job_error);
+  g_mutex_clear (&w->lock);
+  g_cond_clear (&w->job_done);
+}
+
+void
+tree_writer_report (TreeWriter *w)
+{
+  if (w->options->progress == NULL)
+    return;
+  ImportProgress snapshot = {
+    .files = w->progress.files,
+    .bytes = __atomic_load_n (&w->progress.bytes, __ATOMIC_RELAXED),
+    .linked_files = __atomic_load_n (&w->progress.linked_files, __ATOMIC_RELAXED),
+    .linked_bytes = __atomic_load_n (&w->progress.linked_bytes, __ATOMIC_RELAXED),
+    .done = w->progress.done,
+  };
+  w->options->progress (&snapshot, w->options->progress_data);
+}
+
+/* Splits an image path into its components, refusing what could leave the
+ * tree. "", ".", "./" and empty or "." components are the root and no-ops, as
+ * tar writes them. @what names the path in messages ("hard link target ..."). */
+static gboolean
+split_image_path (const char *entry_path, const char *path, const char *what, char ***ret_comps,
+                  GError **error)
+{
+  if (path[0] == '/')
+    {
+      if (what == NULL)
+        return import_throw_entry (error, entry_path, "absolute path");
+      g_autofree char *escaped = import_escape_name (path);
+      return import_throw_entry (error, entry_path, "%s \"%s\" is an absolute path", what, escaped);
+    }
+  g_auto (GStrv) parts = g_strsplit (path, "/", -1);
+  g_autoptr (GPtrArray) comps = g_ptr_array_new_with_free_func (g_free);
+  for (char **p = parts; *p != NULL; p++)
+    {
+      if (**p == '\0' || strcmp (*p, ".") == 0)
+        continue;
+      if (strcmp (*p, "..") == 0)
+        {
+          if (what == NULL)
+            return import_throw_entry (error, entry_path, "path leaves the image (\"..\")");
+          g_autofree char *escaped = import_escape_name (path);
+          return import_throw_entry (error, entry_path, "%s \"%s\" leaves the image (\"..\")", what,
+                                     escaped);
+        }
+      g_ptr_array_add (comps, g_strdup (*p));
+    }
+  g_ptr_array_add (comps, NULL);
+  *ret_comps = (char **)g_ptr_array_free (g_steal_pointer (&comps), FALSE);
+  return TRUE;
+}
+
+/* "a/b/c" from the first @n components. */
+static char *
+join_components (char **comps, guint n)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      if (i > 0)
+        g_string_append_c (s, '/');
+      g_string_append (s, comps[i]);
+    }
+  return g_string_free (s, FALSE);
+}
+
+static StackLevel *
+stack_level (TreeWriter *w, guint i)
+{
+  return &g_array_index (w->stack, StackLevel, i);
+}
+
+static void
+stack_truncate (TreeWriter *w, guint len)
+{
+  for (guint i = len; i < w->stack->len; i++)
+    if (stack_level (w, i)->fd >= 0)
+      w->n_open--;
+  if (len < w->stack->len)
+    g_array_set_size (w->stack, len);
+}
+
+/* Closes the shallowest open level above the root, below @keep. */
+static void
+stack_limit_open (TreeWriter *w, guint keep)
+{
+  if (w->n_open <= MAX_OPEN_DIRS)
+    return;
+  for (guint i = 1; i < keep; i++)
+    {
+      StackLevel *l = stack_level (w, i);
+      if (l->fd >= 0)
+        {
+          (void)close (l->fd); /* O_PATH fd: nothing to report */
+          l->fd = -1;
+          w->n_open--;
+          return;
+        }
+    }
+}
+
+static gboolean
+stack_level_fd (TreeWriter *w, const char *entry_path, guint i, int *ret_fd, GError **error)
+{
+  if (i == 0)
+    {
+      *ret_fd = w->root_fd;
+      return TRUE;
+    }
+  StackLevel *l = stack_level (w, i);
+  if (l->fd < 0)
+    {
+      int parent_fd;
+      if (!stack_level_fd (w, entry_path, i - 1, &parent_fd, error))
+        return FALSE;
+      l = stack_level (w, i);
+      l->fd = openat (parent_fd, l->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (l->fd < 0)
+        return import_throw_entry_errno (error, entry_path, "re-opening a parent directory");
+      w->n_open++;
+      stack_limit_open (w, i);
+    }
+  *ret_fd = stack_level (w, i)->fd;
+  return TRUE;
+}
+
+static DirRecord *
+tree_writer_add_dir_record (TreeWriter *w, const char *path, guint *ret_index)
+{
+  DirRecord *d = g_new0 (DirRecord, 1);
+  d->path = g_strdup (path);
+  d->perm = 0755;
+  d->times[0].tv_nsec = UTIME_OMIT;
+  d->times[1].tv_nsec = UTIME_OMIT;
+  *ret_index = w->dirs->len;
+  g_ptr_array_add (w->dirs, d);
+  return d;
+}
+
+/* The directory @comps[@i] below @parent_fd is about to be entered on the way
+ * to @entry_path: it must be a directory written earlier, or is created now
+ * as an implicit parent (tar archives need not list every directory). */
+static gboolean
+ensure_parent_dir (TreeWriter *w, const char *entry_path, char **comps, guint i, int parent_fd,
+                   GError **error)
+{
+  g_autofree char *key = join_components (comps, i + 1);
+  TreeNode *node = g_hash_table_lookup (w->nodes, key);
+  if (node != NULL)
+    {
+      if (node->type == NODE_DIR)
+        return TRUE;
+      g_autofree char *escaped = import_escape_name (key);
+      if (node->type == NODE_SYMLINK)
+        return import_throw_entry (error, entry_path, "path goes through the symlink \"%s\"",
+                                   escaped);
+      return import_throw_entry (error, entry_path, "path goes through \"%s\", which is a %s",
+                                 escaped, node_type_name (node->type));
+    }
+  if (mkdirat (parent_fd, comps[i], 0700) < 0)
+    return import_throw_entry_errno (error, entry_path, "creating a parent directory");
+  node = g_new0 (TreeNode, 1);
+  node->type = NODE_DIR;
+  tree_writer_add_dir_record (w, key, &node->dir_index);
+  g_hash_table_insert (w->nodes, g_steal_pointer (&key), node);
+  return TRUE;
+}
+
+/* Makes the stack hold the root and the directories @comps[0..@n-1] below it,
+ * and returns the fd of the deepest (owned by the stack, valid until the next
+ * call). With @create, each newly entered component is checked against the
+ * table and created when missing. Every component is opened with O_NOFOLLOW:
+ * even if the table were wrong, a symlink is never followed. */
+static gboolean
+tree_writer_enter (TreeWriter *w, const char *entry_path, char **comps, guint n, gboolean create,
+                   int *ret_fd, GError **error)
+{
+  guint common = 0;
+  while (common < n && common + 1 < w->stack->len
+         && strcmp (stack_level (w, common + 1)->name, comps[common]) == 0)
+    common++;
+  stack_truncate (w, common + 1);
+
+  for (guint i = common; i < n; i++)
+    {
+      int parent_fd;
+      if (!stack_level_fd (w, entry_path, i, &parent_fd, error))
+        return FALSE;
+      if (create && !ensure_parent_dir (w, entry_path, comps, i, parent_fd, error))
+        return FALSE;
+      int fd = openat (parent_fd, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0)
+        return import_throw_entry_errno (error, entry_path, "opening a parent directory");
+      StackLevel l = { .name = g_strdup (comps[i]), .fd = fd };
+      g_array_append_val (w->stack, l);
+      w->n_open++;
+      stack_limit_open (w, i + 1);
+    }
+  return stack_level_fd (w, entry_path, n, ret_fd, error);
+}
+
+/* trusted.* and security.* need CAP_SYS_ADMIN / CAP_SETFCAP: skipped when not
+ * running as root (see the top of this file). */
+gboolean
+tree_writer_xattr_settable (TreeWriter *w, const char *name)
+{
+  return w->privileged
+         || (!g_str_has_prefix (name, "trusted.") && !g_str_has_prefix (name, "security."));
+}
+
+static gboolean
+set_fd_xattrs (TreeWriter *w, int fd, const char *path, const XattrRef *xattrs, guint n,
+               GError **error)
+{
+  for (guint i = 0; i < n; i++)
+    {
+      if (!tree_writer_xattr_settable (w, xattrs[i].name))
+        continue;
+      if (fsetxattr (fd, xattrs[i].name, xattrs[i].value, xattrs[i].len, 0) < 0)
+        {
+          g_autofree char *what = g_strdup_printf ("setting extended attribute %s", xattrs[i].name);
+          return import_throw_entry_errno (error, path, what);
+        }
+    }
+  return TRUE;
+}
+
+/* Ownership, xattrs, mode and times of a regular file or FIFO, in the order
+ * explained at the top of this file. */
+gboolean
+tree_writer_apply_fd_metadata (TreeWriter *w, int fd, const char *path, const TreeEntry *e,
+                               GError **error)
+{
+  if (w->privileged && fchown (fd, e->uid, e->gid) < 0)
+    return import_throw_entry_errno (error, path, "setting owner");
+  if (!set_fd_xattrs (w, fd, path, e->xattrs, e->n_xattrs, error))
+    return FALSE;
+  if (fchmod (fd, e->perm) < 0)
+    return import_throw_entry_errno (error, path, "setting mode");
+  if (futimens (fd, e->times) < 0)
+    return import_throw_entry_errno (error, path, "setting times");
+  return TRUE;
+}
+
+static gboolean
+write_symlink (TreeWriter *w, int parent_fd, const char *name, const char *path, const TreeEntry *e,
+               GError **error)
+{
+  if (e->symlink_target == NULL || e->symlink_target[0] == '\0')
+    return import_throw_entry (error, path, "symlink without a target");
+  /* The target is stored as it is, absolute, dangling or with "..": it is
+   * never followed here, and inside the deployment it means what it means on
+   * the booted system. */
+  if (symlinkat (e->symlink_target, parent_fd, name) < 0)
+    return import_throw_entry_errno (error, path, "creating symlink");
+  if (w->privileged && fchownat (parent_fd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return import_throw_entry_errno (error, path, "setting owner");
+  for (guint i = 0; i < e->n_xattrs; i++)
+    {
+      const XattrRef *x = &e->xattrs[i];
+      if (!tree_writer_xattr_settable (w, x->name))
+        continue;
+      if (import_symlink_setxattr_at (parent_fd, name, x->name, x->value, x->len) < 0)
+        {
+          /* Kernel older than 6.13: no way to reach a symlink's xattrs
+           * through a held fd (see import_symlink_setxattr_at); skip them. */
+          if (errno == ENOSYS)
+            break;
+          g_autofree char *what = g_strdup_printf ("setting extended attribute %s", x->name);
+          return import_throw_entry_errno (error, path, what);
+        }
+    }
+  if (utimensat (parent_fd, name, e->times, AT_SYMLINK_NOFOLLOW) < 0)
+    return import_throw_entry_errno (error, path, "setting times");
+  return TRUE;
+}
+
+static gboolean
+write_fifo (TreeWriter *w, int parent_fd, const char *name, const char *path, const TreeEntry *e,
+            GError **error)
+{
+  if (mknodat (parent_fd, name, S_IFIFO | 0600, 0) < 0)
+    return import_throw_entry_errno (error, path, "creating FIFO");
+  /* Opening a FIFO for reading with O_NONBLOCK returns at once, writer or
+   * not, and gives a real fd for fchown/fchmod/fsetxattr/futimens. */
+  autofd fd = openat (parent_fd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return import_throw_entry_errno (error, path, "opening the new FIFO");
+  return tree_writer_apply_fd_metadata (w, fd, path, e, error);
+}
+
+static void
+dir_record_set (DirRecord *d, const TreeEntry *e)
+{
+  d->from_image = TRUE;
+  d->perm = e->perm;
+  d->uid = e->uid;
+  d->gid = e->gid;
+  d->times[0] = e->times[0];
+  d->times[1] = e->times[1];
+  g_clear_pointer (&d->xattrs, g_ptr_array_unref);
+  if (e->n_xattrs > 0)
+    {
+      d->xattrs = g_ptr_array_new_with_free_func (xattr_free);
+      for (guint i = 0; i < e->n_xattrs; i++)
+        {
+          Xattr *x = g_new0 (Xattr, 1);
+          x->name = g_strdup (e->xattrs[i].name);
+          x->value = g_memdup2 (e->xattrs[i].value, e->xattrs[i].len);
+          x->len = e->xattrs[i].len;
+          g_ptr_array_add (d->xattrs, x);
+        }
+    }
+}
+
+static void
+tree_writer_entry_done (TreeWriter *w)
+{
+  w->progress.files++;
+  tree_writer_report (w);
+}
+
+/* The manifest entry of @from_key, if any, also for @to_key (a second name
+ * of the same inode). */
+static void
+tree_writer_copy_record (TreeWriter *w, const char *from_key, const char *to_key)
+{
+  if (w->manifest == NULL)
+    return;
+  g_mutex_lock (&w->lock);
+  const ManifestEntry *from = manifest_lookup (w->manifest, from_key);
+  if (from != NULL)
+    {
+      ManifestEntry copy = *from;
+      copy.path = to_key;
+      manifest_set (w->manifest, &copy);
+    }
+  g_mutex_unlock (&w->lock);
+}
+
+/* Writes one entry. @path is the entry's name in the image, as the source
+ * gives it (raw bytes, not yet checked). A regular file comes with @job
+ * (consumed) when a worker is to write it. */
+gboolean
+tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *job, GError **error)
+{
+  g_autoptr (FileJob) owned_job = job;
+  switch (e->type)
+    {
+    case NODE_CHAR_DEVICE:
+      return import_throw_entry (error, path, "character device nodes are not allowed in an image");
+    case NODE_BLOCK_DEVICE:
+      return import_throw_entry (error, path, "block device nodes are not allowed in an image");
+    case NODE_SOCKET:
+      return import_throw_entry (error, path, "sockets are not allowed in an image");
+    case NODE_UNKNOWN:
+      return import_throw_entry (error, path, "unsupported entry type");
+    case NODE_DIR:
+    case NODE_FILE:
+    case NODE_SYMLINK:
+    case NODE_FIFO:
+      break;
+    }
+
+  g_auto (GStrv) comps = NULL;
+  if (!split_image_path (path, path, NULL, &comps, error))
+    return FALSE;
+  guint n = g_strv_length (comps);
+  if (n == 0)
+    {
+      if (e->type != NODE_DIR || e->hardlink_target != NULL)
+        return import_throw_entry (error, path, "the image root must be a directory, not a %s",
+                                   e->hardlink_target ? "hard link" : node_type_name (e->type));
+      dir_record_set (w->dirs->pdata[0], e);
+      tree_writer_entry_done (w);
+      return TRUE;
+    }
+  g_autofree char *key = join_components (comps, n);
+
+  NodeType type = e->type;
+  g_auto (GStrv) target_comps = NULL;
+  guint target_n = 0;
+  g_autofree char *target_key = NULL;
+  if (e->hardlink_target != NULL)
+    {
+      if (!split_image_path (path, e->hardlink_target, "hard link target", &target_comps, error))
+        return FALSE;
+      target_n = g_strv_length (target_comps);
+      target_key = join_components (target_comps, target_n);
+      g_autofree char *escaped_target = import_escape_name (e->hardlink_target);
+      TreeNode *target = g_hash_table_lookup (w->nodes, target_key);
+      if (target_n == 0 || (target != NULL && target->type == NODE_DIR))
+        return import_throw_entry (error, path, "hard link target \"%s\" is a directory",
+                                   escaped_target);
+      if (strcmp (target_key, key) == 0)
+        return import_throw_entry (error, path, "hard link to itself");
+      if (target == NULL)
+        return import_throw_entry (
+            error, path, "hard link target \"%s\" is not an entry written earlier in the image",
+            escaped_target);
+      if (e->content != NULL && target->type != NODE_FILE)
+        return import_throw_entry (error, path, "hard link with data to \"%s\", which is a %s",
+                                   escaped_target, node_type_name (target->type));
+      type = target->type;
+    }
+
+  TreeNode *existing = g_hash_table_lookup (w->nodes, key);
+  /* A worker may still be writing the target, or the entry replaced. */
+  if ((e->hardlink_target != NULL || existing != NULL) && !tree_writer_drain (w, error))
+    return FALSE;
+  if (existing != NULL && existing->type != type)
+    {
+      if (existing->type == NODE_DIR)
+        return import_throw_entry (error, path, "would replace a directory with a %s",
+                                   node_type_name (type));
+      return import_throw_entry (error, path,
+                                 "duplicate entry of a different type (a %s, then a %s)",
+                                 node_type_name (existing->type), node_type_name (type));
+    }
+
+  autofd target_parent_fd = -1;
+  if (e->hardlink_target != NULL)
+    {
+      /* The target was written through checked directories, so its parents
+       * need no checks now; the entry's own parents are entered next, and the
+       * stack holds one path at a time, hence the dup. */
+      int fd;
+      if (!tree_writer_enter (w, path, target_comps, target_n - 1, FALSE, &fd, error))
+        return FALSE;
+      target_parent_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+      if (target_parent_fd < 0)
+        return import_throw_entry_errno (error, path, "duplicating a directory fd");
+    }
+
+  int parent_fd;
+  if (!tree_writer_enter (w, path, comps, n - 1, TRUE, &parent_fd, error))
+    return FALSE;
+  const char *name = comps[n - 1];
+
+  if (existing != NULL && type == NODE_DIR)
+    {
+      /* Listed again, or listed after a child made us create it: the entry
+       * gives the metadata. */
+      dir_record_set (w->dirs->pdata[existing->dir_index], e);
+      tree_writer_entry_done (w);
+      return TRUE;
+    }
+  /* The same non-directory listed twice: the later entry wins, as when tar
+   * extracts an archive with appended updates. */
+  if (existing != NULL && unlinkat (parent_fd, name, 0) < 0)
+    return import_throw_entry_errno (error, path, "replacing an earlier entry of the same name");
+
+  guint dir_index = 0;
+  if (e->hardlink_target != NULL && e->content != NULL)
+    {
+      /* pax lets a hard link carry data: it replaces the target's content.
+       * Not by writing into the target's inode, though: that inode may be
+       * shared with the reference deployment, and a deployment's files are
+       * never modified. The data goes into a new inode, which then takes the
+       * target's name too. (Any third name of the old inode keeps the old
+       * content; archives with such a chain are not seen in practice.) */
+      if (!tree_writer_write_regular_file (w, &w->main, parent_fd, name, key, path, e, error))
+        return FALSE;
+      const char *target_name = target_comps[target_n - 1];
+      g_autofree char *tmp = fs_temp_name ("link");
+      if (linkat (parent_fd, name, target_parent_fd, tmp, 0) < 0)
+        return import_throw_entry_errno (error, path,
+                                         "linking the hard link target to the new data");
+      if (renameat (target_parent_fd, tmp, target_parent_fd, target_name) < 0)
+        {
+          int errsv = errno;
+          (void)unlinkat (target_parent_fd, tmp, 0); /* best effort: report the rename */
+          errno = errsv;
+          return import_throw_entry_errno (error, path,
+                                           "linking the hard link target to the new data");
+        }
+      tree_writer_copy_record (w, key, target_key);
+    }
+  else if (e->hardlink_target != NULL)
+    {
+      /* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+       * The link shares the target's inode, metadata included; chown-ing it
+       * again would clear the target's security.capability. */
+      if (linkat (target_parent_fd, target_comps[target_n - 1], parent_fd, name, 0) < 0)
+        return import_throw_entry_errno (error, path, "creating hard link");
+      tree_writer_copy_record (w, target_key, key);
+    }
+  else
+    switch (type)
+      {
+      case NODE_DIR:
+        {
+          if (mkdirat (parent_fd, name, 0700) < 0)
+            return import_throw_entry_errno (error, path, "creating directory");
+          DirRecord *d = tree_writer_add_dir_record (w, key, &dir_index);
+          dir_record_set (d, e);
+          break;
+        }
+      case NODE_FILE:
+        if (owned_job != NULL)
+          {
+            if (!tree_writer_submit (w, g_steal_pointer (&owned_job), parent_fd, name, key, path,
+                                     error))
+              return FALSE;
+          }
+        else if (!tree_writer_write_regular_file (w, &w->main, parent_fd, name, key, path, e,
+                                                  error))
+          return FALSE;
+        break;
+      case NODE_SYMLINK:
+        if (!write_symlink (w, parent_fd, name, path, e, error))
+          return FALSE;
+        break;
+      case NODE_FIFO:
+        if (!write_fifo (w, parent_fd, name, path, e, error))
+          return FALSE;
+        break;
+      default:
+        g_assert_not_reached ();
+      }
+
+  if (existing == NULL)
+    {
+      TreeNode *node = g_new0 (TreeNode, 1);
+      node->type = type;
+      node->dir_index = dir_index;
+      g_hash_table_insert (w->nodes, g_steal_pointer (&key), node);
+    }
+  tree_writer_entry_done (w);
+  return TRUE;
+}
+
+static gboolean
+apply_dir_record (TreeWriter *w, DirRecord *d, int fd, gboolean ownership_pass, GError **error)
+{
+  const char *path = d->path[0] != '\0' ? d->path : ".";
+  if (ownership_pass)
+    {
+      if (w->privileged && fchown (fd, d->uid, d->gid) < 0)
+        return import_throw_entry_errno (error, path, "setting owner");
+      for (guint i = 0; d->xattrs != NULL && i < d->xattrs->len; i++)
+        {
+          Xattr *x = d->xattrs->pdata[i];
+          XattrRef ref = { x->name, x->value, x->len };
+          if (!set_fd_xattrs (w, fd, path, &ref, 1, error))
+            return FALSE;
+        }
+      return TRUE;
+    }
+  if (fchmod (fd, d->perm) < 0)
+    return import_throw_entry_errno (error, path, "setting mode");
+  if (d->from_image && futimens (fd, d->times) < 0)
+    return import_throw_entry_errno (error, path, "setting times");
+  return TRUE;
+}
+
+/* Directory metadata, once everything is written: deepest first (reverse
+ * creation order: a directory is always created before anything inside it),
+ * so no directory is entered after it got its final mode. Owner and xattrs
+ * (what can fail) go in a first pass, mode and times in a second: a failure
+ * then never leaves behind a read-only directory that a non-root caller could
+ * not clean up. */
+gboolean
+tree_writer_finish (TreeWriter *w, GError **error)
+{
+  for (int pass = 0; pass < 2; pass++)
+    {
+      gboolean ownership_pass = pass == 0;
+      for (guint i = w->dirs->len; i-- > 0;)
+        {
+          DirRecord *d = w->dirs->pdata[i];
+          if (ownership_pass && !(d->from_image && (w->privileged || d->xattrs != NULL)))
+            continue;
+          if (i == 0)
+            {
+              if (!apply_dir_record (w, d, w->root_fd, ownership_pass, error))
+                return FALSE;
+              continue;
+            }
+          g_auto (GStrv) comps = g_strsplit (d->path, "/", -1);
+          guint n = g_strv_length (comps);
+          int parent_fd;
+          if (!tree_writer_enter (w, d->path, comps, n - 1, FALSE, &parent_fd, error))
+            return FALSE;
+          autofd fd
+              = openat (parent_fd, comps[n - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0)
+            return import_throw_entry_errno (error, d->path, "opening directory");
+          if (!apply_dir_record (w, d, fd, ownership_pass, error))
+            return FALSE;
+        }
+    }
+  stack_truncate (w, 1);
+  return TRUE;
+}
