@@ -16,14 +16,14 @@
 static gboolean
 read_staged_record (Sysroot *sysroot, char **ret_name)
 {
-  g_autoptr (StagedRecord) record = NULL;
+  g_autoptr (DeploymentRecord) record = NULL;
   g_autoptr (GError) local_error = NULL;
   *ret_name = NULL;
   if (!sysroot_read_staged_record (sysroot, &record, &local_error))
     return g_error_matches (local_error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
   if (record == NULL)
     return FALSE;
-  *ret_name = g_strdup_printf ("%s/%s", record->os, record->id);
+  *ret_name = deployment_record_name (record);
   return TRUE;
 }
 

@@ -34,7 +34,7 @@ format_realtime_usec (gint64 usec)
 
 /* The staged-pending marker when it says a staging was lost (staged in an
  * earlier boot, never finalized), else NULL. */
-static const PendingMarker *
+static const DeploymentRecord *
 lost_staging (Sysroot *s)
 {
   g_autofree char *booted = sysroot_booted_name (s);
@@ -181,7 +181,7 @@ add_verdict (JsonBuilder *b, const Verdict *v)
 }
 
 static void
-add_never_finalized (JsonBuilder *b, const PendingMarker *m)
+add_never_finalized (JsonBuilder *b, const DeploymentRecord *m)
 {
   json_builder_set_member_name (b, "never_finalized");
   if (m == NULL)
@@ -189,11 +189,11 @@ add_never_finalized (JsonBuilder *b, const PendingMarker *m)
       json_builder_add_null_value (b);
       return;
     }
-  g_autofree char *name = pending_marker_deployment (m);
+  g_autofree char *name = deployment_record_name (m);
   json_builder_begin_object (b);
   add_string_or_null (b, "deployment", name);
   json_builder_set_member_name (b, "staged_usec");
-  json_builder_add_int_value (b, m->staged_usec);
+  json_builder_add_int_value (b, m->staged_time);
   json_builder_end_object (b);
 }
 
@@ -267,11 +267,11 @@ print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
   else
     printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
 
-  const PendingMarker *lost = lost_staging (s);
+  const DeploymentRecord *lost = lost_staging (s);
   if (lost != NULL)
     {
-      g_autofree char *name = pending_marker_deployment (lost);
-      g_autofree char *when = format_realtime_usec (lost->staged_usec);
+      g_autofree char *name = deployment_record_name (lost);
+      g_autofree char *when = format_realtime_usec (lost->staged_time);
       printf ("Never finalized: %s, staged %s in an earlier boot; the machine went down before "
               "its finalize ran, so it was not applied (stage it again)\n",
               name, when);
@@ -300,10 +300,10 @@ report_failed_verdict (const Verdict *v)
 
 /* Logs and prints a staging that an earlier boot lost without a verdict. */
 static void
-report_lost_staging (const PendingMarker *m)
+report_lost_staging (const DeploymentRecord *m)
 {
-  g_autofree char *name = pending_marker_deployment (m);
-  g_autofree char *when = format_realtime_usec (m->staged_usec);
+  g_autofree char *name = deployment_record_name (m);
+  g_autofree char *when = format_realtime_usec (m->staged_time);
   LogFields f
       = { .message_id = MESSAGE_ID_STAGED_NEVER_FINALIZED, .os = m->os, .deployment = name };
   g_autofree char *msg = g_strdup_printf (
@@ -325,7 +325,7 @@ report_failure (void)
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
   g_autoptr (Verdict) v = NULL;
-  g_autoptr (PendingMarker) lost = NULL;
+  g_autoptr (DeploymentRecord) lost = NULL;
   /* Runs at every boot: never trigger the /boot automount for it. */
   if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error))
     return cli_fail (error);

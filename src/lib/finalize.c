@@ -244,7 +244,7 @@ sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, GError **
 }
 
 gboolean
-sysroot_take_lost_staging (Sysroot *self, PendingMarker **ret_marker, GError **error)
+sysroot_take_lost_staging (Sysroot *self, DeploymentRecord **ret_marker, GError **error)
 {
   g_assert (self->lock != NULL);
   *ret_marker = NULL;

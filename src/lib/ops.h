@@ -72,7 +72,7 @@ gboolean sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, 
  * is removed silently; otherwise *ret_marker is NULL and
  * nothing changes. A marker that does not parse is removed and reported as
  * an error. Needs the lock, not a loaded state. */
-gboolean sysroot_take_lost_staging (Sysroot *self, PendingMarker **ret_marker, GError **error);
+gboolean sysroot_take_lost_staging (Sysroot *self, DeploymentRecord **ret_marker, GError **error);
 
 /* Writes the verdict file atomically and durably. */
 gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);

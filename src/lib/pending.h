@@ -11,28 +11,15 @@
 
 #include <glib.h>
 
+#include "deployment-record.h"
 #include "verdict.h"
 
 G_BEGIN_DECLS
 
 #define PENDING_MARKER_FILE "staged-pending"
 
-typedef struct
-{
-  char *os;
-  char *id;
-  gint64 staged_usec; /* realtime µs */
-} PendingMarker;
-
-void pending_marker_free (PendingMarker *marker);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (PendingMarker, pending_marker_free)
-
-char *pending_marker_to_data (const PendingMarker *marker, gsize *ret_len);
-gboolean pending_marker_parse (const char *data, gsize len, const char *what,
-                               PendingMarker **ret_marker, GError **error);
-
-/* "<os>/<id>" */
-char *pending_marker_deployment (const PendingMarker *marker);
+/* [staged-pending] os, id and staged-usec (realtime µs). */
+extern const DeploymentRecordFormat pending_marker_format;
 
 typedef enum
 {
@@ -45,7 +32,7 @@ typedef enum
 /* What a marker (NULL: none) means, given whether the runtime directory
  * still has a staged record, the last verdict (NULL: none) and the booted
  * deployment's "<os>/<id>" (NULL: unknown). */
-PendingState pending_marker_assess (const PendingMarker *marker, gboolean staged_record_exists,
+PendingState pending_marker_assess (const DeploymentRecord *marker, gboolean staged_record_exists,
                                     const Verdict *last_verdict, const char *booted);
 
 G_END_DECLS

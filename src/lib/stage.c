@@ -134,9 +134,9 @@ write_pending_marker (Sysroot *self, const Origin *origin, gint64 staged_usec, S
   if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &undo->pending_before,
                                  &undo->pending_before_len, error))
     return FALSE;
-  PendingMarker marker = { .os = origin->os, .id = origin->id, .staged_usec = staged_usec };
+  DeploymentRecord marker = { .os = origin->os, .id = origin->id, .staged_time = staged_usec };
   gsize len;
-  g_autofree char *data = pending_marker_to_data (&marker, &len);
+  g_autofree char *data = deployment_record_to_data (&pending_marker_format, &marker, &len);
   if (!fs_write_file_atomic_at (self->state_dfd, PENDING_MARKER_FILE, data, len, 0644,
                                 FS_WRITE_SYNC, error))
     return FALSE;
@@ -150,10 +150,10 @@ write_staged_record (Sysroot *self, const Origin *origin, gint64 staged_usec, GE
   autofd run_dfd = -1;
   if (!sysroot_open_run_dir (self, TRUE, &run_dfd, error))
     return FALSE;
-  StagedRecord record
-      = { .os = origin->os, .id = origin->id, .staged_at = staged_usec / G_USEC_PER_SEC };
+  DeploymentRecord record
+      = { .os = origin->os, .id = origin->id, .staged_time = staged_usec / G_USEC_PER_SEC };
   gsize len;
-  g_autofree char *data = staged_record_to_data (&record, &len);
+  g_autofree char *data = deployment_record_to_data (&staged_record_format, &record, &len);
   return fs_write_file_atomic_at (run_dfd, STAGED_RECORD_FILE, data, len, 0644, FS_WRITE_SYNC,
                                   error);
 }

@@ -4,22 +4,13 @@
 
 #include <glib.h>
 
+#include "deployment-record.h"
+
 G_BEGIN_DECLS
 
 #define STAGED_RECORD_FILE "staged"
 
-typedef struct
-{
-  char *os;
-  char *id;
-  gint64 staged_at; /* realtime seconds */
-} StagedRecord;
-
-void staged_record_free (StagedRecord *record);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (StagedRecord, staged_record_free)
-
-char *staged_record_to_data (const StagedRecord *record, gsize *ret_len);
-gboolean staged_record_parse (const char *data, gsize len, const char *what,
-                              StagedRecord **ret_record, GError **error);
+/* [staged] os, id and staged-at (realtime seconds). */
+extern const DeploymentRecordFormat staged_record_format;
 
 G_END_DECLS

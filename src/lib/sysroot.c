@@ -29,10 +29,10 @@ static void
 sysroot_clear_state (Sysroot *self)
 {
   g_clear_pointer (&self->deployments, g_ptr_array_unref);
-  g_clear_pointer (&self->staged_record, staged_record_free);
+  g_clear_pointer (&self->staged_record, deployment_record_free);
   g_clear_pointer (&self->boot_config, boot_config_free);
   g_clear_pointer (&self->last_verdict, verdict_free);
-  g_clear_pointer (&self->pending, pending_marker_free);
+  g_clear_pointer (&self->pending, deployment_record_free);
   g_clear_pointer (&self->booted_karg, g_free);
   self->booted = self->staged = self->default_deployment = NULL;
   self->loaded = FALSE;
@@ -319,7 +319,7 @@ sysroot_booted_name (Sysroot *self)
 }
 
 gboolean
-sysroot_read_staged_record (Sysroot *self, StagedRecord **ret_record, GError **error)
+sysroot_read_staged_record (Sysroot *self, DeploymentRecord **ret_record, GError **error)
 {
   *ret_record = NULL;
   autofd run_dfd = -1;
@@ -334,7 +334,7 @@ sysroot_read_staged_record (Sysroot *self, StagedRecord **ret_record, GError **e
     return prefix_error (error, "reading %s: ", what);
   if (data == NULL)
     return TRUE;
-  return staged_record_parse (data, len, what, ret_record, error);
+  return deployment_record_parse (&staged_record_format, data, len, what, ret_record, error);
 }
 
 static gboolean
@@ -372,7 +372,7 @@ sysroot_load_verdict (Sysroot *self, GError **error)
 gboolean
 sysroot_load_pending (Sysroot *self, GError **error)
 {
-  g_clear_pointer (&self->pending, pending_marker_free);
+  g_clear_pointer (&self->pending, deployment_record_free);
   g_autofree char *data = NULL;
   gsize len;
   g_autofree char *what = g_build_filename (self->path, STATE_DIR, PENDING_MARKER_FILE, NULL);
@@ -380,7 +380,7 @@ sysroot_load_pending (Sysroot *self, GError **error)
     return prefix_error (error, "reading %s: ", what);
   if (data == NULL)
     return TRUE;
-  return pending_marker_parse (data, len, what, &self->pending, error);
+  return deployment_record_parse (&pending_marker_format, data, len, what, &self->pending, error);
 }
 
 gboolean

@@ -49,11 +49,12 @@ typedef struct
   Deployment *booted;
   Deployment *staged;
   Deployment *default_deployment;
-  StagedRecord *staged_record;
+  DeploymentRecord *staged_record; /* staged.h: staged_time in seconds */
   BootConfig *boot_config;
   Verdict *last_verdict;
-  PendingMarker *pending; /* filled by sysroot_load_pending() only */
-  char *booted_karg;      /* the stagehand= value on the kernel command line, or NULL */
+  /* pending.h: staged_time in µs; filled by sysroot_load_pending() only */
+  DeploymentRecord *pending;
+  char *booted_karg; /* the stagehand= value on the kernel command line, or NULL */
 } Sysroot;
 
 void sysroot_free (Sysroot *sysroot);
@@ -84,7 +85,7 @@ gboolean sysroot_has_staged_record (Sysroot *self, gboolean *ret_exists, GError 
 
 /* The staged record alone, parsed (NULL: none), without loading the rest of
  * the state; STAGEHAND_ERROR_CORRUPT when it does not parse. */
-gboolean sysroot_read_staged_record (Sysroot *self, StagedRecord **ret_record, GError **error);
+gboolean sysroot_read_staged_record (Sysroot *self, DeploymentRecord **ret_record, GError **error);
 
 /* Fails with STAGEHAND_ERROR_NOT_INITIALIZED and a hint unless `init` ran. */
 gboolean sysroot_require_initialized (Sysroot *self, GError **error);

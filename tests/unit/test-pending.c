@@ -19,8 +19,9 @@ static void
 assert_corrupt (const char *text)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (PendingMarker) m = NULL;
-  g_assert_false (pending_marker_parse (text, strlen (text), WHAT, &m, &error));
+  g_autoptr (DeploymentRecord) m = NULL;
+  g_assert_false (
+      deployment_record_parse (&pending_marker_format, text, strlen (text), WHAT, &m, &error));
   g_assert_null (m);
   g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
   g_test_message ("%s", error->message);
@@ -30,19 +31,20 @@ assert_corrupt (const char *text)
 static void
 test_round_trips_through_keyfile (void)
 {
-  PendingMarker marker = { .os = (char *)"fedora", .id = (char *)"12", .staged_usec = STAGED_USEC };
+  DeploymentRecord marker
+      = { .os = (char *)"fedora", .id = (char *)"12", .staged_time = STAGED_USEC };
   gsize len = 0;
-  g_autofree char *data = pending_marker_to_data (&marker, &len);
+  g_autofree char *data = deployment_record_to_data (&pending_marker_format, &marker, &len);
   g_assert_cmpuint (len, ==, strlen (data));
 
   g_autoptr (GError) error = NULL;
-  g_autoptr (PendingMarker) back = NULL;
-  g_assert_true (pending_marker_parse (data, len, WHAT, &back, &error));
+  g_autoptr (DeploymentRecord) back = NULL;
+  g_assert_true (deployment_record_parse (&pending_marker_format, data, len, WHAT, &back, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (back->os, ==, "fedora");
   g_assert_cmpstr (back->id, ==, "12");
-  g_assert_cmpint (back->staged_usec, ==, STAGED_USEC);
-  g_autofree char *name = pending_marker_deployment (back);
+  g_assert_cmpint (back->staged_time, ==, STAGED_USEC);
+  g_autofree char *name = deployment_record_name (back);
   g_assert_cmpstr (name, ==, "fedora/12");
 }
 
@@ -73,7 +75,8 @@ verdict_of (const char *result, const char *deployment, gint64 started)
 static void
 test_assess (void)
 {
-  PendingMarker marker = { .os = (char *)"fedora", .id = (char *)"12", .staged_usec = STAGED_USEC };
+  DeploymentRecord marker
+      = { .os = (char *)"fedora", .id = (char *)"12", .staged_time = STAGED_USEC };
   g_autoptr (Verdict) finalized = verdict_of (VERDICT_SUCCESS, "fedora/12", STAGED_USEC + 5);
   g_autoptr (Verdict) failed = verdict_of (VERDICT_FAILED, "fedora/12", STAGED_USEC + 5);
   g_autoptr (Verdict) not_attempted
@@ -87,7 +90,7 @@ test_assess (void)
   const struct
   {
     const char *what;
-    const PendingMarker *marker;
+    const DeploymentRecord *marker;
     gboolean staged_record;
     const Verdict *verdict;
     const char *booted;

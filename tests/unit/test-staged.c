@@ -46,8 +46,9 @@ static void
 assert_corrupt (const char *text, const char *key)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (StagedRecord) r = NULL;
-  g_assert_false (staged_record_parse (text, strlen (text), WHAT, &r, &error));
+  g_autoptr (DeploymentRecord) r = NULL;
+  g_assert_false (
+      deployment_record_parse (&staged_record_format, text, strlen (text), WHAT, &r, &error));
   g_assert_null (r);
   g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
   g_test_message ("%s", error->message);
@@ -62,18 +63,19 @@ assert_corrupt (const char *text, const char *key)
 static void
 test_round_trips_through_keyfile (void)
 {
-  StagedRecord record = { .os = (char *)"fedora", .id = (char *)"12", .staged_at = 1714550400 };
+  DeploymentRecord record
+      = { .os = (char *)"fedora", .id = (char *)"12", .staged_time = 1714550400 };
   gsize len = 0;
-  g_autofree char *data = staged_record_to_data (&record, &len);
+  g_autofree char *data = deployment_record_to_data (&staged_record_format, &record, &len);
   g_assert_cmpuint (len, ==, strlen (data));
 
   g_autoptr (GError) error = NULL;
-  g_autoptr (StagedRecord) back = NULL;
-  g_assert_true (staged_record_parse (data, len, WHAT, &back, &error));
+  g_autoptr (DeploymentRecord) back = NULL;
+  g_assert_true (deployment_record_parse (&staged_record_format, data, len, WHAT, &back, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (back->os, ==, "fedora");
   g_assert_cmpstr (back->id, ==, "12");
-  g_assert_cmpint (back->staged_at, ==, 1714550400);
+  g_assert_cmpint (back->staged_time, ==, 1714550400);
 }
 
 static void
@@ -86,8 +88,9 @@ test_hand_written_record_is_read (void)
                              "staged-at=0\n"
                              "future-key=ignored\n";
   g_autoptr (GError) error = NULL;
-  g_autoptr (StagedRecord) r = NULL;
-  g_assert_true (staged_record_parse (text, strlen (text), WHAT, &r, &error));
+  g_autoptr (DeploymentRecord) r = NULL;
+  g_assert_true (
+      deployment_record_parse (&staged_record_format, text, strlen (text), WHAT, &r, &error));
   g_assert_no_error (error);
   g_assert_cmpstr (r->os, ==, "debian");
   g_assert_cmpstr (r->id, ==, "7");
