@@ -200,6 +200,51 @@ sysroot_find_deployment (Sysroot *self, const char *os, const char *id)
  * written last, so a tree without one is an interrupted stage that cleanup
  * removes. */
 static gboolean
+load_os_deployments (Sysroot *self, int deploy_dfd, const char *os, GError **error)
+{
+  autofd os_dfd = -1;
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error) || !fs_list_dir (os_dfd, os, &names, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (!g_str_has_suffix (name, ".origin"))
+        continue;
+      g_autofree char *id = g_strndup (name, strlen (name) - strlen (".origin"));
+      struct stat st;
+      if (!deployment_id_is_valid (id) || fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
+          || !S_ISDIR (st.st_mode))
+        continue;
+      g_autofree char *data = NULL;
+      gsize len;
+      g_autofree char *what
+          = g_strdup_printf ("%s/" STATE_DIR "/" DEPLOY_DIR "/%s/%s", self->path, os, name);
+      g_autoptr (GError) read_error = NULL;
+      if (!fs_read_file_at (os_dfd, name, &data, &len, &read_error))
+        {
+          /* status reads without the lock: a concurrent cleanup may
+           * have removed this deployment since the listing. */
+          if (g_error_matches (read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            continue;
+          g_propagate_prefixed_error (error, g_steal_pointer (&read_error), "reading %s: ", what);
+          return FALSE;
+        }
+      Deployment *d = g_new0 (Deployment, 1);
+      d->os = g_strdup (os);
+      d->id = g_strdup (id);
+      d->entry_index = -1;
+      g_ptr_array_add (self->deployments, d);
+      if (!origin_parse (data, len, what, &d->origin, error))
+        return FALSE;
+      if (strcmp (d->origin->os, os) != 0 || strcmp (d->origin->id, id) != 0)
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it names %s/%s", what,
+                            d->origin->os, d->origin->id);
+    }
+  return TRUE;
+}
+
+static gboolean
 load_deployments (Sysroot *self, GError **error)
 {
   self->deployments = g_ptr_array_new_with_free_func ((GDestroyNotify)deployment_free);
@@ -214,50 +259,8 @@ load_deployments (Sysroot *self, GError **error)
   for (guint i = 0; i < oses->len; i++)
     {
       const char *os = oses->pdata[i];
-      if (!os_name_is_valid (os))
-        continue;
-      autofd os_dfd = -1;
-      if (!fs_opendir_at (deploy_dfd, os, &os_dfd, error))
+      if (os_name_is_valid (os) && !load_os_deployments (self, deploy_dfd, os, error))
         return FALSE;
-      g_autoptr (GPtrArray) names = NULL;
-      if (!fs_list_dir (os_dfd, os, &names, error))
-        return FALSE;
-      for (guint j = 0; j < names->len; j++)
-        {
-          const char *name = names->pdata[j];
-          if (!g_str_has_suffix (name, ".origin"))
-            continue;
-          g_autofree char *id = g_strndup (name, strlen (name) - strlen (".origin"));
-          struct stat st;
-          if (!deployment_id_is_valid (id) || fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
-              || !S_ISDIR (st.st_mode))
-            continue;
-          g_autofree char *data = NULL;
-          gsize len;
-          g_autofree char *what
-              = g_strdup_printf ("%s/" STATE_DIR "/" DEPLOY_DIR "/%s/%s", self->path, os, name);
-          g_autoptr (GError) read_error = NULL;
-          if (!fs_read_file_at (os_dfd, name, &data, &len, &read_error))
-            {
-              /* status reads without the lock: a concurrent cleanup may
-               * have removed this deployment since the listing. */
-              if (g_error_matches (read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-                continue;
-              g_propagate_prefixed_error (error, g_steal_pointer (&read_error),
-                                          "reading %s: ", what);
-              return FALSE;
-            }
-          Deployment *d = g_new0 (Deployment, 1);
-          d->os = g_strdup (os);
-          d->id = g_strdup (id);
-          d->entry_index = -1;
-          g_ptr_array_add (self->deployments, d);
-          if (!origin_parse (data, len, what, &d->origin, error))
-            return FALSE;
-          if (strcmp (d->origin->os, os) != 0 || strcmp (d->origin->id, id) != 0)
-            return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it names %s/%s",
-                                what, d->origin->os, d->origin->id);
-        }
     }
   return TRUE;
 }
@@ -399,19 +402,28 @@ sysroot_remove_pending (Sysroot *self, GError **error)
   return fs_fsync_fd (self->state_dfd, state_path, error);
 }
 
+/* Opens the runtime directory (-1 when there is none) and says whether the
+ * staged record is in it. */
+static gboolean
+find_staged_record (Sysroot *self, int *ret_run_dfd, gboolean *ret_exists, GError **error)
+{
+  autofd run_dfd = -1;
+  gboolean exists = FALSE;
+  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
+    return FALSE;
+  struct stat st;
+  if (run_dfd >= 0 && !fs_stat_optional (run_dfd, STAGED_RECORD_FILE, &st, &exists, error))
+    return prefix_error (error, "%s: ", self->run_path);
+  *ret_run_dfd = fd_steal (&run_dfd);
+  *ret_exists = exists;
+  return TRUE;
+}
+
 gboolean
 sysroot_has_staged_record (Sysroot *self, gboolean *ret_exists, GError **error)
 {
   autofd run_dfd = -1;
-  *ret_exists = FALSE;
-  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
-    return FALSE;
-  if (run_dfd < 0)
-    return TRUE;
-  struct stat st;
-  if (!fs_stat_optional (run_dfd, STAGED_RECORD_FILE, &st, ret_exists, error))
-    return prefix_error (error, "%s: ", self->run_path);
-  return TRUE;
+  return find_staged_record (self, &run_dfd, ret_exists, error);
 }
 
 static int
@@ -517,15 +529,10 @@ sysroot_unstage (Sysroot *self, gboolean *ret_was_staged, GError **error)
 {
   g_assert (self->lock != NULL);
   autofd run_dfd = -1;
-  *ret_was_staged = FALSE;
-  if (!sysroot_open_run_dir (self, FALSE, &run_dfd, error))
-    return FALSE;
-  if (run_dfd < 0)
-    return TRUE;
-  struct stat st;
   gboolean exists;
-  if (!fs_stat_optional (run_dfd, STAGED_RECORD_FILE, &st, &exists, error))
-    return prefix_error (error, "%s: ", self->run_path);
+  *ret_was_staged = FALSE;
+  if (!find_staged_record (self, &run_dfd, &exists, error))
+    return FALSE;
   /* Nothing staged in this boot: a marker there is an earlier boot's lost
    * staging, which the boot-time check still has to report. */
   if (!exists)
