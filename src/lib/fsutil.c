@@ -160,6 +160,25 @@ commit_temp_file (int dfd, int fd, const char *tmpname, const char *name, mode_t
   return FALSE;
 }
 
+/* write() all of @data, again after EINTR and short writes. FALSE with
+ * errno set on failure. */
+static gboolean
+write_all (int fd, const void *data, gsize len)
+{
+  const guint8 *p = data;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return FALSE;
+      p += n;
+      len -= n;
+    }
+  return TRUE;
+}
+
 gboolean
 fs_write_file_atomic_at (int dfd, const char *name, const void *data, gsize len, mode_t mode,
                          FsWriteFlags flags, GError **error)
@@ -169,21 +188,11 @@ fs_write_file_atomic_at (int dfd, const char *name, const void *data, gsize len,
   if (!open_temp_file (dfd, name, &tmpname, &fd, error))
     return FALSE;
 
-  const guint8 *p = data;
-  gsize remaining = len;
-  while (remaining > 0)
+  if (!write_all (fd, data, len))
     {
-      ssize_t n = write (fd, p, remaining);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        {
-          throw_errno (error, "writing %s", name);
-          (void)unlinkat (dfd, tmpname, 0); /* best effort cleanup of our own temp file */
-          return FALSE;
-        }
-      p += n;
-      remaining -= n;
+      throw_errno (error, "writing %s", name);
+      (void)unlinkat (dfd, tmpname, 0); /* best effort cleanup of our own temp file */
+      return FALSE;
     }
 
   return commit_temp_file (dfd, fd, tmpname, name, mode, flags, error);
@@ -400,22 +409,8 @@ fs_copy_file_atomic_at (int src_dfd, const char *src_name, int dest_dfd, const c
           /* Fall back to read/write (e.g. vfat or cross-filesystem on old kernels). */
           char buf[65536];
           n = read (src, buf, MIN ((off_t)sizeof buf, remaining));
-          if (n > 0)
-            {
-              ssize_t off = 0;
-              while (off < n)
-                {
-                  ssize_t w = write (fd, buf + off, n - off);
-                  if (w < 0 && errno == EINTR)
-                    continue;
-                  if (w < 0)
-                    {
-                      n = -1;
-                      break;
-                    }
-                  off += w;
-                }
-            }
+          if (n > 0 && !write_all (fd, buf, n))
+            n = -1;
         }
       if (n < 0)
         {
