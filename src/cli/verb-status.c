@@ -24,6 +24,35 @@ add_string_or_null (JsonBuilder *b, const char *key, const char *value)
     json_builder_add_null_value (b);
 }
 
+static void
+add_boolean (JsonBuilder *b, const char *key, gboolean value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_boolean_value (b, value);
+}
+
+static void
+add_int (JsonBuilder *b, const char *key, gint64 value)
+{
+  json_builder_set_member_name (b, key);
+  json_builder_add_int_value (b, value);
+}
+
+/* Starts the object member @key; when there is nothing to put in it
+ * (!@present), writes null instead and returns FALSE. */
+static gboolean
+begin_object_or_null (JsonBuilder *b, const char *key, gboolean present)
+{
+  json_builder_set_member_name (b, key);
+  if (!present)
+    {
+      json_builder_add_null_value (b);
+      return FALSE;
+    }
+  json_builder_begin_object (b);
+  return TRUE;
+}
+
 /* Local time, for people. */
 static char *
 format_realtime_usec (gint64 usec)
@@ -72,12 +101,9 @@ add_deployments (JsonBuilder *b, Sysroot *s)
       for (char **k = d->origin->kargs; *k; k++)
         json_builder_add_string_value (b, *k);
       json_builder_end_array (b);
-      json_builder_set_member_name (b, "is_default");
-      json_builder_add_boolean_value (b, d->is_default);
-      json_builder_set_member_name (b, "is_booted");
-      json_builder_add_boolean_value (b, d->is_booted);
-      json_builder_set_member_name (b, "is_staged");
-      json_builder_add_boolean_value (b, d->is_staged);
+      add_boolean (b, "is_default", d->is_default);
+      add_boolean (b, "is_booted", d->is_booted);
+      add_boolean (b, "is_staged", d->is_staged);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -91,8 +117,7 @@ add_boot (JsonBuilder *b, Sysroot *s, const char *mounts)
   json_builder_begin_object (b);
   add_string_or_null (b, "directory", s->boot_path);
   add_string_or_null (b, "mode", boot_mode_to_string (bc->mode));
-  json_builder_set_member_name (b, "atomic");
-  json_builder_add_boolean_value (b, bc->atomic);
+  add_boolean (b, "atomic", bc->atomic);
   json_builder_set_member_name (b, "loader_version");
   if (bc->version >= 0)
     json_builder_add_int_value (b, bc->version);
@@ -113,10 +138,8 @@ add_boot (JsonBuilder *b, Sysroot *s, const char *mounts)
       add_string_or_null (b, "linux", e->linux_path);
       add_string_or_null (b, "options", e->options);
       add_string_or_null (b, "deployment", deployment);
-      json_builder_set_member_name (b, "stagehand");
-      json_builder_add_boolean_value (b, boot_entry_is_ours (e));
-      json_builder_set_member_name (b, "is_default");
-      json_builder_add_boolean_value (b, i == 0);
+      add_boolean (b, "stagehand", boot_entry_is_ours (e));
+      add_boolean (b, "is_default", i == 0);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -133,16 +156,13 @@ add_lock (JsonBuilder *b, const LockHolder *holder)
 {
   json_builder_set_member_name (b, "lock");
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "held");
-  json_builder_add_boolean_value (b, holder != NULL);
+  add_boolean (b, "held", holder != NULL);
   if (holder)
     {
-      json_builder_set_member_name (b, "pid");
-      json_builder_add_int_value (b, holder->pid);
+      add_int (b, "pid", holder->pid);
       add_string_or_null (b, "command", holder->command);
       add_string_or_null (b, "operation", holder->operation);
-      json_builder_set_member_name (b, "since_usec");
-      json_builder_add_int_value (b, holder->start_time);
+      add_int (b, "since_usec", holder->start_time);
     }
   json_builder_end_object (b);
 }
@@ -150,31 +170,22 @@ add_lock (JsonBuilder *b, const LockHolder *holder)
 static void
 add_verdict (JsonBuilder *b, const Verdict *v)
 {
-  json_builder_set_member_name (b, "last_finalize");
-  if (v == NULL)
-    {
-      json_builder_add_null_value (b);
-      return;
-    }
-  json_builder_begin_object (b);
+  if (!begin_object_or_null (b, "last_finalize", v != NULL))
+    return;
   add_string_or_null (b, "result", v->result);
   add_string_or_null (b, "deployment", v->deployment);
   add_string_or_null (b, "step", v->step);
   add_string_or_null (b, "error", v->error);
   add_string_or_null (b, "boot_id", v->boot_id);
-  json_builder_set_member_name (b, "reported");
-  json_builder_add_boolean_value (b, v->reported);
-  json_builder_set_member_name (b, "started_usec");
-  json_builder_add_int_value (b, v->started);
-  json_builder_set_member_name (b, "finished_usec");
-  json_builder_add_int_value (b, v->finished);
+  add_boolean (b, "reported", v->reported);
+  add_int (b, "started_usec", v->started);
+  add_int (b, "finished_usec", v->finished);
   json_builder_set_member_name (b, "durations_usec");
   json_builder_begin_object (b);
   for (guint i = 0; i < v->steps->len; i++)
     {
       VerdictStep *step = v->steps->pdata[i];
-      json_builder_set_member_name (b, step->name);
-      json_builder_add_int_value (b, step->usec);
+      add_int (b, step->name, step->usec);
     }
   json_builder_end_object (b);
   json_builder_end_object (b);
@@ -183,17 +194,11 @@ add_verdict (JsonBuilder *b, const Verdict *v)
 static void
 add_never_finalized (JsonBuilder *b, const DeploymentRecord *m)
 {
-  json_builder_set_member_name (b, "never_finalized");
-  if (m == NULL)
-    {
-      json_builder_add_null_value (b);
-      return;
-    }
+  if (!begin_object_or_null (b, "never_finalized", m != NULL))
+    return;
   g_autofree char *name = deployment_record_name (m);
-  json_builder_begin_object (b);
   add_string_or_null (b, "deployment", name);
-  json_builder_set_member_name (b, "staged_usec");
-  json_builder_add_int_value (b, m->staged_time);
+  add_int (b, "staged_usec", m->staged_time);
   json_builder_end_object (b);
 }
 
@@ -202,8 +207,7 @@ print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
-  json_builder_set_member_name (b, "version");
-  json_builder_add_int_value (b, STATUS_JSON_VERSION);
+  add_int (b, "version", STATUS_JSON_VERSION);
   add_string_or_null (b, "sysroot", s->path);
   add_deployment_ref (b, "booted", s->booted);
   add_deployment_ref (b, "staged", s->staged);
