@@ -8,25 +8,11 @@
 
 #include "conf.h"
 #include "errors.h"
+#include "test-util.h"
 
-#include <stdarg.h>
 #include <string.h>
 
 #define WHAT "/stagehand/stagehand.conf"
-
-/* Non-fatal, and logged, so every wrong message of a table shows. */
-static void report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-report_failure (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_test_message ("FAIL: %s", msg);
-  g_test_fail_printf ("%s", msg);
-}
 
 static Config *
 parse_ok (const char *text)
@@ -46,14 +32,9 @@ assert_invalid (const char *text, const char *key, const char *value)
   g_autoptr (Config) c = NULL;
   g_assert_false (config_parse (text, strlen (text), WHAT, &c, &error));
   g_assert_null (c);
-  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_INVALID);
-  g_test_message ("%s", error->message);
-  if (strstr (error->message, WHAT) == NULL)
-    report_failure ("\"%s\" does not name the file %s", error->message, WHAT);
-  if (key && strstr (error->message, key) == NULL)
-    report_failure ("\"%s\" does not name the key %s", error->message, key);
+  test_check_parse_error (error, STAGEHAND_ERROR_INVALID, WHAT, key);
   if (value && strstr (error->message, value) == NULL)
-    report_failure ("\"%s\" does not show the value %s", error->message, value);
+    test_report_failure ("\"%s\" does not show the value %s", error->message, value);
 }
 
 static void

@@ -8,26 +8,12 @@
 
 #include "errors.h"
 #include "origin.h"
+#include "test-util.h"
 
-#include <stdarg.h>
 #include <string.h>
 
 #define WHAT "deploy/fedora/3.origin"
 #define BOOTCSUM "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-
-/* Non-fatal, and logged, so every wrong message of a table shows. */
-static void report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-report_failure (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_test_message ("FAIL: %s", msg);
-  g_test_fail_printf ("%s", msg);
-}
 
 static Origin *
 origin_new_full (void)
@@ -66,21 +52,6 @@ origin_text_with (const char *key, const char *value)
   return g_key_file_to_data (kf, NULL, NULL);
 }
 
-static gboolean
-mentions_word (const char *message, const char *word)
-{
-  gsize n = strlen (word);
-  for (const char *p = strstr (message, word); p; p = strstr (p + 1, word))
-    {
-      gboolean start_ok
-          = p == message || !(g_ascii_isalnum (p[-1]) || p[-1] == '-' || p[-1] == '_');
-      gboolean end_ok = !(g_ascii_isalnum (p[n]) || p[n] == '-' || p[n] == '_');
-      if (start_ok && end_ok)
-        return TRUE;
-    }
-  return FALSE;
-}
-
 static void
 assert_corrupt (const char *text, const char *key)
 {
@@ -88,15 +59,7 @@ assert_corrupt (const char *text, const char *key)
   g_autoptr (Origin) o = NULL;
   g_assert_false (origin_parse (text, strlen (text), WHAT, &o, &error));
   g_assert_null (o);
-  g_assert_nonnull (error);
-  g_test_message ("%s: %s", key ? key : "(no key)", error->message);
-  if (!g_error_matches (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT))
-    report_failure ("\"%s\": expected STAGEHAND_ERROR_CORRUPT, got %s %d", error->message,
-                    g_quark_to_string (error->domain), error->code);
-  if (strstr (error->message, WHAT) == NULL)
-    report_failure ("\"%s\" does not name the file %s", error->message, WHAT);
-  if (key && !mentions_word (error->message, key))
-    report_failure ("\"%s\" does not name the key %s", error->message, key);
+  test_check_parse_error (error, STAGEHAND_ERROR_CORRUPT, WHAT, key);
 }
 
 static void

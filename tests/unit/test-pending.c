@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "pending.h"
+#include "test-util.h"
 
 #include <string.h>
 
@@ -23,9 +24,7 @@ assert_corrupt (const char *text)
   g_assert_false (
       deployment_record_parse (&pending_marker_format, text, strlen (text), WHAT, &m, &error));
   g_assert_null (m);
-  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
-  g_test_message ("%s", error->message);
-  g_assert_nonnull (strstr (error->message, WHAT));
+  test_check_parse_error (error, STAGEHAND_ERROR_CORRUPT, WHAT, NULL);
 }
 
 static void

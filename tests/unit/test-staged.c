@@ -7,40 +7,11 @@
 
 #include "errors.h"
 #include "staged.h"
+#include "test-util.h"
 
-#include <stdarg.h>
 #include <string.h>
 
 #define WHAT "/run/stagehand/staged"
-
-/* Non-fatal, and logged, so every wrong message of a table shows. */
-static void report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-report_failure (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_test_message ("FAIL: %s", msg);
-  g_test_fail_printf ("%s", msg);
-}
-
-static gboolean
-mentions_word (const char *message, const char *word)
-{
-  gsize n = strlen (word);
-  for (const char *p = strstr (message, word); p; p = strstr (p + 1, word))
-    {
-      gboolean start_ok
-          = p == message || !(g_ascii_isalnum (p[-1]) || p[-1] == '-' || p[-1] == '_');
-      gboolean end_ok = !(g_ascii_isalnum (p[n]) || p[n] == '-' || p[n] == '_');
-      if (start_ok && end_ok)
-        return TRUE;
-    }
-  return FALSE;
-}
 
 static void
 assert_corrupt (const char *text, const char *key)
@@ -50,14 +21,9 @@ assert_corrupt (const char *text, const char *key)
   g_assert_false (
       deployment_record_parse (&staged_record_format, text, strlen (text), WHAT, &r, &error));
   g_assert_null (r);
-  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
-  g_test_message ("%s", error->message);
-  if (strstr (error->message, WHAT) == NULL)
-    report_failure ("\"%s\" does not name the file %s", error->message, WHAT);
-  if (key && !mentions_word (error->message, key))
-    report_failure ("\"%s\" does not name the key %s", error->message, key);
+  test_check_parse_error (error, STAGEHAND_ERROR_CORRUPT, WHAT, key);
   if (strstr (error->message, "stagehand unstage") == NULL)
-    report_failure ("\"%s\" does not say how to remove the record", error->message);
+    test_report_failure ("\"%s\" does not say how to remove the record", error->message);
 }
 
 static void

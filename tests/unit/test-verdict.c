@@ -7,26 +7,12 @@
 #include "config.h"
 
 #include "errors.h"
+#include "test-util.h"
 #include "verdict.h"
 
-#include <stdarg.h>
 #include <string.h>
 
 #define WHAT "stagehand/finalize-result"
-
-/* Non-fatal, and logged, so every wrong message of a table shows. */
-static void report_failure (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-report_failure (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  g_test_message ("FAIL: %s", msg);
-  g_test_fail_printf ("%s", msg);
-}
 
 static Verdict *
 parse_ok (const char *data, gsize len)
@@ -55,12 +41,7 @@ assert_corrupt (const char *text, const char *key)
   g_autoptr (Verdict) v = NULL;
   g_assert_false (verdict_parse (text, strlen (text), WHAT, &v, &error));
   g_assert_null (v);
-  g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
-  g_test_message ("%s", error->message);
-  if (strstr (error->message, WHAT) == NULL)
-    report_failure ("\"%s\" does not name the file %s", error->message, WHAT);
-  if (key && strstr (error->message, key) == NULL)
-    report_failure ("\"%s\" does not name the key %s", error->message, key);
+  test_check_parse_error (error, STAGEHAND_ERROR_CORRUPT, WHAT, key);
 }
 
 static void
