@@ -193,6 +193,18 @@ fixture_teardown (Fixture *fx, gconstpointer data)
   g_free (fx->lock_path);
 }
 
+/* What sysroot_lock_query() says of the fixture's lock (NULL: not held);
+ * the query itself must succeed. */
+static LockHolder *
+query_lock (Fixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  LockHolder *holder = NULL;
+  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
+  g_assert_no_error (error);
+  return holder;
+}
+
 static char *
 read_lock_file (Fixture *fx)
 {
@@ -289,9 +301,7 @@ test_acquire_writes_metadata_release_clears_it (Fixture *fx, gconstpointer data)
   g_assert_cmpint (started, <=, g_get_real_time ());
 
   /* status from this same process sees it held, by us. */
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
-  g_assert_no_error (error);
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_nonnull (holder);
   g_assert_cmpint (holder->pid, ==, getpid ());
   g_assert_true (holder->from_metadata);
@@ -301,8 +311,7 @@ test_acquire_writes_metadata_release_clears_it (Fixture *fx, gconstpointer data)
   g_assert_cmpint (fstatat (fx->dfd, SYSROOT_LOCK_FILE, &st, AT_SYMLINK_NOFOLLOW), ==, 0);
   g_assert_cmpint (st.st_size, ==, 0);
 
-  g_autoptr (LockHolder) after = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &after, &error));
+  g_autoptr (LockHolder) after = query_lock (fx);
   g_assert_null (after);
 
   /* And it can be taken again at once. */
@@ -384,10 +393,7 @@ test_query_names_live_holder (Fixture *fx, gconstpointer data)
   Holder h;
   holder_start_helper ("hold", fx->dir, "deploy", &h);
 
-  g_autoptr (GError) error = NULL;
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
-  g_assert_no_error (error);
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_nonnull (holder);
   g_assert_cmpint (holder->pid, ==, h.lock_pid);
   g_assert_true (holder->from_metadata);
@@ -401,8 +407,7 @@ test_query_names_live_holder (Fixture *fx, gconstpointer data)
   assert_contains (line, "), operation deploy, held for 0 s");
 
   holder_stop (&h);
-  g_autoptr (LockHolder) after = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &after, &error));
+  g_autoptr (LockHolder) after = query_lock (fx);
   g_assert_null (after);
 }
 
@@ -440,9 +445,7 @@ test_foreign_holder_is_named (Fixture *fx, gconstpointer data)
     }
 
   g_autoptr (GError) error = NULL;
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
-  g_assert_no_error (error);
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_nonnull (holder);
   g_assert_cmpint (holder->pid, ==, h.lock_pid);
   g_assert_false (holder->from_metadata);
@@ -476,9 +479,7 @@ test_inherited_fd_holder_is_named (Fixture *fx, gconstpointer data)
   assert_contains (text, writer);
 
   g_autoptr (GError) error = NULL;
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
-  g_assert_no_error (error);
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_nonnull (holder);
   g_assert_cmpint (holder->pid, ==, h.lock_pid);
   g_assert_false (holder->from_metadata);
@@ -520,8 +521,7 @@ test_sigkilled_holder_releases_at_once (Fixture *fx, gconstpointer data)
   g_autofree char *text = read_lock_file (fx);
   g_autofree char *writer = g_strdup_printf ("pid=%d\n", (int)h.pid);
   assert_contains (text, writer);
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_null (holder);
   gint64 start = g_get_monotonic_time ();
   g_assert_true (sysroot_lock_acquire (fx->dfd, "stage", 30, NULL, NULL, &lock, &error));
@@ -721,10 +721,7 @@ test_existing_lock_file_is_restricted_to_owner (Fixture *fx, gconstpointer data)
 static void
 test_query_absent_lock_file_is_not_held (Fixture *fx, gconstpointer data)
 {
-  g_autoptr (GError) error = NULL;
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
-  g_assert_no_error (error);
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_null (holder);
   /* Asking does not create it. */
   g_assert_cmpint (faccessat (fx->dfd, SYSROOT_LOCK_FILE, F_OK, AT_SYMLINK_NOFOLLOW), <, 0);
@@ -737,9 +734,7 @@ test_query_ignores_stale_metadata (Fixture *fx, gconstpointer data)
   plant_metadata (fx, dead, "stagehand stage /img.tar", "stage");
 
   g_autoptr (GError) error = NULL;
-  g_autoptr (LockHolder) holder = NULL;
-  g_assert_true (sysroot_lock_query (fx->dfd, &holder, &error));
-  g_assert_no_error (error);
+  g_autoptr (LockHolder) holder = query_lock (fx);
   g_assert_null (holder);
 
   /* Nor does it stop anyone. */

@@ -62,18 +62,34 @@ assert_corrupt (const char *text, const char *key)
   test_check_parse_error (error, STAGEHAND_ERROR_CORRUPT, WHAT, key);
 }
 
+/* Valid origin text but for @key set to @value (NULL: removed) is corrupt,
+ * and the error names @key. */
+static void
+assert_corrupt_with (const char *key, const char *value)
+{
+  g_autofree char *text = origin_text_with (key, value);
+  assert_corrupt (text, key);
+}
+
+/* @o written and read back; the text's length is what to_data said. */
+static Origin *
+round_trip (const Origin *o)
+{
+  gsize len = 0;
+  g_autofree char *data = origin_to_data (o, &len);
+  g_assert_cmpuint (len, ==, strlen (data));
+  g_autoptr (GError) error = NULL;
+  Origin *back = NULL;
+  g_assert_true (origin_parse (data, len, WHAT, &back, &error));
+  g_assert_no_error (error);
+  return back;
+}
+
 static void
 test_round_trips_through_keyfile (void)
 {
   g_autoptr (Origin) o = origin_new_full ();
-  gsize len = 0;
-  g_autofree char *data = origin_to_data (o, &len);
-  g_assert_cmpuint (len, ==, strlen (data));
-
-  g_autoptr (GError) error = NULL;
-  g_autoptr (Origin) back = NULL;
-  g_assert_true (origin_parse (data, len, WHAT, &back, &error));
-  g_assert_no_error (error);
+  g_autoptr (Origin) back = round_trip (o);
   g_assert_cmpstr (back->os, ==, o->os);
   g_assert_cmpstr (back->id, ==, o->id);
   g_assert_cmpstr (back->image, ==, o->image);
@@ -89,8 +105,9 @@ test_round_trips_through_keyfile (void)
   g_assert_cmpstr (back->kargs[2], ==, "dyndbg=\"file a.c +p\"");
   g_assert_cmpint (back->created, ==, 1714550400);
 
-  gsize len2 = 0;
-  g_autofree char *again = origin_to_data (back, &len2);
+  /* And writes back to the same text. */
+  g_autofree char *data = origin_to_data (o, NULL);
+  g_autofree char *again = origin_to_data (back, NULL);
   g_assert_cmpstr (again, ==, data);
 }
 
@@ -102,13 +119,7 @@ test_optional_version_and_initramfs_may_be_absent (void)
   g_clear_pointer (&o->initramfs_path, g_free);
   g_strfreev (o->kargs);
   o->kargs = g_new0 (char *, 1);
-  gsize len = 0;
-  g_autofree char *data = origin_to_data (o, &len);
-
-  g_autoptr (GError) error = NULL;
-  g_autoptr (Origin) back = NULL;
-  g_assert_true (origin_parse (data, len, WHAT, &back, &error));
-  g_assert_no_error (error);
+  g_autoptr (Origin) back = round_trip (o);
   g_assert_null (back->version);
   g_assert_null (back->initramfs_path);
   g_assert_nonnull (back->kargs);
@@ -121,12 +132,7 @@ test_title_with_leading_space_and_unicode_round_trips (void)
   g_autoptr (Origin) o = origin_new_full ();
   g_free (o->title);
   o->title = g_strdup ("  Fedora \xe2\x80\x94 #1 = best; [x]");
-  gsize len = 0;
-  g_autofree char *data = origin_to_data (o, &len);
-  g_autoptr (GError) error = NULL;
-  g_autoptr (Origin) back = NULL;
-  g_assert_true (origin_parse (data, len, WHAT, &back, &error));
-  g_assert_no_error (error);
+  g_autoptr (Origin) back = round_trip (o);
   g_assert_cmpstr (back->title, ==, o->title);
 }
 
@@ -144,10 +150,7 @@ test_missing_required_key_is_corrupt (void)
   static const char *const required[]
       = { "os", "id", "image", "title", "kernel-version", "kernel", "bootcsum", "kargs" };
   for (guint i = 0; i < G_N_ELEMENTS (required); i++)
-    {
-      g_autofree char *text = origin_text_with (required[i], NULL);
-      assert_corrupt (text, required[i]);
-    }
+    assert_corrupt_with (required[i], NULL);
 }
 
 static void
@@ -162,10 +165,7 @@ test_bad_bootcsum_is_corrupt (void)
     "",
   };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autofree char *text = origin_text_with ("bootcsum", bad[i]);
-      assert_corrupt (text, "bootcsum");
-    }
+    assert_corrupt_with ("bootcsum", bad[i]);
 }
 
 static void
@@ -173,10 +173,7 @@ test_bad_os_name_is_corrupt (void)
 {
   static const char *const bad[] = { "Fedora", "../etc", ".", "a/b", "", "-x" };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autofree char *text = origin_text_with ("os", bad[i]);
-      assert_corrupt (text, "os");
-    }
+    assert_corrupt_with ("os", bad[i]);
 }
 
 static void
@@ -184,10 +181,7 @@ test_bad_id_is_corrupt (void)
 {
   static const char *const bad[] = { "0", "01", "abc", "1/2", "-1", "1234567890", "", "../1" };
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autofree char *text = origin_text_with ("id", bad[i]);
-      assert_corrupt (text, "id");
-    }
+    assert_corrupt_with ("id", bad[i]);
 }
 
 static void
@@ -195,26 +189,21 @@ test_control_character_in_title_is_corrupt (void)
 {
   /* "\n" is the keyfile escape for a newline: the title line of the entry
    * would gain a second line. */
-  g_autofree char *newline = origin_text_with ("title", "Fedora\\nlinux /evil");
-  assert_corrupt (newline, "title");
-  g_autofree char *tab = origin_text_with ("title", "Fedora\\t40");
-  assert_corrupt (tab, "title");
+  assert_corrupt_with ("title", "Fedora\\nlinux /evil");
+  assert_corrupt_with ("title", "Fedora\\t40");
 }
 
 static void
 test_control_character_in_version_is_corrupt (void)
 {
-  g_autofree char *text = origin_text_with ("version", "40\\rinitrd /evil");
-  assert_corrupt (text, "version");
-  g_autofree char *kver = origin_text_with ("kernel-version", "6.8\\n9");
-  assert_corrupt (kver, "kernel-version");
+  assert_corrupt_with ("version", "40\\rinitrd /evil");
+  assert_corrupt_with ("kernel-version", "6.8\\n9");
 }
 
 static void
 test_control_character_in_kargs_is_corrupt (void)
 {
-  g_autofree char *text = origin_text_with ("kargs", "quiet\\ninitrd /evil.img");
-  assert_corrupt (text, "kargs");
+  assert_corrupt_with ("kargs", "quiet\\ninitrd /evil.img");
 }
 
 static void
@@ -222,10 +211,8 @@ test_invalid_karg_is_corrupt (void)
 {
   /* The origin's kargs go into the entry as they are; the rules of --karg
    * apply, and breaking them here is corruption, not bad user input. */
-  g_autofree char *reserved = origin_text_with ("kargs", "quiet stagehand=/stagehand/deploy/x/1");
-  assert_corrupt (reserved, "kargs");
-  g_autofree char *unbalanced = origin_text_with ("kargs", "quiet foo=\"bar");
-  assert_corrupt (unbalanced, "kargs");
+  assert_corrupt_with ("kargs", "quiet stagehand=/stagehand/deploy/x/1");
+  assert_corrupt_with ("kargs", "quiet foo=\"bar");
 }
 
 static void
