@@ -112,6 +112,7 @@ const FixtureEntry FIXTURE[] = {
   { "sparse", F_SPARSE, 0644, 0, 0, NULL, NULL },
   { "big", F_BIG, 0644, 0, 0, NULL, NULL },
 };
+const guint FIXTURE_LEN = G_N_ELEMENTS (FIXTURE);
 
 static struct timespec
 fixture_mtime (guint i)

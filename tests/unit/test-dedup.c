@@ -112,7 +112,7 @@ test_dedup_links_only_unchanged_files (Tmp *t, gconstpointer data)
   apply_change (t, change);
   g_autoptr (Manifest) second = import_dedup (t, image, "second", "first", first);
 
-  for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
+  for (guint i = 0; i < FIXTURE_LEN; i++)
     {
       const FixtureEntry *e = &FIXTURE[i];
       if (!fixture_is_regular (e))
@@ -162,7 +162,7 @@ test_dedup_tar_shares_with_directory_import (Tmp *t, gconstpointer data)
   g_autofree char *dir_data = manifest_to_data (from_dir, &dir_len);
   g_autofree char *tar_data = manifest_to_data (from_tar, &tar_len);
   g_assert_cmpstr (tar_data, ==, dir_data);
-  for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
+  for (guint i = 0; i < FIXTURE_LEN; i++)
     if (fixture_is_regular (&FIXTURE[i]))
       g_assert_cmpuint (inode_at (t, "from-tar", FIXTURE[i].path), ==,
                         inode_at (t, "from-dir", FIXTURE[i].path));
@@ -223,7 +223,7 @@ test_dedup_without_manifest_links_nothing (Tmp *t, gconstpointer data)
   g_autofree char *image = make_fixture_image (t);
   import_ok (image, t->dfd, "first");
   g_autoptr (Manifest) second = import_dedup (t, image, "second", "first", NULL);
-  for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
+  for (guint i = 0; i < FIXTURE_LEN; i++)
     if (fixture_is_regular (&FIXTURE[i]))
       g_assert_cmpuint (inode_at (t, "second", FIXTURE[i].path), !=,
                         inode_at (t, "first", FIXTURE[i].path));

@@ -230,8 +230,8 @@ test_reports_progress_and_done (Tmp *t, gconstpointer data)
       g_assert_true (image_import (sources[i], t->dfd, dest, &options, &error));
       g_assert_no_error (error);
       /* the root and every fixture entry, then the final call */
-      g_assert_cmpuint (log.last.files, ==, G_N_ELEMENTS (FIXTURE) + 1);
-      g_assert_cmpuint (log.calls, ==, G_N_ELEMENTS (FIXTURE) + 2);
+      g_assert_cmpuint (log.last.files, ==, FIXTURE_LEN + 1);
+      g_assert_cmpuint (log.calls, ==, FIXTURE_LEN + 2);
       g_assert_cmpuint (log.done_calls, ==, 1);
       g_assert_true (log.last.done);
       g_assert_cmpuint (log.last.bytes, >=, BIG_SIZE + SPARSE_DATA_LEN);

@@ -85,7 +85,7 @@ test_manifest_of_import_round_trips (Tmp *t, gconstpointer data)
   g_autofree char *image = make_fixture_image (t);
   g_autoptr (Manifest) m = import_dedup (t, image, "deploy", NULL, NULL);
   guint regular = 0;
-  for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
+  for (guint i = 0; i < FIXTURE_LEN; i++)
     if (fixture_is_regular (&FIXTURE[i]))
       {
         const ManifestEntry *e = manifest_lookup (m, FIXTURE[i].path);
@@ -126,7 +126,7 @@ test_manifest_of_import_round_trips (Tmp *t, gconstpointer data)
       g_assert_true (manifest_load_at (t->dfd, "deploy.manifest", &loaded, &error));
       g_assert_no_error (error);
       g_assert_cmpuint (manifest_count (loaded), ==, manifest_count (m));
-      for (guint i = 0; i < G_N_ELEMENTS (FIXTURE); i++)
+      for (guint i = 0; i < FIXTURE_LEN; i++)
         if (fixture_is_regular (&FIXTURE[i]))
           g_assert_true (manifest_entry_equal (manifest_lookup (loaded, FIXTURE[i].path),
                                                manifest_lookup (m, FIXTURE[i].path)));
