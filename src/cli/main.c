@@ -7,9 +7,11 @@
 #include "cli.h"
 #include "verbs.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,15 +22,45 @@ typedef struct
   const char *summary;
 } Verb;
 
-#ifdef STAGEHAND_FINALIZE_ONLY
-/* stagehand-finalize: the finalize verb alone, linked without the
- * libraries only other verbs need (libarchive, json-glib), so the process
- * that holds /boot from stage to shutdown stays small. `stagehand
- * finalize-staged` execs it. */
+#ifdef STAGEHAND_FRONT
+/* The installed `stagehand`: finalize-staged alone, linked without the
+ * libraries only other verbs need (libarchive, json-glib), so that the
+ * process holding /boot from stage to shutdown stays small and a finalize
+ * starts fast. Every other verb (and --help, --version) is handed to
+ * stagehand-tool, the full CLI built from this file too. */
 static const Verb verbs[] = {
   { "finalize-staged", verb_finalize_staged,
     "Make the staged deployment the default (--hold: at SIGTERM)" },
 };
+
+/* Replaces this process with stagehand-tool (same pid, same arguments):
+ * next to this executable when run from a build tree, else in the libexec
+ * directory of the install tree this executable is in (wherever that tree
+ * now is), else in the configured one. Returns the exit status for when
+ * none can be executed. */
+static int
+exec_full_tool (char **argv)
+{
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_autofree char *dir = self ? g_path_get_dirname (self) : NULL;
+  g_autofree char *sibling = dir ? g_build_filename (dir, "stagehand-tool", NULL) : NULL;
+#ifdef STAGEHAND_LIBEXECDIR_FROM_BINDIR
+  g_autofree char *relative
+      = dir ? g_build_filename (dir, STAGEHAND_LIBEXECDIR_FROM_BINDIR, "stagehand-tool", NULL)
+            : NULL;
+#else
+  const char *relative = NULL;
+#endif
+  const char *installed = STAGEHAND_LIBEXECDIR "/stagehand-tool";
+  const char *candidates[] = { sibling, relative };
+  for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
+    if (candidates[i] != NULL && access (candidates[i], X_OK) == 0)
+      execv (candidates[i], argv);
+  execv (installed, argv);
+  cli_print_error ("cannot run %s, which has every verb but finalize-staged: %s", installed,
+                   g_strerror (errno));
+  return EXIT_FAILURE;
+}
 #else
 static const Verb verbs[] = {
   { "init", verb_init, "Create the state layout (idempotent)" },
@@ -41,21 +73,6 @@ static const Verb verbs[] = {
   { "rollback", verb_rollback, "Make the previous deployment the default" },
   { "cleanup", verb_cleanup, "Remove deployments and boot files nothing refers to" },
 };
-
-/* Replaces this process with stagehand-finalize (same pid, same blocked
- * signal mask): next to this executable when run from a build tree, else
- * the installed one. Returns only if neither can be executed. */
-static void
-exec_finalize_binary (char **argv)
-{
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *dir = self ? g_path_get_dirname (self) : NULL;
-  g_autofree char *sibling = dir ? g_build_filename (dir, "stagehand-finalize", NULL) : NULL;
-  const char *candidates[] = { sibling, STAGEHAND_LIBEXECDIR "/stagehand-finalize" };
-  for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
-    if (candidates[i] != NULL && access (candidates[i], X_OK) == 0)
-      execv (candidates[i], argv);
-}
 #endif
 
 static void
@@ -105,6 +122,10 @@ main (int argc, char **argv)
   g_set_prgname ("stagehand");
 
   int vi = find_verb (argc, argv);
+#ifdef STAGEHAND_FRONT
+  if (vi < 0 || strcmp (argv[vi], "finalize-staged") != 0)
+    return exec_full_tool (argv);
+#endif
   if (vi < 0)
     {
       for (int i = 1; i < argc; i++)
@@ -133,12 +154,6 @@ main (int argc, char **argv)
       cli_print_error ("unknown verb \"%s\" (see 'stagehand --help')", argv[vi]);
       return EXIT_USAGE;
     }
-
-#ifndef STAGEHAND_FINALIZE_ONLY
-  /* If that fails, the verb still runs here, only with a larger footprint. */
-  if (strcmp (verb->name, "finalize-staged") == 0)
-    exec_finalize_binary (argv);
-#endif
 
   /* Only the holding finalizer waits for signals; every other verb is safe
    * to interrupt (all state changes are atomic) and gets them back. */

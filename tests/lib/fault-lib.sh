@@ -62,13 +62,17 @@ require_stagehand() {
 . "$FAULT_LIB_DIR/private-ns.sh"
 
 # make_temp NAME: T, a temp dir removed on exit (unless STAGEHAND_KEEP is
-# set), with a private copy of the binary as STAGEHAND: a rebuild while the
+# set), with a private copy of the binaries as STAGEHAND: a rebuild while the
 # test runs must not change (or, mid-link, remove) the program under test.
+# stagehand hands every verb but finalize-staged to the stagehand-tool
+# beside it, so both are copied.
 make_temp() {
   T=$(mktemp -d "${TMPDIR:-/tmp}/stagehand-$1.XXXXXX") || bail "mktemp failed"
   trap 'fault_lib_exit' EXIT
   mkdir -p "$T/bin"
   cp "$STAGEHAND" "$T/bin/stagehand" || bail "cannot copy $STAGEHAND"
+  cp "$(dirname "$STAGEHAND")/stagehand-tool" "$T/bin/stagehand-tool" ||
+    bail "cannot copy stagehand-tool from beside $STAGEHAND"
   STAGEHAND=$T/bin/stagehand
 }
 
