@@ -53,14 +53,6 @@ begin_object_or_null (JsonBuilder *b, const char *key, gboolean present)
   return TRUE;
 }
 
-/* Local time, for people. */
-static char *
-format_realtime_usec (gint64 usec)
-{
-  g_autoptr (GDateTime) t = g_date_time_new_from_unix_local (usec / G_USEC_PER_SEC);
-  return t ? g_date_time_format (t, "%Y-%m-%d %H:%M:%S %Z") : g_strdup ("an unknown time");
-}
-
 /* The staged-pending marker when it says a staging was lost (staged in an
  * earlier boot, never finalized), else NULL. */
 static const DeploymentRecord *
@@ -275,7 +267,7 @@ print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
   if (lost != NULL)
     {
       g_autofree char *name = deployment_record_name (lost);
-      g_autofree char *when = format_realtime_usec (lost->staged_time);
+      g_autofree char *when = pending_marker_staged_at (lost);
       printf ("Never finalized: %s, staged %s in an earlier boot; the machine went down before "
               "its finalize ran, so it was not applied (stage it again)\n",
               name, when);
@@ -307,14 +299,10 @@ static void
 report_lost_staging (const DeploymentRecord *m)
 {
   g_autofree char *name = deployment_record_name (m);
-  g_autofree char *when = format_realtime_usec (m->staged_time);
+  g_autofree char *lost = pending_marker_describe_lost (m);
   LogFields f
       = { .message_id = MESSAGE_ID_STAGED_NEVER_FINALIZED, .os = m->os, .deployment = name };
-  g_autofree char *msg = g_strdup_printf (
-      "deployment %s was staged at %s but never finalized: the finalize did not run before the "
-      "machine went down (power loss, crash, or the finalize process was killed); the previous "
-      "default was booted. Stage it again.",
-      name, when);
+  g_autofree char *msg = g_strdup_printf ("%s. Stage it again.", lost);
   log_event (LOG_ERR, &f, "%s", msg);
   fprintf (stderr, "stagehand: %s\n", msg);
 }

@@ -39,3 +39,22 @@ pending_marker_assess (const DeploymentRecord *marker, gboolean staged_record_ex
     return PENDING_FINALIZED;
   return PENDING_LOST;
 }
+
+char *
+pending_marker_staged_at (const DeploymentRecord *marker)
+{
+  g_autoptr (GDateTime) t = g_date_time_new_from_unix_local (marker->staged_time / G_USEC_PER_SEC);
+  return t ? g_date_time_format (t, "%Y-%m-%d %H:%M:%S %Z") : g_strdup ("an unknown time");
+}
+
+char *
+pending_marker_describe_lost (const DeploymentRecord *marker)
+{
+  g_autofree char *name = deployment_record_name (marker);
+  g_autofree char *when = pending_marker_staged_at (marker);
+  return g_strdup_printf (
+      "deployment %s was staged at %s but never finalized: the finalize did not run before the "
+      "machine went down (power loss, crash, or the finalize process was killed); the previous "
+      "default was booted",
+      name, when);
+}

@@ -35,4 +35,12 @@ typedef enum
 PendingState pending_marker_assess (const DeploymentRecord *marker, gboolean staged_record_exists,
                                     const Verdict *last_verdict, const char *booted);
 
+/* When @marker's deployment was staged, in local time, for people. */
+char *pending_marker_staged_at (const DeploymentRecord *marker);
+
+/* What a lost staging (PENDING_LOST) means, in one sentence without the
+ * advice: "deployment <os>/<id> was staged at <time> but never finalized:
+ * ...; the previous default was booted". */
+char *pending_marker_describe_lost (const DeploymentRecord *marker);
+
 G_END_DECLS

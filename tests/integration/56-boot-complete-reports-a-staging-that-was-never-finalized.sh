@@ -205,6 +205,26 @@ like "$(cat "$SH_ERR")" "stagehand: deployment testos/1 was staged at * but neve
 report
 is "$SH_RC" 0 "... once"
 
+# ------------------------------------------------------------------ staged again before the check
+
+# An updater that stages early at boot, before stagehand-boot-complete ran,
+# replaces the lost staging's marker: the stage itself must say what was
+# lost, or nothing ever will.
+must stage "$T/img2" --no-start
+lost=$(marker_names)
+reboot
+sh_at "$S" stage "$T/img1" --no-start
+is "$SH_RC" 0 "staging again before the boot-time check succeeds"
+like "$(cat "$SH_ERR")" \
+  "*stagehand: warning: deployment $lost was staged at * but never finalized: the finalize did not run before the machine went down *; staging testos/* replaces its staged-pending marker, so the boot-time check will not report it*" \
+  "... and warns that $lost was lost, as the check would have"
+is "$(marker_names)" "$(staged_now)" "... the marker now names the new staging"
+report
+is "$SH_RC" 0 "the boot-time check then has nothing to report (the new staging is of this boot)"
+sh_at "$S" stage "$T/img2" --no-start
+is "$(grep -c 'never finalized' "$SH_ERR")" 0 "staging once more in the same boot warns of nothing"
+must unstage
+
 # ------------------------------------------------------------------ corrupt
 
 printf 'garbage\n' >"$MARKER"
