@@ -51,14 +51,12 @@ exec_full_tool (char **argv)
 #else
   const char *relative = NULL;
 #endif
-  const char *installed = STAGEHAND_LIBEXECDIR "/stagehand-tool";
-  const char *candidates[] = { sibling, relative };
+  const char *candidates[] = { sibling, relative, STAGEHAND_LIBEXECDIR "/stagehand-tool" };
   for (guint i = 0; i < G_N_ELEMENTS (candidates); i++)
-    if (candidates[i] != NULL && access (candidates[i], X_OK) == 0)
-      execv (candidates[i], argv);
-  execv (installed, argv);
-  cli_print_error ("cannot run %s, which has every verb but finalize-staged: %s", installed,
-                   g_strerror (errno));
+    if (candidates[i] != NULL)
+      execv (candidates[i], argv); /* returns only on failure */
+  cli_print_error ("cannot run %s, which has every verb but finalize-staged: %s",
+                   candidates[G_N_ELEMENTS (candidates) - 1], g_strerror (errno));
   return EXIT_FAILURE;
 }
 #else

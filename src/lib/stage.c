@@ -126,29 +126,30 @@ stage_undo (Sysroot *self, StageUndo *undo)
 
 /* A marker that says an earlier boot's staging was lost is what the
  * boot-time check (stagehand-boot-complete.service) reports. A stage that
- * runs before that check, early at boot, replaces the marker: it says so
- * itself, with the same MESSAGE_ID, or the loss would go unreported.
- * Best effort: nothing here can fail the stage. */
+ * runs before that check, early at boot, would replace the marker: it runs
+ * the check's own take (sysroot_take_lost_staging) and says what it found,
+ * with the same MESSAGE_ID, as a warning. Best effort: nothing here can
+ * fail the stage. */
 static void
-warn_replacing_lost_staging (Sysroot *self, const Origin *origin)
+take_over_lost_staging (Sysroot *self, const Origin *origin)
 {
-  gboolean staged_exists;
-  if (!sysroot_has_staged_record (self, &staged_exists, NULL) || staged_exists
-      || !sysroot_load_pending (self, NULL) || self->pending == NULL
-      || !sysroot_load_verdict (self, NULL))
+  g_autoptr (DeploymentRecord) lost = NULL;
+  g_autoptr (GError) local_error = NULL;
+  if (!sysroot_take_lost_staging (self, &lost, &local_error))
+    {
+      log_event (LOG_WARNING, NULL, "%s", local_error->message);
+      return;
+    }
+  if (lost == NULL)
     return;
-  g_autofree char *booted = sysroot_booted_name (self);
-  if (pending_marker_assess (self->pending, FALSE, self->last_verdict, booted) != PENDING_LOST)
-    return;
-  g_autofree char *name = deployment_record_name (self->pending);
-  g_autofree char *lost = pending_marker_describe_lost (self->pending);
-  LogFields f = { .message_id = MESSAGE_ID_STAGED_NEVER_FINALIZED,
-                  .os = self->pending->os,
-                  .deployment = name };
+  g_autofree char *name = deployment_record_name (lost);
+  g_autofree char *what = pending_marker_describe_lost (lost);
+  LogFields f
+      = { .message_id = MESSAGE_ID_STAGED_NEVER_FINALIZED, .os = lost->os, .deployment = name };
   log_event (LOG_WARNING, &f,
              "%s; staging %s/%s replaces its staged-pending marker, so the boot-time check will "
              "not report it",
-             lost, origin->os, origin->id);
+             what, origin->os, origin->id);
 }
 
 /* The staged-pending marker (pending.h), durably, before the staged record:
@@ -158,7 +159,7 @@ static gboolean
 write_pending_marker (Sysroot *self, const Origin *origin, gint64 staged_usec, StageUndo *undo,
                       GError **error)
 {
-  warn_replacing_lost_staging (self, origin);
+  take_over_lost_staging (self, origin);
   if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &undo->pending_before,
                                  &undo->pending_before_len, error))
     return FALSE;
