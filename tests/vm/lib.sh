@@ -47,6 +47,8 @@
 # vm_systemctl ARGS...       systemctl --root=<guest root> ARGS (enable, mask)
 # vm_require_destdir         skip the test unless a stagehand build is given
 # vm_install_stagehand       install it into the guest root, enable its units
+# vm_install_build           the same without enabling anything (sets
+#                            VM_STAGEHAND)
 # vm_stagehand ARGS...       run it on the host with --sysroot/--boot set to
 #                            the mounted guest disks (first install: deploy)
 # vm_make_guest_images OS VERSION...
@@ -297,7 +299,7 @@ vm_init() {
   VM_GUEST=$("$VM_DIR/build-guest" --quiet) || vm_bail "building the guest failed (tests/vm/build-guest)"
   VM_KVER=$(cat "$VM_GUEST/kver")
 
-  name=$(basename "$0" .sh)
+  name=${VM_TEST_NAME:-$(basename "$0" .sh)}
   base=${STAGEHAND_VM_ARTIFACTS:-/var/tmp/stagehand-vm-tests}
   mkdir -p "$base"
   chmod 0700 "$base"
@@ -471,7 +473,16 @@ vm_require_destdir() {
 # (stagehand-boot-complete.service).  Sets VM_STAGEHAND to the host-side
 # binary of the same build (for vm_stagehand).
 vm_install_stagehand() {
+  vm_install_build
+  vm_systemctl enable stagehand-boot-complete.service >/dev/null 2>&1 \
+    || vm_bail "systemctl --root enable stagehand-boot-complete.service failed"
+}
+
+# The install alone: the build's files in the guest root, no unit enabled.
+vm_install_build() {
   if [ -z "${STAGEHAND_VM_DESTDIR:-}" ] || [ ! -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
+    [ -n "${STAGEHAND_VM_BUILDDIR:-}" ] && [ -f "$STAGEHAND_VM_BUILDDIR/build.ninja" ] \
+      || vm_bail "no stagehand build to install (set STAGEHAND_VM_DESTDIR or STAGEHAND_VM_BUILDDIR)"
     STAGEHAND_VM_DESTDIR=$VM_WORK/destdir
     meson install -C "$STAGEHAND_VM_BUILDDIR" --no-rebuild --quiet --destdir "$STAGEHAND_VM_DESTDIR" \
       >"$VM_WORK/meson-install.log" 2>&1 \
@@ -479,8 +490,6 @@ vm_install_stagehand() {
   fi
   VM_STAGEHAND=$STAGEHAND_VM_DESTDIR/usr/bin/stagehand
   vm_install_destdir "$STAGEHAND_VM_DESTDIR"
-  vm_systemctl enable stagehand-boot-complete.service >/dev/null 2>&1 \
-    || vm_bail "systemctl --root enable stagehand-boot-complete.service failed"
 }
 
 # Run the host-side stagehand on the guest's disks (root as --sysroot, the
