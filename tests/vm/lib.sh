@@ -83,6 +83,10 @@
 # vm_result NAME [BOOT]      path of a file the guest's script recorded
 # vm_guest_exit_status [BOOT]  the guest script's exit status (or "none")
 # vm_last_boot_powered_off   true if the last boot ended in a clean poweroff
+# vm_booted_image_version [BOOT]
+#                            the VERSION of the vm_make_image initramfs that
+#                            boot BOOT ran, from its kernel log (empty if its
+#                            appended archive was not unpacked)
 # vm_journal ARGS...         journalctl on the guest's journal (host side)
 # vm_journal_mono BOOT MATCH...
 #                            the __MONOTONIC_TIMESTAMP (µs since that boot's
@@ -416,12 +420,22 @@ vm_make_image() {
   mkdir -p "$dir/usr/lib/modules/$VM_KVER" "$dir/etc"
   cp "$VM_GUEST/vmlinuz" "$dir/usr/lib/modules/$VM_KVER/vmlinuz"
   # The kernel unpacks concatenated cpio archives, so appending one keeps the
-  # initramfs bootable while giving each version its own boot checksum.
+  # initramfs bootable while giving each version its own boot checksum.  An
+  # uncompressed archive is only recognised at a 4-byte aligned offset: after
+  # the (compressed) initrd the kernel skips zero bytes, and without them it
+  # reports "Initramfs unpacking failed: invalid magic" and drops the rest.
+  # The stamp is a conf.d file, which initramfs-tools' init sources early
+  # (with /dev mounted): it says in the kernel log which image booted, so
+  # the host can check that the appended archive really was unpacked
+  # (vm_booted_image_version).
   stamp=$(mktemp -d)
-  mkdir -p "$stamp/etc"
-  printf 'IMAGE_VERSION=%s\n' "$version" >"$stamp/etc/stagehand-vm-image"
+  mkdir -p "$stamp/conf/conf.d"
+  printf 'echo "<5>stagehand-vm-image: IMAGE_VERSION=%s" >/dev/kmsg 2>/dev/null || true\n' "$version" \
+    >"$stamp/conf/conf.d/stagehand-vm-image"
   { cat "$VM_GUEST/initrd.img"
-    (cd "$stamp" && printf 'etc\netc/stagehand-vm-image\n' | cpio --quiet -o -H newc --reproducible)
+    head -c $(( (4 - $(stat -c %s "$VM_GUEST/initrd.img") % 4) % 4 )) /dev/zero
+    (cd "$stamp" && printf 'conf\nconf/conf.d\nconf/conf.d/stagehand-vm-image\n' \
+      | cpio --quiet -o -H newc --reproducible)
   } >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
   rm -rf "$stamp"
   cat >"$dir/usr/lib/os-release" <<EOF
@@ -614,6 +628,14 @@ vm_boot_default() {
     *) options="root=LABEL=$VM_ROOT_LABEL rw $options" ;;
   esac
   vm_boot "$kdir/linux" "$kdir/initrd" "$options $(vm__harness_args "$script")${*:+ $*}"
+}
+
+# The IMAGE_VERSION that the initramfs of boot N (default: the last) wrote to
+# the kernel log from the archive vm_make_image appends; nothing if the
+# kernel did not unpack it.
+vm_booted_image_version() {
+  sed -n 's/.*stagehand-vm-image: IMAGE_VERSION=\([^[:space:]]*\).*/\1/p' \
+    "$VM_WORK/boot${1:-$VM_BOOT_N}/serial.log" | head -n 1
 }
 
 vm_last_boot_powered_off() {
