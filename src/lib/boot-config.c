@@ -5,6 +5,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "karg.h"
+#include "kernel.h"
 
 #include <dirent.h>
 #include <linux/fs.h>
@@ -324,85 +325,17 @@ boot_entry_new_for_origin (const Origin *origin, guint priority)
       *p = '_';
   e->sort_key = g_strdup (BOOT_ENTRY_SORT_KEY);
   g_autofree char *dir = origin_boot_dir_name (origin);
-  e->linux_path = g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/vmlinuz", dir);
+  e->linux_path = g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/" KERNEL_BOOT_FILE, dir);
   g_autoptr (GPtrArray) initrds = g_ptr_array_new ();
   if (origin->initramfs_path)
-    g_ptr_array_add (initrds, g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/initramfs.img", dir));
+    g_ptr_array_add (initrds,
+                     g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/" INITRAMFS_BOOT_FILE, dir));
   g_ptr_array_add (initrds, NULL);
   e->initrds = (char **)g_ptr_array_free (g_steal_pointer (&initrds), FALSE);
   g_autofree char *kargs = g_strjoinv (" ", origin->kargs);
   e->options = g_strdup_printf ("%s%s" KARG_DEPLOYMENT_KEY "=/stagehand/deploy/%s/%s", kargs,
                                 *kargs ? " " : "", origin->os, origin->id);
   return e;
-}
-
-gboolean
-boot_config_has_kernel (int boot_dfd, const Origin *origin)
-{
-  g_autofree char *dir = origin_boot_dir_name (origin);
-  g_autofree char *path = g_strdup_printf (BOOT_KERNEL_DIR "/%s", dir);
-  struct stat st;
-  return fstatat (boot_dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode);
-}
-
-gboolean
-boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin, GError **error)
-{
-  if (boot_config_has_kernel (boot_dfd, origin))
-    return TRUE;
-
-  if (!fs_ensure_dir_at (boot_dfd, BOOT_KERNEL_DIR, 0755, error))
-    return prefix_error (error, "installing the kernel: ");
-  autofd kdir = -1;
-  if (!fs_opendir_at (boot_dfd, BOOT_KERNEL_DIR, &kdir, error))
-    return prefix_error (error, "installing the kernel: ");
-
-  guint64 needed = 0;
-  const char *files[] = { origin->kernel_path, origin->initramfs_path };
-  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
-    {
-      struct stat st;
-      if (files[i] == NULL)
-        continue;
-      if (fstatat (tree_dfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return throw_errno (error, "installing the kernel: %s", files[i]);
-      /* Round up to whole 4 KiB blocks, as the filesystem will. */
-      needed += (st.st_size + 4095) / 4096 * 4096;
-    }
-  needed += 64 * 1024; /* the directory and some slack */
-  guint64 available;
-  if (!fs_free_bytes (kdir, &available, error))
-    return prefix_error (error, "installing the kernel: ");
-  if (available < needed)
-    return throw_error (error, STAGEHAND_ERROR_NO_SPACE,
-                        "installing the kernel: not enough space in the boot directory: need "
-                        "%" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
-                        " available (run 'stagehand cleanup' or free space in /boot)",
-                        needed, available);
-
-  g_autofree char *final = origin_boot_dir_name (origin);
-  g_autofree char *tmp = fs_temp_name (final);
-  if (mkdirat (kdir, tmp, 0755) < 0)
-    return throw_errno (error, "installing the kernel: creating %s", tmp);
-  autofd tmp_dfd = -1;
-  gboolean ok
-      = fs_opendir_at (kdir, tmp, &tmp_dfd, error)
-        && fs_copy_file_atomic_at (tree_dfd, origin->kernel_path, tmp_dfd, "vmlinuz", 0644, error)
-        && (origin->initramfs_path == NULL
-            || fs_copy_file_atomic_at (tree_dfd, origin->initramfs_path, tmp_dfd, "initramfs.img",
-                                       0644, error))
-        && fs_fsync_fd (tmp_dfd, tmp, error);
-  if (ok && renameat (kdir, tmp, kdir, final) < 0)
-    ok = throw_errno (error, "renaming %s to %s", tmp, final);
-  if (!ok)
-    {
-      /* Best effort: the temp directory is ours; cleanup removes it otherwise. */
-      (void)fs_rm_rf_at (kdir, tmp, NULL);
-      return prefix_error (error, "installing the kernel: ");
-    }
-  if (!fs_fsync_fd (kdir, BOOT_KERNEL_DIR, error))
-    return prefix_error (error, "installing the kernel: ");
-  return TRUE;
 }
 
 /* What a carry-over leaves out of a directory, because the new set brings

@@ -69,16 +69,6 @@ gboolean boot_config_init (int boot_dfd, BootMode requested, GError **error);
  * first); @kargs are the deployment's kernel arguments. */
 BootEntry *boot_entry_new_for_origin (const Origin *origin, guint priority);
 
-/* Makes sure the kernel and initramfs of @origin are in
- * <boot>/stagehand/<os>-<bootcsum>/, copying them from the deployment tree
- * @tree_dfd when missing: checks free space first, then a temp directory,
- * fsync of each file, rename, fsync. Same bootcsum: nothing to do. */
-gboolean boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin,
-                                     GError **error);
-
-/* TRUE if the kernel directory for @origin exists in <boot>. */
-gboolean boot_config_has_kernel (int boot_dfd, const Origin *origin);
-
 /* Writes @entries (BootEntry*, menu order) as the new configuration and
  * switches to it atomically: write the inactive set (fsync each file and the
  * directories), syncfs() of <boot> and of @sysroot_dfd, swap, fsync of the

@@ -3,6 +3,7 @@
  * the complete new entry set and commit it with one atomic swap. */
 #include "config.h"
 
+#include "boot-kernel.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -54,22 +55,28 @@ plan_menu (Sysroot *self, Deployment *new_default)
 }
 
 /* The kernels of every planned deployment must be in <boot>. They were
- * copied at stage time; this only copies one that went missing since. */
+ * copied at stage time; this only copies one that went missing since, or
+ * a file of its directory (a few stat calls per deployment otherwise). */
 static gboolean
 ensure_kernels (Sysroot *self, GPtrArray *plan, GError **error)
 {
   for (guint i = 0; i < plan->len; i++)
     {
       Deployment *d = plan->pdata[i];
-      if (boot_config_has_kernel (self->boot_dfd, d->origin))
-        continue;
       autofd tree_dfd = -1;
+      BootKernelAction action;
       if (!sysroot_open_deployment (self, d, &tree_dfd, error)
-          || !boot_config_install_kernel (self->boot_dfd, tree_dfd, d->origin, error))
+          || !boot_kernel_install (self->boot_dfd, tree_dfd, d->origin, &action, error))
         return FALSE;
-      log_event (LOG_WARNING, NULL,
-                 "the kernel of %s/%s was missing from the boot directory; copied it again", d->os,
-                 d->id);
+      if (action == BOOT_KERNEL_INSTALLED)
+        log_event (LOG_WARNING, NULL,
+                   "the kernel of %s/%s was missing from the boot directory; copied it again",
+                   d->os, d->id);
+      else if (action == BOOT_KERNEL_REPAIRED)
+        log_event (LOG_WARNING, NULL,
+                   "the kernel directory of %s/%s in the boot directory was incomplete (a file "
+                   "missing or of the wrong size); copied it again",
+                   d->os, d->id);
     }
   return TRUE;
 }

@@ -3,6 +3,7 @@
  * shutdown only writes a few small files and renames one link. */
 #include "config.h"
 
+#include "boot-kernel.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -294,12 +295,13 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   undo->tree_name = g_strdup (origin->id);
   undo->os_dir = g_strdup (origin->os);
 
-  if (!boot_config_has_kernel (self->boot_dfd, origin))
-    {
-      if (!boot_config_install_kernel (self->boot_dfd, tree_dfd, origin, error))
-        return FALSE;
-      undo->kernel_dir = origin_boot_dir_name (origin);
-    }
+  /* Same bootcsum: nothing to copy, unless a file of that directory has
+   * gone since. Only a directory this stage created is undone. */
+  BootKernelAction kernel_action;
+  if (!boot_kernel_install (self->boot_dfd, tree_dfd, origin, &kernel_action, error))
+    return FALSE;
+  if (kernel_action == BOOT_KERNEL_INSTALLED)
+    undo->kernel_dir = origin_boot_dir_name (origin);
 
   /* The manifest lets the next stage share this tree's files. Before the
    * sync, which makes it durable with the tree; before the origin, so a
