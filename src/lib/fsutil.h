@@ -94,9 +94,11 @@ gboolean fs_is_vfat (int fd);
 gboolean fs_fsync_fd (int fd, const char *what, GError **error);
 gboolean fs_syncfs (int fd, const char *what, GError **error);
 
-/* A name for a temporary file or directory: ".<prefix>-XXXXXX" with random
- * characters. Temp names start with '.' so listings can tell them apart and
- * cleanup can remove them. */
+/* A name for a temporary file or directory: ".<prefix>-tmp-XXXXXX" with
+ * random characters, @prefix cut short (at a UTF-8 character boundary) so
+ * the whole fits NAME_MAX. Temp names start with '.' so listings can tell
+ * them apart and cleanup can remove them, in the directories that are
+ * stagehand's alone. */
 char *fs_temp_name (const char *prefix);
 
 /* TRUE if @name is a stagehand temp name (see fs_temp_name()). */
