@@ -108,6 +108,14 @@ is_entry_name (const char *name)
   return name[0] != '.' && g_str_has_suffix (name, ".conf");
 }
 
+/* An entry stagehand writes (and so leaves out when it carries the others
+ * over: the new set brings its own). */
+static gboolean
+is_own_entry_name (const char *name)
+{
+  return is_entry_name (name) && g_str_has_prefix (name, BOOT_ENTRY_PREFIX);
+}
+
 /* The entry file names (*.conf, not hidden) in @dfd. */
 static gboolean
 list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
@@ -151,23 +159,16 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
             }
           entry = g_new0 (BootEntry, 1);
           entry->filename = g_strdup (name);
-          if (!readable)
-            {
-              /* Writing it back empty would destroy it: finalize refuses
-               * instead (a dangling symlink, a directory, EIO...). */
-              entry->unreadable = TRUE;
-              g_ptr_array_add (warnings,
-                               g_strdup_printf ("%s/%s: another tool's entry that cannot be read, "
-                                                "so no new entry set can carry it over: %s",
-                                                what, name, local_error->message));
-            }
-        }
-      if (!boot_entry_is_ours (entry) && readable)
-        {
-          /* Another tool's entry: whatever it is, carry it over byte for byte. */
-          g_free (entry->raw);
-          entry->raw = g_memdup2 (contents, len + 1);
-          entry->raw_len = len;
+          /* Another tool's entry is carried over as it is, whatever it is
+           * (write_entry_set()): a symlink as a symlink, never followed
+           * here, so it is shown without its title. Anything else that
+           * cannot be read is worth a word. */
+          struct stat st;
+          if (!readable
+              && !(fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode)))
+            g_ptr_array_add (warnings,
+                             g_strdup_printf ("%s/%s: another tool's entry that cannot be read: %s",
+                                              what, name, local_error->message));
         }
       g_ptr_array_add (entries, entry);
     }
@@ -344,7 +345,7 @@ typedef enum
 {
   CARRY_EVERYTHING,         /* below the two directories we write: copied whole */
   CARRY_BESIDE_ENTRIES,     /* loader.N/: entries/ is the new set's */
-  CARRY_BESIDE_ENTRY_FILES, /* entries/: the *.conf entries are written from the plan */
+  CARRY_BESIDE_OWN_ENTRIES, /* entries/: stagehand's entries are written from the plan */
 } CarryScope;
 
 static gboolean carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_path,
@@ -420,11 +421,13 @@ carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_pa
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      if (scope != CARRY_EVERYTHING && fs_is_temp_name (name))
-        continue;
+      /* Nothing else is left out, whatever its name: not even one that
+       * looks like a temp name, since stagehand writes its temp names
+       * only into the new set (which becomes live only complete, its temp
+       * files renamed or removed), never into a live directory. */
       if (scope == CARRY_BESIDE_ENTRIES && strcmp (name, ENTRIES) == 0)
         continue;
-      if (scope == CARRY_BESIDE_ENTRY_FILES && is_entry_name (name))
+      if (scope == CARRY_BESIDE_OWN_ENTRIES && is_own_entry_name (name))
         continue;
 
       struct stat st;
@@ -445,11 +448,14 @@ carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_pa
           if (!carry_symlink (src_dfd, dest_dfd, name, error))
             return prefix_error (error, "carrying %s/%s over: ", src_path, name);
         }
-      else
+      /* A FIFO, socket or device node: made again, with its mode; where
+       * the filesystem cannot hold one (vfat), left out with a warning:
+       * it has no content to lose, and must not stop every update. */
+      else if (mknodat (dest_dfd, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0)
         log_event (LOG_WARNING, NULL,
-                   "%s/%s is neither a file, a directory nor a symlink: not carried into the new "
-                   "boot configuration",
-                   src_path, name);
+                   "%s/%s is neither a file, a directory nor a symlink, and cannot be made in "
+                   "the new boot configuration (%s): not carried over",
+                   src_path, name, g_strerror (errno));
     }
   return TRUE;
 }
@@ -486,22 +492,16 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, const 
     return FALSE;
   if (live_entries_dfd >= 0
       && !carry_over (live_entries_dfd, live_entries_path, entries_dfd, entries_path,
-                      CARRY_BESIDE_ENTRY_FILES, error))
+                      CARRY_BESIDE_OWN_ENTRIES, error))
     return FALSE;
 
+  /* Another tool's entries came with the carry-over, as they are. */
   for (guint i = 0; i < entries->len; i++)
     {
       BootEntry *e = entries->pdata[i];
-      g_autofree char *data = NULL;
-      gsize len;
-      if (!boot_entry_is_ours (e) && e->raw != NULL)
-        len = e->raw_len; /* byte for byte, NULs included */
-      else
-        {
-          data = boot_entry_to_data (e);
-          len = strlen (data);
-        }
-      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data ? data : e->raw, len, 0644,
+      g_assert (boot_entry_is_ours (e));
+      g_autofree char *data = boot_entry_to_data (e);
+      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data, strlen (data), 0644,
                                     FS_WRITE_SYNC, error))
         return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
     }

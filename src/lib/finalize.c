@@ -98,25 +98,9 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
       Deployment *d = plan->pdata[i];
       g_ptr_array_add (entries, boot_entry_new_for_origin (d->origin, plan->len - i));
     }
-  /* Never lose another tool's entry: carry it over byte for byte. */
-  GPtrArray *current = self->boot_config->entries;
-  for (guint i = 0; i < current->len; i++)
-    {
-      BootEntry *e = current->pdata[i];
-      if (boot_entry_is_ours (e))
-        continue;
-      if (e->unreadable)
-        return throw_error (error, STAGEHAND_ERROR_CORRUPT,
-                            "another tool's entry %s/%s cannot be read, so the new entry set "
-                            "cannot carry it over (repair or remove it)",
-                            self->boot_config->entries_path, e->filename);
-      BootEntry *copy = g_new0 (BootEntry, 1);
-      copy->filename = g_strdup (e->filename);
-      copy->raw = g_memdup2 (e->raw, e->raw_len + 1);
-      copy->raw_len = e->raw_len;
-      g_ptr_array_add (entries, copy);
-    }
-
+  /* Another tool's entries are not in the plan: the swap carries over
+   * whatever the live entries directory holds that is not stagehand's, as
+   * it is then, whatever its name and type. */
   return boot_config_swap (self->boot_dfd, self->sysroot_dfd, self->boot_config, entries, timings,
                            error);
 }
