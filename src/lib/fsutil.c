@@ -111,6 +111,22 @@ fs_is_temp_name (const char *name)
 }
 
 gboolean
+fs_is_temp_name_of (const char *name, const char *prefix)
+{
+  gsize plen = strlen (prefix);
+  if (name[0] != '.' || strncmp (name + 1, prefix, plen) != 0
+      || !g_str_has_prefix (name + 1 + plen, "-tmp-"))
+    return FALSE;
+  const char *suffix = name + 1 + plen + strlen ("-tmp-");
+  if (strlen (suffix) != TEMP_SUFFIX_LEN)
+    return FALSE;
+  for (const char *p = suffix; *p; p++)
+    if (!g_ascii_isalnum (*p))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
 fs_is_vfat (int fd)
 {
   struct statfs sfs;

@@ -4,10 +4,12 @@
 # block a finalize (issue 14): a name of 255 bytes (the temp name of its
 # copy must still fit), an entry that is a symlink (carried as a symlink,
 # not refused as unreadable), hidden names that look like temp names
-# (".*-tmp-*": not stagehand's, so not dropped). In both modes.
+# (".*-tmp-*": not stagehand's, so not dropped). In both modes. cleanup
+# removes from <boot> itself only the exact temp name of its own loader
+# link, not another tool's name that starts the same way.
 . "$(dirname "$0")/lib.sh"
 
-plan 18
+plan 20
 
 make_image "$TEST_TMP/v1" --version 1.0 --kernel-content "kernel one"
 make_image "$TEST_TMP/v2" --version 2.0 --kernel-content "kernel two"
@@ -62,3 +64,10 @@ for mode in symlink exchange; do
     "$mode mode: no temp name of stagehand's left"
   is "$(find "$sysroot/boot" -name "$long_entry" | wc -l)" 1 "$mode mode: one copy of the long name, in the live set"
 done
+
+sysroot="$TEST_TMP/symlink"
+printf 'mine\n' >"$sysroot/boot/.loader-backup-tmp-1"
+: >"$sysroot/boot/.loader-tmp-AbC123"
+must "$sysroot" cleanup
+ok "cleanup keeps another tool's .loader-backup-tmp-1 in <boot>" test -f "$sysroot/boot/.loader-backup-tmp-1"
+ok "cleanup removes stagehand's own leftover .loader-tmp-AbC123" test ! -e "$sysroot/boot/.loader-tmp-AbC123"

@@ -40,6 +40,18 @@ test_temp_name_cuts_at_a_character_boundary (void)
     }
 }
 
+static void
+test_temp_name_of_is_exact (void)
+{
+  g_autofree char *tmp = fs_temp_name ("loader");
+  g_assert_true (fs_is_temp_name_of (tmp, "loader"));
+  g_assert_false (fs_is_temp_name_of (tmp, "load"));
+  const char *others[] = { ".loader-tmp-abc",    ".loader-tmp-abcdefg", ".loader-old-tmp-abcdef",
+                           ".loader-tmp-abc.ef", "loader-tmp-abcdef",   ".loaderx-tmp-abcdef" };
+  for (guint i = 0; i < G_N_ELEMENTS (others); i++)
+    g_assert_false (fs_is_temp_name_of (others[i], "loader"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -47,5 +59,6 @@ main (int argc, char **argv)
   g_test_add_func ("/fsutil/temp-name-fits-name-max", test_temp_name_fits_name_max);
   g_test_add_func ("/fsutil/temp-name-cuts-at-a-character-boundary",
                    test_temp_name_cuts_at_a_character_boundary);
+  g_test_add_func ("/fsutil/temp-name-of-is-exact", test_temp_name_of_is_exact);
   return g_test_run ();
 }
