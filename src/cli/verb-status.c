@@ -216,7 +216,8 @@ print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, TRUE);
   g_autofree char *text = json_generator_to_data (gen, NULL);
-  printf ("%s\n", text);
+  g_autofree char *line = g_strconcat (text, "\n", NULL);
+  cli_print_json (line);
 }
 
 static void
