@@ -333,9 +333,12 @@ boot_entry_new_for_origin (const Origin *origin, guint priority)
                      g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/" INITRAMFS_BOOT_FILE, dir));
   g_ptr_array_add (initrds, NULL);
   e->initrds = (char **)g_ptr_array_free (g_steal_pointer (&initrds), FALSE);
+  /* stagehand= first: a boot loader or a kernel that cuts a long command
+   * line short (x86 keeps 2047 bytes) then cuts the last of the other
+   * arguments, not the one that names the root (issue 14). */
   g_autofree char *kargs = g_strjoinv (" ", origin->kargs);
-  e->options = g_strdup_printf ("%s%s" KARG_DEPLOYMENT_KEY "=/stagehand/deploy/%s/%s", kargs,
-                                *kargs ? " " : "", origin->os, origin->id);
+  e->options = g_strdup_printf (KARG_DEPLOYMENT_KEY "=/stagehand/deploy/%s/%s%s%s", origin->os,
+                                origin->id, *kargs ? " " : "", kargs);
   return e;
 }
 

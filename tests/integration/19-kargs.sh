@@ -1,7 +1,9 @@
 #!/bin/bash
 # Kernel arguments: inherited from the current default entry (minus its
 # stagehand=), then amended by stagehand.conf's kargs, then by --karg; an
-# argument with the same key replaces the inherited one.
+# argument with the same key replaces the inherited one. stagehand= comes
+# first in the entry, so a command line cut short loses another argument,
+# never the root.
 . "$(dirname "$0")/lib.sh"
 
 plan 15
@@ -18,28 +20,28 @@ options_of() {
 }
 
 must "$sysroot" deploy "$TEST_TMP/v1" --karg=quiet --karg=console=ttyS0,115200n8
-is "$(options_of 1)" "quiet console=ttyS0,115200n8 stagehand=/stagehand/deploy/demo/1" \
-  "--karg values go into the entry, stagehand= last"
+is "$(options_of 1)" "stagehand=/stagehand/deploy/demo/1 quiet console=ttyS0,115200n8" \
+  "--karg values go into the entry, after stagehand= (a command line cut short keeps it)"
 
 must "$sysroot" deploy "$TEST_TMP/v2"
-is "$(options_of 2)" "quiet console=ttyS0,115200n8 stagehand=/stagehand/deploy/demo/2" \
+is "$(options_of 2)" "stagehand=/stagehand/deploy/demo/2 quiet console=ttyS0,115200n8" \
   "a new deployment inherits the default's arguments, not its stagehand="
 
 must "$sysroot" deploy "$TEST_TMP/v3" --karg=console=tty1 --karg=rd.luks=0 --karg=quiet
-is "$(options_of 3)" "console=tty1 rd.luks=0 quiet stagehand=/stagehand/deploy/demo/3" \
+is "$(options_of 3)" "stagehand=/stagehand/deploy/demo/3 console=tty1 rd.luks=0 quiet" \
   "--karg with an inherited key replaces it; a repeated flag is not doubled"
 
 printf '[stagehand]\nkargs=splash loglevel=3\n' >"$conf"
 must "$sysroot" deploy "$TEST_TMP/v4"
-is "$(options_of 4)" "console=tty1 rd.luks=0 quiet splash loglevel=3 stagehand=/stagehand/deploy/demo/4" \
+is "$(options_of 4)" "stagehand=/stagehand/deploy/demo/4 console=tty1 rd.luks=0 quiet splash loglevel=3" \
   "stagehand.conf kargs are added to the inherited ones"
 must "$sysroot" deploy "$TEST_TMP/v5" --karg=loglevel=7
-is "$(options_of 5)" "console=tty1 rd.luks=0 quiet splash loglevel=7 stagehand=/stagehand/deploy/demo/5" \
+is "$(options_of 5)" "stagehand=/stagehand/deploy/demo/5 console=tty1 rd.luks=0 quiet splash loglevel=7" \
   "--karg overrides stagehand.conf's value for the same key, nothing doubled"
 rm "$conf"
 
 must "$sysroot" deploy "$TEST_TMP/v6" --karg='dyndbg="file drivers/usb/* +p"' --karg=console=tty0 --karg=console=ttyS1
-is "$(options_of 6)" 'rd.luks=0 quiet splash loglevel=7 dyndbg="file drivers/usb/* +p" console=tty0 console=ttyS1 stagehand=/stagehand/deploy/demo/6' \
+is "$(options_of 6)" 'stagehand=/stagehand/deploy/demo/6 rd.luks=0 quiet splash loglevel=7 dyndbg="file drivers/usb/* +p" console=tty0 console=ttyS1' \
   "a quoted value with spaces stays one argument; two console= given together are both kept"
 
 status_json "$sysroot"
@@ -55,7 +57,7 @@ must "$sysroot" rollback
 is "$(live_entries "$sysroot" | head -n1)" "stagehand-2-demo-5.conf" "set-up: demo/5 is the default after rollback"
 must "$sysroot" stage "$TEST_TMP/v7"
 must "$sysroot" finalize-staged
-is "$(options_of 7)" "console=tty1 rd.luks=0 quiet splash loglevel=7 stagehand=/stagehand/deploy/demo/7" \
+is "$(options_of 7)" "stagehand=/stagehand/deploy/demo/7 console=tty1 rd.luks=0 quiet splash loglevel=7" \
   "after a rollback, a new deployment inherits from the rolled-back-to default"
 
 # Only the default counts: a replaced staged deployment's --karg is not inherited.
@@ -63,7 +65,7 @@ must "$sysroot" stage "$TEST_TMP/v8" --karg=only-in-the-replaced-stage
 must "$sysroot" stage "$TEST_TMP/v8"
 must "$sysroot" finalize-staged
 like "$(live_entries "$sysroot" | head -n1)" '^stagehand-2-demo-9\.conf$' "set-up: demo/9 (the second stage of v8) is the default"
-is "$(options_of 9)" "console=tty1 rd.luks=0 quiet splash loglevel=7 stagehand=/stagehand/deploy/demo/9" \
+is "$(options_of 9)" "stagehand=/stagehand/deploy/demo/9 console=tty1 rd.luks=0 quiet splash loglevel=7" \
   "arguments come from the default entry, not from a staged deployment that was replaced"
 
 # On a sysroot whose menu so far is another tool's, the new deployment
@@ -74,7 +76,7 @@ printf 'title Debian\nversion 6.1.0-13-amd64\nsort-key debian\nlinux /vmlinuz\no
   >"$first/boot/loader/entries/debian.conf"
 must "$first" deploy "$TEST_TMP/v1" --karg=rw
 first_options=$(sed -n 's/^options //p' "$first/boot/loader/entries/stagehand-1-demo-1.conf")
-is "$first_options" "root=UUID=1b2c ro quiet rw stagehand=/stagehand/deploy/demo/1" \
+is "$first_options" "stagehand=/stagehand/deploy/demo/1 root=UUID=1b2c ro quiet rw" \
   "the first deployment inherits the other tool's default entry's arguments"
 is "$(live_entries "$first" | head -n1)" "stagehand-1-demo-1.conf" "and becomes the default"
 is "$(sed -n 's/^options //p' "$first/boot/loader/entries/debian.conf")" "root=UUID=1b2c ro quiet" \
