@@ -6,7 +6,7 @@
 # never the root.
 . "$(dirname "$0")/lib.sh"
 
-plan 15
+plan 21
 
 for n in 1 2 3 4 5 6 7 8; do
   make_image "$TEST_TMP/v$n" --version "$n.0" --kernel-content "kernel $n"
@@ -70,14 +70,44 @@ is "$(options_of 9)" "stagehand=/stagehand/deploy/demo/9 console=tty1 rd.luks=0 
 
 # On a sysroot whose menu so far is another tool's, the new deployment
 # inherits that default entry's arguments (a first install next to a
-# running system keeps its root=).
+# running system keeps its root=), and says where they came from; an
+# argument of it that is not fit for an entry is left out, not a reason
+# to refuse.
+journal=""
+[ -w /run/systemd/journal/socket ] && journal="warnings go to the journal on this host"
 first=$(new_sysroot first-install)
 printf 'title Debian\nversion 6.1.0-13-amd64\nsort-key debian\nlinux /vmlinuz\noptions root=UUID=1b2c ro quiet\n' \
   >"$first/boot/loader/entries/debian.conf"
-must "$first" deploy "$TEST_TMP/v1" --karg=rw
+sh_on "$first" deploy "$TEST_TMP/v1" --karg=rw
+is "$RC" 0 "a first deploy next to another tool's entry exits 0" || diag "$ERR"
+if [ -z "$journal" ]; then
+  like "$ERR" "warning: .*inherits the kernel arguments of another tool's entry loader\.[01]/entries/debian\.conf: \"root=UUID=1b2c ro quiet\"" \
+    "it says it took the arguments of another tool's entry, naming it and them"
+else
+  skip 1 "$journal"
+fi
 first_options=$(sed -n 's/^options //p' "$first/boot/loader/entries/stagehand-1-demo-1.conf")
 is "$first_options" "stagehand=/stagehand/deploy/demo/1 root=UUID=1b2c ro quiet rw" \
   "the first deployment inherits the other tool's default entry's arguments"
 is "$(live_entries "$first" | head -n1)" "stagehand-1-demo-1.conf" "and becomes the default"
 is "$(sed -n 's/^options //p' "$first/boot/loader/entries/debian.conf")" "root=UUID=1b2c ro quiet" \
   "the other tool's entry is unchanged"
+
+# Once stagehand has an entry, that is where arguments come from, even when
+# another tool's entry sorts before it.
+printf 'title First\nsort-key 00-aaa\nlinux /vmlinuz\noptions root=/dev/other from-the-other-tool\n' \
+  >"$first/boot/loader/entries/aaa.conf"
+is "$(live_entries "$first" | head -n1)" "aaa.conf" "set-up: another tool's entry sorts first"
+sh_on "$first" deploy "$TEST_TMP/v2"
+is "$RC:$(sed -n 's/^options //p' "$first/boot/loader/entries/stagehand-2-demo-2.conf")" \
+  "0:stagehand=/stagehand/deploy/demo/2 root=UUID=1b2c ro quiet rw" \
+  "the next deployment inherits stagehand's entry's arguments, not the other tool's"
+is "$(printf '%s' "$ERR" | grep -c "another tool's entry")" 0 "and says nothing about another tool's entry"
+
+# Another tool's default entry with an argument that is not UTF-8.
+odd=$(new_sysroot odd-first-install)
+printf 'title Odd\nlinux /vmlinuz\noptions root=/dev/vda caf\xe9=1 quiet\n' >"$odd/boot/loader/entries/odd.conf"
+sh_on "$odd" deploy "$TEST_TMP/v1"
+is "$RC:$(sed -n 's/^options //p' "$odd/boot/loader/entries/stagehand-1-demo-1.conf")" \
+  "0:stagehand=/stagehand/deploy/demo/1 root=/dev/vda quiet" \
+  "an argument of another tool's entry that is not UTF-8 is left out; the deploy goes on" || diag "$ERR"
