@@ -160,8 +160,8 @@ write_pending_marker (Sysroot *self, const Origin *origin, gint64 staged_usec, S
                       GError **error)
 {
   take_over_lost_staging (self, origin);
-  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &undo->pending_before,
-                                 &undo->pending_before_len, error))
+  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, FS_READ_MAX_SMALL,
+                                 &undo->pending_before, &undo->pending_before_len, error))
     return FALSE;
   DeploymentRecord marker = { .os = origin->os, .id = origin->id, .staged_time = staged_usec };
   gsize len;
@@ -307,10 +307,15 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   gsize manifest_len;
   g_autofree char *manifest_data = manifest_to_file_data (manifest, &manifest_len);
   g_autofree char *manifest_name = g_strdup_printf ("%s.manifest", origin->id);
-  if (!fs_write_file_atomic_at (os_dfd, manifest_name, manifest_data, manifest_len, 0644,
-                                FS_WRITE_NONE, error))
+  if (manifest_data == NULL)
+    log_event (LOG_WARNING, NULL,
+               "%s/%s has too many files for a manifest: the next stage shares none of them",
+               origin->os, origin->id);
+  else if (!fs_write_file_atomic_at (os_dfd, manifest_name, manifest_data, manifest_len, 0644,
+                                     FS_WRITE_NONE, error))
     return prefix_error (error, "writing the manifest: ");
-  undo->manifest = g_steal_pointer (&manifest_name);
+  else
+    undo->manifest = g_steal_pointer (&manifest_name);
 
   /* One syncfs for the whole tree instead of an fsync per file. */
   if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))

@@ -268,13 +268,13 @@ test_dedup_hard_link_with_data_leaves_reference_intact (Tmp *t, gconstpointer da
 
   int dfd = open_dir_at (t->dfd, "first");
   g_autofree char *old = NULL;
-  g_assert_true (fs_read_file_at (dfd, "a", &old, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "a", G_MAXSIZE, &old, NULL, NULL));
   g_assert_cmpstr (old, ==, "old\n");
   close (dfd);
   dfd = open_dir_at (t->dfd, "second");
   g_autofree char *a = NULL, *b = NULL;
-  g_assert_true (fs_read_file_at (dfd, "a", &a, NULL, NULL));
-  g_assert_true (fs_read_file_at (dfd, "b", &b, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "a", G_MAXSIZE, &a, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "b", G_MAXSIZE, &b, NULL, NULL));
   close (dfd);
   g_assert_cmpstr (a, ==, "new!\n");
   g_assert_cmpstr (b, ==, "new!\n");
