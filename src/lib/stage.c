@@ -81,6 +81,7 @@ typedef struct
 {
   int deploy_dfd;
   char *os_dir;             /* "<os>" once the tree has its final name */
+  gboolean os_dir_created;  /* this stage created deploy/<os>/ */
   char *tree_name;          /* name below deploy_dfd (temp) or below os_dir (final) */
   char *origin;             /* "<id>.origin" once written */
   char *manifest;           /* "<id>.manifest" once written */
@@ -109,6 +110,13 @@ stage_undo (Sysroot *self, StageUndo *undo)
     (void)fs_unlink_at_optional (parent, undo->manifest, 0, NULL);
   if (undo->tree_name)
     (void)fs_rm_rf_at (parent, undo->tree_name, NULL);
+  /* The first deployment of an os made its directory: an empty one left
+   * would be a trace of a stage that failed (rmdir: only if empty). */
+  if (undo->os_dir_created)
+    {
+      fd_closep (&os_dfd);
+      (void)unlinkat (undo->deploy_dfd, undo->os_dir, AT_REMOVEDIR);
+    }
   if (undo->kernel_dir)
     {
       autofd kdir = -1;
@@ -285,11 +293,24 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
 
   /* The tree gets its final name; from here on undo works below <os>/. */
   autofd os_dfd = -1;
-  if (!fs_ensure_dir_at (undo->deploy_dfd, origin->os, 0755, error)
-      || !fs_opendir_at (undo->deploy_dfd, origin->os, &os_dfd, error))
-    return FALSE;
+  if (mkdirat (undo->deploy_dfd, origin->os, 0755) == 0)
+    undo->os_dir_created = TRUE;
+  else if (errno != EEXIST)
+    return throw_errno (error, "creating %s", origin->os);
+  if (!fs_opendir_at (undo->deploy_dfd, origin->os, &os_dfd, error))
+    {
+      if (undo->os_dir_created)
+        (void)unlinkat (undo->deploy_dfd, origin->os, AT_REMOVEDIR); /* ours, empty */
+      return FALSE;
+    }
   if (renameat (undo->deploy_dfd, undo->tree_name, os_dfd, origin->id) < 0)
-    return throw_errno (error, "moving the imported tree to %s/%s", origin->os, origin->id);
+    {
+      int errsv = errno;
+      if (undo->os_dir_created)
+        (void)unlinkat (undo->deploy_dfd, origin->os, AT_REMOVEDIR); /* ours, empty */
+      errno = errsv;
+      return throw_errno (error, "moving the imported tree to %s/%s", origin->os, origin->id);
+    }
   g_free (undo->tree_name);
   undo->tree_name = g_strdup (origin->id);
   undo->os_dir = g_strdup (origin->os);
