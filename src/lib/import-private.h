@@ -112,12 +112,24 @@ typedef struct
 
 typedef struct _FileJob FileJob;
 
+/* An entry written so far (tree-writer-nodes.c): a tree of names. */
+typedef struct _TreeNode TreeNode;
+struct _TreeNode
+{
+  TreeNode *parent; /* NULL for the root */
+  char *name;       /* "" for the root */
+  guint depth;      /* 0 for the root */
+  NodeType type;
+  guint dir_index; /* NODE_DIR: index into TreeWriter.dirs */
+};
+
 typedef struct
 {
   int root_fd; /* the destination directory itself (a real fd, not O_PATH) */
   gboolean privileged;
-  /* normalized path -> TreeNode: everything written so far */
+  /* Everything written so far: TreeNode, keyed by (parent, name). */
   GHashTable *nodes;
+  TreeNode *root_node;
   /* Reference inodes already linked into this tree (st_ino). */
   GHashTable *ref_linked;
   GMutex ref_linked_lock;
@@ -164,6 +176,26 @@ gboolean tree_writer_finish (TreeWriter *w, GError **error);
 gboolean tree_writer_xattr_settable (TreeWriter *w, const char *name);
 gboolean tree_writer_apply_fd_metadata (TreeWriter *w, int fd, const char *path, const TreeEntry *e,
                                         GError **error);
+
+/* tree-writer-nodes.c */
+void tree_nodes_init (TreeWriter *w);
+void tree_nodes_clear (TreeWriter *w);
+TreeNode *tree_node_child (TreeWriter *w, TreeNode *parent, const char *name);
+/* The node of @comps[0..@n-1], or NULL. */
+TreeNode *tree_node_lookup (TreeWriter *w, char **comps, guint n);
+TreeNode *tree_node_add (TreeWriter *w, TreeNode *parent, const char *name, NodeType type);
+/* "a/b/c"; "" for the root. */
+char *tree_node_path (const TreeNode *node);
+/* Makes the stack end at the directory @dir and returns its fd (owned by
+ * the stack, valid until the next call); @entry_path (or, when NULL, the
+ * path of @dir) names errors. */
+gboolean tree_writer_enter_node (TreeWriter *w, const char *entry_path, TreeNode *dir, int *ret_fd,
+                                 GError **error);
+/* Enters @dir, a child of the stack's deepest directory. */
+gboolean tree_writer_push_dir (TreeWriter *w, const char *entry_path, TreeNode *dir, int *ret_fd,
+                               GError **error);
+/* Closes every level but the root. */
+void tree_writer_leave (TreeWriter *w);
 
 /* tree-writer-file.c */
 void file_writer_init (FileWriter *fw);
