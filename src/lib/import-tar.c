@@ -28,18 +28,6 @@
  * written while hashed and replaced by a link if they turn out equal. */
 #define TAR_HOLD_MAX (16 * 1024 * 1024)
 
-static void
-hash_zeros (XXH3_state_t *hash, guint64 len)
-{
-  static const guint8 zeros[64 * 1024];
-  while (len > 0)
-    {
-      gsize n = MIN (len, sizeof zeros);
-      XXH3_128bits_update (hash, zeros, n);
-      len -= n;
-    }
-}
-
 typedef struct
 {
   int64_t offset;
@@ -104,7 +92,7 @@ tar_next_block (TarSource *src, const void **ret_buf, size_t *ret_len, guint64 *
 /* Reads the entry's data into memory and hashes it, if it is small enough
  * to hold; a large one is left in the stream for tar_copy_content(). */
 static gboolean
-tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, GError **error)
+tar_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GError **error)
 {
   TarSource *src = data;
   if (size > TAR_HOLD_MAX)
@@ -138,7 +126,7 @@ tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, G
       Extent x = { offset, len };
       g_array_append_val (src->hold_extents, x);
     }
-  XXH3_128bits_update (hash, src->hold, size);
+  content_hash_update (hash, src->hold, size);
   src->held = TRUE;
   *ret_kept = TRUE;
   return TRUE;
@@ -150,7 +138,7 @@ tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, G
  * fed as the blocks stream by, zeros for the gaps; only blocks out of order
  * (never seen from libarchive) make it read the file back. */
 static gboolean
-tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+tar_copy_content (gpointer data, int fd, guint64 size, ContentHash *hash, guint64 *bytes,
                   GError **error)
 {
   TarSource *src = data;
@@ -192,17 +180,17 @@ tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint
           continue;
         }
       gsize n = MIN (len, size - offset);
-      hash_zeros (hash, offset - hashed);
-      XXH3_128bits_update (hash, buf, n);
+      content_hash_zeros (hash, offset - hashed);
+      content_hash_update (hash, buf, n);
       hashed = offset + n;
     }
   if (ftruncate (fd, size) < 0)
     return throw_errno (error, "setting the size");
   if (hash != NULL && in_order)
-    hash_zeros (hash, size - hashed);
+    content_hash_zeros (hash, size - hashed);
   else if (hash != NULL)
     {
-      XXH3_128bits_reset (hash);
+      content_hash_reset (hash);
       return file_writer_hash_fd (&src->w->main, fd, size, hash, error);
     }
   return TRUE;
