@@ -89,6 +89,36 @@ tar_next_block (TarSource *src, const void **ret_buf, size_t *ret_len, guint64 *
   return TRUE;
 }
 
+/* Hashes the held entry from its extents, the gaps as holes: only what the
+ * tar stores is touched, not the size it claims (a sparse entry claiming
+ * 16 MiB costs its data, not a 16 MiB pass). Extents out of order (never
+ * seen from libarchive) are laid out in a zeroed copy first. */
+static void
+tar_hash_held (TarSource *src, guint64 size, ContentHash *hash)
+{
+  guint64 pos = 0;
+  for (guint i = 0; i < src->hold_extents->len; i++)
+    {
+      const Extent *x = &g_array_index (src->hold_extents, Extent, i);
+      if ((guint64)x->offset < pos)
+        {
+          g_autofree guint8 *flat = g_malloc0 (size);
+          for (guint j = 0; j < src->hold_extents->len; j++)
+            {
+              const Extent *y = &g_array_index (src->hold_extents, Extent, j);
+              memcpy (flat + y->offset, src->hold + y->offset, y->len);
+            }
+          content_hash_reset (hash);
+          content_hash_update (hash, flat, size);
+          return;
+        }
+      content_hash_zeros (hash, x->offset - pos);
+      content_hash_update (hash, src->hold + x->offset, x->len);
+      pos = x->offset + x->len;
+    }
+  content_hash_zeros (hash, size - pos);
+}
+
 /* Reads the entry's data into memory and hashes it, if it is small enough
  * to hold; a large one is left in the stream for tar_copy_content(). */
 static gboolean
@@ -106,7 +136,6 @@ tar_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GE
       src->hold = g_malloc (size);
       src->hold_size = size;
     }
-  memset (src->hold, 0, size);
   g_array_set_size (src->hold_extents, 0);
   for (;;)
     {
@@ -126,7 +155,7 @@ tar_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GE
       Extent x = { offset, len };
       g_array_append_val (src->hold_extents, x);
     }
-  content_hash_update (hash, src->hold, size);
+  tar_hash_held (src, size, hash);
   src->held = TRUE;
   *ret_kept = TRUE;
   return TRUE;
