@@ -76,8 +76,32 @@ import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len)
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* Past this many bytes a name in a message keeps its start and its end
+ * and loses its middle ("a/b/.../y/z"): a path 10,000 directories deep
+ * made a 40 KB one-line error (issue 14). */
+#define MESSAGE_NAME_MAX 240
+#define MESSAGE_NAME_HEAD 80
+
+/* Drops the middle of @s past MESSAGE_NAME_MAX bytes, at character
+ * boundaries (@s is valid UTF-8). */
+static void
+elide_middle (GString *s)
+{
+  if (s->len <= MESSAGE_NAME_MAX)
+    return;
+  const char *head_end = g_utf8_find_prev_char (s->str, s->str + MESSAGE_NAME_HEAD + 1);
+  const char *tail = s->str + s->len - (MESSAGE_NAME_MAX - MESSAGE_NAME_HEAD - 3);
+  while ((*tail & 0xc0) == 0x80)
+    tail++;
+  gsize head_len = head_end != NULL ? (gsize)(head_end - s->str) : MESSAGE_NAME_HEAD;
+  gsize tail_pos = tail - s->str;
+  g_string_erase (s, head_len, tail_pos - head_len);
+  g_string_insert (s, head_len, "...");
+}
+
 /* An entry name fit for a message: printable UTF-8 as is, `"` and `\`
- * escaped, every other byte as \xNN. Names are bytes, not text. */
+ * escaped, every other byte as \xNN, and its middle elided past
+ * MESSAGE_NAME_MAX bytes. Names are bytes, not text. */
 char *
 import_escape_name (const char *name)
 {
@@ -98,6 +122,7 @@ import_escape_name (const char *name)
       g_string_append_len (s, p, next - p);
       p = next;
     }
+  elide_middle (s);
   return g_string_free (s, FALSE);
 }
 

@@ -7,7 +7,7 @@
 # no timing is asserted.
 . "$(dirname "$0")/lib.sh"
 
-plan 4
+plan 7
 
 make_image "$TEST_TMP/v1" --version 1.0
 tar_path="$TEST_TMP/deep.tar"
@@ -41,3 +41,26 @@ print(open(os.open("bottom", os.O_RDONLY, dir_fd=fd)).read(), end="")
 sh_on "$sysroot" unstage
 sh_on "$sysroot" cleanup
 ok "and the deep deployment can be removed again" test ! -e "$sysroot/stagehand/deploy/demo/1"
+
+# A refusal 10,000 directories down is still one short line: the path in
+# the message has its middle elided.
+"$PYTHON" - "$TEST_TMP/v1" "$TEST_TMP/deep-refused.tar" <<'PY'
+import io, sys, tarfile
+src, out = sys.argv[1], sys.argv[2]
+deep = "usr/share/" + "d/" * 10000
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    t.add(src, arcname=".")
+    link = tarfile.TarInfo(deep + "link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc"
+    t.addfile(link)
+    info = tarfile.TarInfo(deep + "link/passwd")
+    info.size = 0
+    t.addfile(info, io.BytesIO(b""))
+PY
+sh_on "$sysroot" stage --no-start "$TEST_TMP/deep-refused.tar"
+is "$RC" 1 "a tar going through a symlink 10,000 directories down is refused"
+like "$ERR" '^stagehand: .*image entry "usr/share/d/d/.*\.\.\..*d/d/link/passwd": path goes through the symlink "usr/share/d/.*\.\.\..*d/link"$' \
+  "the message says where and why"
+ok "in one line of fewer than 1,000 bytes" test "$(printf '%s' "$ERR" | grep -c '')" = 1 -a "${#ERR}" -lt 1000 \
+  || diag "${#ERR} bytes"
