@@ -33,6 +33,9 @@ typedef struct
   CleanupStats *stats;
   guint failed;
   GError *first_error;
+  /* Deployments whose origin could not be removed: they still exist, so
+   * their kernels stay. */
+  GPtrArray *still_there;
 } CleanupRun;
 
 /* Notes the failure in @local_error (taken); always TRUE, to go on. */
@@ -122,6 +125,8 @@ cleanup_os_dir (CleanupRun *run, int deploy_dfd, const char *os, GError **error)
         {
           g_prefix_error (&local_error, "%s", what);
           cleanup_failed (run, local_error);
+          if (d != NULL)
+            g_ptr_array_add (run->still_there, d);
           continue;
         }
       if (!cleanup_remove (run, os_dfd, name, what))
@@ -170,6 +175,11 @@ cleanup_kernels (CleanupRun *run, GError **error)
       Deployment *d = self->deployments->pdata[i];
       if (is_kept (d, self))
         g_hash_table_add (keep, origin_boot_dir_name (d->origin));
+    }
+  for (guint i = 0; i < run->still_there->len; i++)
+    {
+      Deployment *d = run->still_there->pdata[i];
+      g_hash_table_add (keep, origin_boot_dir_name (d->origin));
     }
 
   autofd kdir = -1;
@@ -263,7 +273,8 @@ sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error)
                         "cleanup: the boot directory %s has no loader (not initialised, or not "
                         "mounted?); refusing to remove deployments that its entries may name",
                         self->boot_path);
-  CleanupRun run = { .self = self, .stats = &stats };
+  g_autoptr (GPtrArray) still_there = g_ptr_array_new ();
+  CleanupRun run = { .self = self, .stats = &stats, .still_there = still_there };
   gboolean (*const steps[]) (CleanupRun *, GError **) = {
     cleanup_deployments,
     cleanup_kernels,

@@ -10,8 +10,8 @@
 #     failure is one short line naming the leftover.
 . "$(dirname "$0")/lib.sh"
 
-plan 11
-is_root || { skip 11 "needs root (setpriv to nobody, a root-owned obstacle)"; exit 0; }
+plan 14
+is_root || { skip 14 "needs root (setpriv to nobody, a root-owned obstacle)"; exit 0; }
 
 printf '[stagehand]\nretain=1\n' >"$TEST_TMP/retain1.conf"
 deep_image() {
@@ -99,3 +99,19 @@ like "$ERR" '^stagehand: cleanup: .*\.import-tmp-Stuck1.*root-owned.*[Pp]ermissi
   "the error names the leftover, the entry and the reason"
 ok "the error is one short line" test "$(grep -c '' "$ERR_FILE")" = 1 -a "${#ERR}" -lt 400 \
   || diag_file "$ERR_FILE"
+
+# --- a deployment whose origin cannot be removed still exists: its kernel stays
+rm -rf "$stuck"
+make_image "$TEST_TMP/v4" --version 4.0 --kernel-content "kernel 4"
+"${as_user[@]}" "$STAGEHAND" --sysroot="$user_root" deploy "$TEST_TMP/v4" >/dev/null 2>&1 \
+  || bail "fourth deploy as nobody failed"
+csum3=$(bootcsum_of "$TEST_TMP/v3")
+chown root:root "$user_root/stagehand/deploy/demo"
+RC=0
+"${as_user[@]}" "$STAGEHAND" --sysroot="$user_root" cleanup >"$OUT_FILE" 2>"$ERR_FILE" || RC=$?
+ERR=$(cat "$ERR_FILE")
+chown 65534:65534 "$user_root/stagehand/deploy/demo"
+is "$RC" 1 "cleanup fails when a deployment's origin cannot be removed"
+like "$ERR" 'removing deployment demo/3: .*3\.origin.*[Pp]ermission denied' "the error names it"
+ok "that deployment's kernel is kept: it still exists" \
+  test -f "$user_root/stagehand/deploy/demo/3.origin" -a -d "$user_root/boot/stagehand/demo-$csum3"
