@@ -148,7 +148,8 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
       gsize len = 0;
       g_autoptr (GError) local_error = NULL;
       BootEntry *entry = NULL;
-      gboolean readable = fs_read_file_at (dfd, name, &contents, &len, &local_error);
+      gboolean readable
+          = fs_read_file_at (dfd, name, FS_READ_MAX_SMALL, &contents, &len, &local_error);
       if (!readable || !boot_entry_parse (name, contents, &entry, &local_error))
         {
           if (g_str_has_prefix (name, BOOT_ENTRY_PREFIX))

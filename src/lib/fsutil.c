@@ -232,15 +232,24 @@ fs_write_file_atomic_at (int dfd, const char *name, const void *data, gsize len,
   return commit_temp_file (dfd, fd, tmpname, name, mode, flags, error);
 }
 
-/* Reads the open regular file @fd whole, NUL-terminated; @name is for messages. */
+/* Reads the open regular file @fd whole, at most @max_size bytes,
+ * NUL-terminated; @name is for messages. The size is checked before
+ * reading (a sparse file can claim gigabytes it never stores) and again
+ * while reading (a file that grows). */
 static gboolean
-read_opened_file (int fd, const char *name, char **ret_contents, gsize *ret_len, GError **error)
+read_opened_file (int fd, const char *name, gsize max_size, char **ret_contents, gsize *ret_len,
+                  GError **error)
 {
   struct stat st;
   if (fstat (fd, &st) < 0)
     return throw_errno (error, "reading %s", name);
   if (!S_ISREG (st.st_mode))
     return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is not a regular file", name);
+  if ((guint64)st.st_size > max_size)
+    return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                        "%s is too large (%" G_GUINT64_FORMAT " bytes; at most %" G_GSIZE_FORMAT
+                        " are read)",
+                        name, (guint64)st.st_size, max_size);
 
   g_autoptr (GByteArray) buf = g_byte_array_sized_new (st.st_size + 1);
   guint8 chunk[8192];
@@ -253,6 +262,11 @@ read_opened_file (int fd, const char *name, char **ret_contents, gsize *ret_len,
         return throw_errno (error, "reading %s", name);
       if (n == 0)
         break;
+      if (buf->len + (gsize)n > max_size)
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT,
+                            "%s is too large (it grew past %" G_GSIZE_FORMAT
+                            " bytes while being read)",
+                            name, max_size);
       g_byte_array_append (buf, chunk, n);
     }
   gsize len = buf->len;
@@ -264,8 +278,8 @@ read_opened_file (int fd, const char *name, char **ret_contents, gsize *ret_len,
 }
 
 static gboolean
-read_file_at (int dfd, const char *name, gboolean optional, char **ret_contents, gsize *ret_len,
-              GError **error)
+read_file_at (int dfd, const char *name, gboolean optional, gsize max_size, char **ret_contents,
+              gsize *ret_len, GError **error)
 {
   autofd fd = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
@@ -279,20 +293,21 @@ read_file_at (int dfd, const char *name, gboolean optional, char **ret_contents,
         }
       return throw_errno (error, "opening %s", name);
     }
-  return read_opened_file (fd, name, ret_contents, ret_len, error);
+  return read_opened_file (fd, name, max_size, ret_contents, ret_len, error);
 }
 
 gboolean
-fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize *ret_len, GError **error)
+fs_read_file_at (int dfd, const char *name, gsize max_size, char **ret_contents, gsize *ret_len,
+                 GError **error)
 {
-  return read_file_at (dfd, name, FALSE, ret_contents, ret_len, error);
+  return read_file_at (dfd, name, FALSE, max_size, ret_contents, ret_len, error);
 }
 
 gboolean
-fs_read_file_at_optional (int dfd, const char *name, char **ret_contents, gsize *ret_len,
-                          GError **error)
+fs_read_file_at_optional (int dfd, const char *name, gsize max_size, char **ret_contents,
+                          gsize *ret_len, GError **error)
 {
-  return read_file_at (dfd, name, TRUE, ret_contents, ret_len, error);
+  return read_file_at (dfd, name, TRUE, max_size, ret_contents, ret_len, error);
 }
 
 static int
@@ -316,8 +331,8 @@ fs_open_in_root (int root_dfd, const char *path, int flags)
 }
 
 gboolean
-fs_read_file_in_root_optional (int root_dfd, const char *path, char **ret_contents, gsize *ret_len,
-                               GError **error)
+fs_read_file_in_root_optional (int root_dfd, const char *path, gsize max_size, char **ret_contents,
+                               gsize *ret_len, GError **error)
 {
   /* O_NONBLOCK: a FIFO in the image must not block the open; it is then
    * refused as not a regular file. */
@@ -333,7 +348,7 @@ fs_read_file_in_root_optional (int root_dfd, const char *path, char **ret_conten
         }
       return throw_errno (error, "opening %s", path);
     }
-  return read_opened_file (fd, path, ret_contents, ret_len, error);
+  return read_opened_file (fd, path, max_size, ret_contents, ret_len, error);
 }
 
 gboolean
@@ -377,16 +392,178 @@ fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error)
   return TRUE;
 }
 
-static gboolean
-rm_rf_children (int dfd, GError **error)
+/* One directory on the way down, for the way back up. */
+typedef struct
 {
-  g_autoptr (GPtrArray) names = NULL;
-  if (!fs_list_dir (dfd, "a directory", &names, error))
-    return FALSE;
-  for (guint i = 0; i < names->len; i++)
-    if (!fs_rm_rf_at (dfd, names->pdata[i], error))
+  char *name; /* its name in the level above */
+  dev_t dev;
+  ino_t ino;
+} RmLevel;
+
+static void
+rm_level_clear (gpointer p)
+{
+  g_free (((RmLevel *)p)->name);
+}
+
+/* Opens the directory @name below @dfd for emptying it, giving it u+rwx
+ * first when it lacks them: it is about to be removed. The chmod goes
+ * through an O_PATH fd (glibc's fchmodat(AT_SYMLINK_NOFOLLOW)), so a
+ * symlink is never followed. -1 with errno set on failure. */
+static int
+rm_open_dir (int dfd, const char *name, struct stat *ret_st)
+{
+  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == EACCES && fchmodat (dfd, name, 0700, AT_SYMLINK_NOFOLLOW) == 0)
+    fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (fstat (fd, ret_st) < 0)
+    {
+      int errsv = errno;
+      (void)close (fd); /* read-only fd: nothing to report */
+      errno = errsv;
+      return -1;
+    }
+  /* Best effort: if it fails, removing the entries gives the real error. */
+  if ((ret_st->st_mode & 0700) != 0700)
+    (void)fchmod (fd, (ret_st->st_mode & 07777) | 0700);
+  return fd;
+}
+
+/* Removes every non-directory in @fd and returns the name of one
+ * subdirectory left in it (NULL: @fd is empty). On failure, *ret_failed
+ * names the entry. */
+static gboolean
+rm_empty_files (int fd, char **ret_subdir, char **ret_failed)
+{
+  *ret_subdir = NULL;
+  int dup_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dup_fd >= 0 ? fdopendir (dup_fd) : NULL;
+  if (d == NULL)
+    {
+      int errsv = errno;
+      if (dup_fd >= 0)
+        (void)close (dup_fd); /* read-only fd: nothing to report */
+      errno = errsv;
+      *ret_failed = g_strdup (".");
       return FALSE;
-  return TRUE;
+    }
+  /* The dup shares the offset with @fd, which an earlier listing moved. */
+  rewinddir (d);
+  struct dirent *de;
+  gboolean ok = TRUE;
+  while ((errno = 0, de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (de->d_type != DT_DIR && (unlinkat (fd, de->d_name, 0) == 0 || errno == ENOENT))
+        continue;
+      if (de->d_type == DT_DIR || errno == EISDIR || errno == EPERM)
+        {
+          *ret_subdir = g_strdup (de->d_name);
+          break;
+        }
+      ok = FALSE;
+      *ret_failed = g_strdup (de->d_name);
+      break;
+    }
+  if (ok && de == NULL && errno != 0)
+    {
+      ok = FALSE;
+      *ret_failed = g_strdup (".");
+    }
+  int errsv = errno;
+  closedir (d);
+  errno = errsv;
+  return ok;
+}
+
+/* The error of a failed removal: one line of bounded length whatever the
+ * depth (a tree 10,000 levels deep once gave a 12 KB message): the path of
+ * @entry below the top of @levels, its middle elided past 160 bytes, and
+ * the depth. */
+static gboolean
+rm_throw (GError **error, GArray *levels, const char *entry)
+{
+  int errsv = errno;
+  const char *top = g_array_index (levels, RmLevel, 0).name;
+  g_autoptr (GString) path = g_string_new (NULL);
+  for (guint i = 1; i < levels->len; i++)
+    g_string_append_printf (path, "%s/", g_array_index (levels, RmLevel, i).name);
+  g_string_append (path, entry);
+  if (path->len > 160)
+    {
+      g_string_erase (path, 40, path->len - 120);
+      g_string_insert (path, 40, "...");
+    }
+  g_autofree char *escaped = g_strescape (path->str, NULL);
+  if (levels->len <= 1)
+    return throw_errno_value (error, errsv, "removing %s: \"%s\"", top, escaped);
+  return throw_errno_value (error, errsv, "removing %s: \"%s\" (%u directories down)", top, escaped,
+                            levels->len - 1);
+}
+
+/* Walks down to a directory with no subdirectory, empties and removes it,
+ * climbs back, and so on: two fds at most, whatever the depth. The way
+ * back is "..", checked against the recorded device and inode, so a tree
+ * moved meanwhile is an error rather than a walk out of it. */
+static gboolean
+rm_tree (int dfd, const char *name, GError **error)
+{
+  g_autoptr (GArray) levels = g_array_new (FALSE, TRUE, sizeof (RmLevel));
+  g_array_set_clear_func (levels, rm_level_clear);
+  struct stat st;
+  autofd fd = rm_open_dir (dfd, name, &st);
+  RmLevel top = { g_strdup (name), 0, 0 };
+  g_array_append_val (levels, top);
+  if (fd < 0)
+    return errno == ENOENT || rm_throw (error, levels, ".");
+  g_array_index (levels, RmLevel, 0).dev = st.st_dev;
+  g_array_index (levels, RmLevel, 0).ino = st.st_ino;
+
+  for (;;)
+    {
+      g_autofree char *subdir = NULL;
+      g_autofree char *failed = NULL;
+      if (!rm_empty_files (fd, &subdir, &failed))
+        return rm_throw (error, levels, failed);
+      if (subdir != NULL)
+        {
+          autofd child = rm_open_dir (fd, subdir, &st);
+          if (child < 0 && errno == ENOENT)
+            continue;
+          if (child < 0)
+            return rm_throw (error, levels, subdir);
+          RmLevel l = { g_steal_pointer (&subdir), st.st_dev, st.st_ino };
+          g_array_append_val (levels, l);
+          fd_closep (&fd);
+          fd = fd_steal (&child);
+          continue;
+        }
+      /* Empty: remove it from the level above. */
+      RmLevel *here = &g_array_index (levels, RmLevel, levels->len - 1);
+      if (levels->len == 1)
+        {
+          fd_closep (&fd);
+          if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+            return throw_errno (error, "removing directory %s", name);
+          return TRUE;
+        }
+      const RmLevel *up = &g_array_index (levels, RmLevel, levels->len - 2);
+      autofd parent = openat (fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (parent < 0 || fstat (parent, &st) < 0)
+        return rm_throw (error, levels, "..");
+      if (st.st_dev != up->dev || st.st_ino != up->ino)
+        return throw_error (error, STAGEHAND_ERROR_FAILED,
+                            "removing %s: it was moved while being removed", name);
+      fd_closep (&fd);
+      fd = fd_steal (&parent);
+      g_autofree char *here_name = g_strdup (here->name);
+      g_array_set_size (levels, levels->len - 1);
+      if (unlinkat (fd, here_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return rm_throw (error, levels, here_name);
+    }
 }
 
 gboolean
@@ -396,19 +573,7 @@ fs_rm_rf_at (int dfd, const char *name, GError **error)
     return TRUE;
   if (errno != EISDIR && errno != EPERM)
     return throw_errno (error, "removing %s", name);
-
-  autofd child = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (child < 0)
-    {
-      if (errno == ENOENT)
-        return TRUE;
-      return throw_errno (error, "removing %s", name);
-    }
-  if (!rm_rf_children (child, error))
-    return prefix_error (error, "removing %s: ", name);
-  if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return throw_errno (error, "removing directory %s", name);
-  return TRUE;
+  return rm_tree (dfd, name, error);
 }
 
 gboolean

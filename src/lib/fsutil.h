@@ -50,13 +50,21 @@ gboolean fs_ensure_dir_at (int dfd, const char *name, mode_t mode, GError **erro
 gboolean fs_write_file_atomic_at (int dfd, const char *name, const void *data, gsize len,
                                   mode_t mode, FsWriteFlags flags, GError **error);
 
-/* Reads a whole (small) regular file, refusing symlinks. NUL-terminated. */
-gboolean fs_read_file_at (int dfd, const char *name, char **ret_contents, gsize *ret_len,
-                          GError **error);
+/* Every file stagehand reads whole goes through the readers below, which
+ * refuse a file larger than @max_size bytes before reading it (an image's
+ * sparse 5 GiB os-release made GLib abort after using 4 GB). The bounds
+ * (docs/design.md, "Bounds"): */
+/* State files, entries, os-release, stagehand.conf. */
+#define FS_READ_MAX_SMALL ((gsize)1 << 20)
+
+/* Reads a whole regular file of at most @max_size bytes, refusing symlinks.
+ * NUL-terminated. A larger file is an error naming the bound. */
+gboolean fs_read_file_at (int dfd, const char *name, gsize max_size, char **ret_contents,
+                          gsize *ret_len, GError **error);
 
 /* Like fs_read_file_at() but returns TRUE with *ret_contents = NULL when missing. */
-gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_contents, gsize *ret_len,
-                                   GError **error);
+gboolean fs_read_file_at_optional (int dfd, const char *name, gsize max_size, char **ret_contents,
+                                   gsize *ret_len, GError **error);
 
 /* Opening a path inside an image tree (kernel, os-release): the image's
  * symlinks must never lead out of it. An image whose usr/ was a symlink to
@@ -71,17 +79,24 @@ gboolean fs_read_file_at_optional (int dfd, const char *name, char **ret_content
 int fs_open_beneath (int dfd, const char *path, int flags);
 int fs_open_in_root (int root_dfd, const char *path, int flags);
 
-/* Reads a whole (small) regular file at @path in the image rooted at
- * @root_dfd (fs_open_in_root()); *ret_contents = NULL when it does not exist. */
-gboolean fs_read_file_in_root_optional (int root_dfd, const char *path, char **ret_contents,
-                                        gsize *ret_len, GError **error);
+/* Reads a whole regular file of at most @max_size bytes at @path in the
+ * image rooted at @root_dfd (fs_open_in_root()); *ret_contents = NULL when
+ * it does not exist. */
+gboolean fs_read_file_in_root_optional (int root_dfd, const char *path, gsize max_size,
+                                        char **ret_contents, gsize *ret_len, GError **error);
 
 /* The names in the directory @dfd, without "." and "..", sorted bytewise.
  * @what names the directory in errors. */
 gboolean fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error);
 
 /* Removes @name below @dfd recursively, without following symlinks.
- * A missing @name is success. */
+ * A missing @name is success. Any depth: it holds two directory fds at a
+ * time, not one per level, and climbs back through ".." checked against
+ * the device and inode it came down through. A directory it cannot empty
+ * for lack of write or search permission (a 0555 directory of an image
+ * imported as non-root) is given u+rwx first: it is about to go. The error
+ * is one line of bounded length, naming @name, the entry that failed and
+ * how deep it was. */
 gboolean fs_rm_rf_at (int dfd, const char *name, GError **error);
 
 /* unlinkat() that treats ENOENT as success. */

@@ -53,6 +53,12 @@ import_into (int image_fd, const struct stat *image_st, const char *image_path, 
   return ok;
 }
 
+static gboolean
+image_type_is_valid (const struct stat *st)
+{
+  return S_ISDIR (st->st_mode) || S_ISREG (st->st_mode) || S_ISFIFO (st->st_mode);
+}
+
 gboolean
 image_import (const char *image_path, int dest_parent_dfd, const char *dest_name,
               const ImportOptions *options, GError **error)
@@ -68,17 +74,26 @@ image_import_with_manifest (const char *image_path, int dest_parent_dfd, const c
   if (options == NULL)
     options = &default_options;
 
+  /* The type is checked before the open: opening a device can do things of
+   * its own (a tape rewinds, a serial line hangs up). And again on the fd,
+   * in case the path changed in between. */
+  struct stat image_st;
+  if (stat (image_path, &image_st) < 0)
+    return throw_errno (error, "opening image %s", image_path);
+  if (!image_type_is_valid (&image_st))
+    return throw_error (error, STAGEHAND_ERROR_INVALID,
+                        "opening image %s: not a directory, a regular file or a FIFO", image_path);
   /* A FIFO blocks here until a writer opens it: that is what streaming an
    * image means. */
   autofd image_fd = open (image_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (image_fd < 0)
     return throw_errno (error, "opening image %s", image_path);
-  struct stat image_st;
-  if (fstat (image_fd, &image_st) < 0)
+  struct stat opened_st;
+  if (fstat (image_fd, &opened_st) < 0)
     return throw_errno (error, "opening image %s", image_path);
-  if (!S_ISDIR (image_st.st_mode) && !S_ISREG (image_st.st_mode) && !S_ISFIFO (image_st.st_mode))
+  if (opened_st.st_dev != image_st.st_dev || opened_st.st_ino != image_st.st_ino)
     return throw_error (error, STAGEHAND_ERROR_INVALID,
-                        "opening image %s: not a directory, a regular file or a FIFO", image_path);
+                        "opening image %s: it was replaced while being opened", image_path);
 
   /* mkdirat() is the existence check: it fails if anything is there. */
   if (mkdirat (dest_parent_dfd, dest_name, 0700) < 0)

@@ -184,7 +184,7 @@ copy_range (FileWriter *fw, int src_fd, int dest_fd, off_t offset, off_t len, gu
  * buffer, so writing it needs no second read; a larger one is copied from
  * the page cache the read just filled. */
 static gboolean
-copy_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, GError **error)
+copy_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GError **error)
 {
   FileCopy *c = data;
   *ret_kept = TRUE;
@@ -194,13 +194,13 @@ copy_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, 
   guint8 *buf = file_writer_buffer (c->fw);
   if (!import_pread_all (c->fd, buf, size, 0))
     return throw_errno (error, "reading");
-  XXH3_128bits_update (hash, buf, size);
+  content_hash_update (hash, buf, size);
   c->held = TRUE;
   return TRUE;
 }
 
 static gboolean
-copy_from_fd (gpointer data, int dest_fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+copy_from_fd (gpointer data, int dest_fd, guint64 size, ContentHash *hash, guint64 *bytes,
               GError **error)
 {
   FileCopy *c = data;

@@ -28,18 +28,6 @@
  * written while hashed and replaced by a link if they turn out equal. */
 #define TAR_HOLD_MAX (16 * 1024 * 1024)
 
-static void
-hash_zeros (XXH3_state_t *hash, guint64 len)
-{
-  static const guint8 zeros[64 * 1024];
-  while (len > 0)
-    {
-      gsize n = MIN (len, sizeof zeros);
-      XXH3_128bits_update (hash, zeros, n);
-      len -= n;
-    }
-}
-
 typedef struct
 {
   int64_t offset;
@@ -101,10 +89,40 @@ tar_next_block (TarSource *src, const void **ret_buf, size_t *ret_len, guint64 *
   return TRUE;
 }
 
+/* Hashes the held entry from its extents, the gaps as holes: only what the
+ * tar stores is touched, not the size it claims (a sparse entry claiming
+ * 16 MiB costs its data, not a 16 MiB pass). Extents out of order (never
+ * seen from libarchive) are laid out in a zeroed copy first. */
+static void
+tar_hash_held (TarSource *src, guint64 size, ContentHash *hash)
+{
+  guint64 pos = 0;
+  for (guint i = 0; i < src->hold_extents->len; i++)
+    {
+      const Extent *x = &g_array_index (src->hold_extents, Extent, i);
+      if ((guint64)x->offset < pos)
+        {
+          g_autofree guint8 *flat = g_malloc0 (size);
+          for (guint j = 0; j < src->hold_extents->len; j++)
+            {
+              const Extent *y = &g_array_index (src->hold_extents, Extent, j);
+              memcpy (flat + y->offset, src->hold + y->offset, y->len);
+            }
+          content_hash_reset (hash);
+          content_hash_update (hash, flat, size);
+          return;
+        }
+      content_hash_zeros (hash, x->offset - pos);
+      content_hash_update (hash, src->hold + x->offset, x->len);
+      pos = x->offset + x->len;
+    }
+  content_hash_zeros (hash, size - pos);
+}
+
 /* Reads the entry's data into memory and hashes it, if it is small enough
  * to hold; a large one is left in the stream for tar_copy_content(). */
 static gboolean
-tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, GError **error)
+tar_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GError **error)
 {
   TarSource *src = data;
   if (size > TAR_HOLD_MAX)
@@ -118,7 +136,6 @@ tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, G
       src->hold = g_malloc (size);
       src->hold_size = size;
     }
-  memset (src->hold, 0, size);
   g_array_set_size (src->hold_extents, 0);
   for (;;)
     {
@@ -138,7 +155,7 @@ tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, G
       Extent x = { offset, len };
       g_array_append_val (src->hold_extents, x);
     }
-  XXH3_128bits_update (hash, src->hold, size);
+  tar_hash_held (src, size, hash);
   src->held = TRUE;
   *ret_kept = TRUE;
   return TRUE;
@@ -150,7 +167,7 @@ tar_hash (gpointer data, guint64 size, XXH3_state_t *hash, gboolean *ret_kept, G
  * fed as the blocks stream by, zeros for the gaps; only blocks out of order
  * (never seen from libarchive) make it read the file back. */
 static gboolean
-tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint64 *bytes,
+tar_copy_content (gpointer data, int fd, guint64 size, ContentHash *hash, guint64 *bytes,
                   GError **error)
 {
   TarSource *src = data;
@@ -192,17 +209,17 @@ tar_copy_content (gpointer data, int fd, guint64 size, XXH3_state_t *hash, guint
           continue;
         }
       gsize n = MIN (len, size - offset);
-      hash_zeros (hash, offset - hashed);
-      XXH3_128bits_update (hash, buf, n);
+      content_hash_zeros (hash, offset - hashed);
+      content_hash_update (hash, buf, n);
       hashed = offset + n;
     }
   if (ftruncate (fd, size) < 0)
     return throw_errno (error, "setting the size");
   if (hash != NULL && in_order)
-    hash_zeros (hash, size - hashed);
+    content_hash_zeros (hash, size - hashed);
   else if (hash != NULL)
     {
-      XXH3_128bits_reset (hash);
+      content_hash_reset (hash);
       return file_writer_hash_fd (&src->w->main, fd, size, hash, error);
     }
   return TRUE;

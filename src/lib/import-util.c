@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,8 +76,32 @@ import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len)
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* Past this many bytes a name in a message keeps its start and its end
+ * and loses its middle ("a/b/.../y/z"): a path 10,000 directories deep
+ * made a 40 KB one-line error (issue 14). */
+#define MESSAGE_NAME_MAX 240
+#define MESSAGE_NAME_HEAD 80
+
+/* Drops the middle of @s past MESSAGE_NAME_MAX bytes, at character
+ * boundaries (@s is valid UTF-8). */
+static void
+elide_middle (GString *s)
+{
+  if (s->len <= MESSAGE_NAME_MAX)
+    return;
+  const char *head_end = g_utf8_find_prev_char (s->str, s->str + MESSAGE_NAME_HEAD + 1);
+  const char *tail = s->str + s->len - (MESSAGE_NAME_MAX - MESSAGE_NAME_HEAD - 3);
+  while ((*tail & 0xc0) == 0x80)
+    tail++;
+  gsize head_len = head_end != NULL ? (gsize)(head_end - s->str) : MESSAGE_NAME_HEAD;
+  gsize tail_pos = tail - s->str;
+  g_string_erase (s, head_len, tail_pos - head_len);
+  g_string_insert (s, head_len, "...");
+}
+
 /* An entry name fit for a message: printable UTF-8 as is, `"` and `\`
- * escaped, every other byte as \xNN. Names are bytes, not text. */
+ * escaped, every other byte as \xNN, and its middle elided past
+ * MESSAGE_NAME_MAX bytes. Names are bytes, not text. */
 char *
 import_escape_name (const char *name)
 {
@@ -97,6 +122,7 @@ import_escape_name (const char *name)
       g_string_append_len (s, p, next - p);
       p = next;
     }
+  elide_middle (s);
   return g_string_free (s, FALSE);
 }
 
@@ -161,4 +187,122 @@ import_pread_all (int fd, guint8 *buf, size_t len, off_t offset)
       offset += n;
     }
   return TRUE;
+}
+
+/* ---- content hashes ---------------------------------------------------- */
+
+ContentHash *
+content_hash_new (void)
+{
+  ContentHash *h = g_new0 (ContentHash, 1);
+  h->state = XXH3_createState ();
+  g_assert (h->state != NULL);
+  content_hash_reset (h);
+  return h;
+}
+
+void
+content_hash_free (ContentHash *h)
+{
+  XXH3_freeState (h->state);
+  g_free (h);
+}
+
+void
+content_hash_reset (ContentHash *h)
+{
+  XXH3_128bits_reset (h->state);
+  h->fill = 0;
+  h->zero_blocks = 0;
+  h->size = 0;
+}
+
+static gboolean
+all_zero (const guint8 *p, gsize len)
+{
+  return len == 0 || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
+}
+
+static void
+record_zero_run (ContentHash *h)
+{
+  if (h->zero_blocks == 0)
+    return;
+  guint64 n = GUINT64_TO_LE (h->zero_blocks);
+  XXH3_128bits_update (h->state, "Z", 1);
+  XXH3_128bits_update (h->state, &n, sizeof n);
+  h->zero_blocks = 0;
+}
+
+static void
+hash_block (ContentHash *h, const guint8 *block, gsize len)
+{
+  if (all_zero (block, len))
+    {
+      h->zero_blocks++;
+      return;
+    }
+  record_zero_run (h);
+  XXH3_128bits_update (h->state, "D", 1);
+  XXH3_128bits_update (h->state, block, len);
+}
+
+void
+content_hash_update (ContentHash *h, const void *data, gsize len)
+{
+  const guint8 *p = data;
+  h->size += len;
+  if (h->fill > 0)
+    {
+      gsize n = MIN (len, CONTENT_HASH_BLOCK - h->fill);
+      memcpy (h->block + h->fill, p, n);
+      h->fill += n;
+      p += n;
+      len -= n;
+      if (h->fill < CONTENT_HASH_BLOCK)
+        return;
+      hash_block (h, h->block, CONTENT_HASH_BLOCK);
+      h->fill = 0;
+    }
+  for (; len >= CONTENT_HASH_BLOCK; p += CONTENT_HASH_BLOCK, len -= CONTENT_HASH_BLOCK)
+    hash_block (h, p, CONTENT_HASH_BLOCK);
+  memcpy (h->block, p, len);
+  h->fill = len;
+}
+
+void
+content_hash_zeros (ContentHash *h, guint64 len)
+{
+  if (h->fill > 0)
+    {
+      gsize n = MIN (len, (guint64)(CONTENT_HASH_BLOCK - h->fill));
+      memset (h->block + h->fill, 0, n);
+      h->fill += n;
+      h->size += n;
+      len -= n;
+      if (h->fill < CONTENT_HASH_BLOCK)
+        return;
+      hash_block (h, h->block, CONTENT_HASH_BLOCK);
+      h->fill = 0;
+    }
+  h->zero_blocks += len / CONTENT_HASH_BLOCK;
+  h->size += len;
+  h->fill = len % CONTENT_HASH_BLOCK;
+  memset (h->block, 0, h->fill);
+}
+
+void
+content_hash_digest (ContentHash *h, guint8 *ret_digest)
+{
+  if (h->fill > 0)
+    hash_block (h, h->block, h->fill);
+  h->fill = 0;
+  record_zero_run (h);
+  guint64 size = GUINT64_TO_LE (h->size);
+  XXH3_128bits_update (h->state, "S", 1);
+  XXH3_128bits_update (h->state, &size, sizeof size);
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (h->state));
+  G_STATIC_ASSERT (sizeof canonical.digest == MANIFEST_HASH_LEN);
+  memcpy (ret_digest, canonical.digest, MANIFEST_HASH_LEN);
 }

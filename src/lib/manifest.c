@@ -12,7 +12,8 @@
 #define MANIFEST_HEADER "stagehand-manifest 1"
 
 /* A manifest of a million files is ~150 MB of text: anything that inflates
- * to more than this is not one. */
+ * to more than this is not one. It also bounds the file read (compressed or
+ * not), which keeps every length handed to zlib (32-bit uInt) in range. */
 #define MANIFEST_MAX_TEXT ((gsize)1 << 30)
 
 struct _Manifest
@@ -278,6 +279,10 @@ manifest_to_file_data (const Manifest *manifest, gsize *ret_len)
 {
   gsize text_len;
   g_autofree char *text = manifest_to_data (manifest, &text_len);
+  /* It would not be read back (see MANIFEST_MAX_TEXT), and zlib's lengths
+   * are 32-bit: a text of 4 GiB or more would be cut short silently. */
+  if (text_len > MANIFEST_MAX_TEXT)
+    return NULL;
   z_stream z = { 0 };
   /* windowBits 15 + 16: a gzip stream, so `zcat` reads the file. */
   if (deflateInit2 (&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -392,7 +397,7 @@ manifest_load_at (int dfd, const char *name, Manifest **ret_manifest, GError **e
 {
   g_autofree char *data = NULL;
   gsize len = 0;
-  if (!fs_read_file_at_optional (dfd, name, &data, &len, error))
+  if (!fs_read_file_at_optional (dfd, name, MANIFEST_MAX_TEXT, &data, &len, error))
     return prefix_error (error, "reading %s: ", name);
   if (data == NULL)
     {

@@ -57,7 +57,9 @@ gboolean manifest_entry_equal (const ManifestEntry *a, const ManifestEntry *b);
 char *manifest_to_data (const Manifest *manifest, gsize *ret_len);
 
 /* What <id>.manifest holds: the text, gzip-compressed (a fifth of the size
- * on a real root filesystem: each deployment pays for its manifest). */
+ * on a real root filesystem: each deployment pays for its manifest). NULL
+ * when the text is larger than a manifest may be read back (1 GiB, some
+ * seven million files): such a tree gets no manifest, and shares nothing. */
 char *manifest_to_file_data (const Manifest *manifest, gsize *ret_len);
 
 /* Parses and validates the text or its gzip compression; @what names the file in errors

@@ -114,7 +114,8 @@ os_release_load (int tree_dfd, OsRelease **ret_osr, GError **error)
       g_autofree char *contents = NULL;
       /* As the image sees it: os-release is often a symlink (etc/ to usr/lib/,
        * or usr/lib/ to a variant file), never one that leaves the image. */
-      if (!fs_read_file_in_root_optional (tree_dfd, candidates[i], &contents, NULL, error))
+      if (!fs_read_file_in_root_optional (tree_dfd, candidates[i], FS_READ_MAX_SMALL, &contents,
+                                          NULL, error))
         return prefix_error (error, "reading image os-release: ");
       if (contents != NULL)
         return os_release_parse (contents, candidates[i], ret_osr, error);

@@ -122,6 +122,7 @@ typedef struct
 {
   int deploy_dfd;
   char *os_dir;             /* "<os>" once the tree has its final name */
+  gboolean os_dir_created;  /* this stage created deploy/<os>/ */
   char *tree_name;          /* name below deploy_dfd (temp) or below os_dir (final) */
   char *origin;             /* "<id>.origin" once written */
   char *manifest;           /* "<id>.manifest" once written */
@@ -150,6 +151,13 @@ stage_undo (Sysroot *self, StageUndo *undo)
     (void)fs_unlink_at_optional (parent, undo->manifest, 0, NULL);
   if (undo->tree_name)
     (void)fs_rm_rf_at (parent, undo->tree_name, NULL);
+  /* The first deployment of an os made its directory: an empty one left
+   * would be a trace of a stage that failed (rmdir: only if empty). */
+  if (undo->os_dir_created)
+    {
+      fd_closep (&os_dfd);
+      (void)unlinkat (undo->deploy_dfd, undo->os_dir, AT_REMOVEDIR);
+    }
   if (undo->kernel_dir)
     {
       autofd kdir = -1;
@@ -201,8 +209,8 @@ write_pending_marker (Sysroot *self, const Origin *origin, gint64 staged_usec, S
                       GError **error)
 {
   take_over_lost_staging (self, origin);
-  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &undo->pending_before,
-                                 &undo->pending_before_len, error))
+  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, FS_READ_MAX_SMALL,
+                                 &undo->pending_before, &undo->pending_before_len, error))
     return FALSE;
   DeploymentRecord marker = { .os = origin->os, .id = origin->id, .staged_time = staged_usec };
   gsize len;
@@ -326,11 +334,24 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
 
   /* The tree gets its final name; from here on undo works below <os>/. */
   autofd os_dfd = -1;
-  if (!fs_ensure_dir_at (undo->deploy_dfd, origin->os, 0755, error)
-      || !fs_opendir_at (undo->deploy_dfd, origin->os, &os_dfd, error))
-    return FALSE;
+  if (mkdirat (undo->deploy_dfd, origin->os, 0755) == 0)
+    undo->os_dir_created = TRUE;
+  else if (errno != EEXIST)
+    return throw_errno (error, "creating %s", origin->os);
+  if (!fs_opendir_at (undo->deploy_dfd, origin->os, &os_dfd, error))
+    {
+      if (undo->os_dir_created)
+        (void)unlinkat (undo->deploy_dfd, origin->os, AT_REMOVEDIR); /* ours, empty */
+      return FALSE;
+    }
   if (renameat (undo->deploy_dfd, undo->tree_name, os_dfd, origin->id) < 0)
-    return throw_errno (error, "moving the imported tree to %s/%s", origin->os, origin->id);
+    {
+      int errsv = errno;
+      if (undo->os_dir_created)
+        (void)unlinkat (undo->deploy_dfd, origin->os, AT_REMOVEDIR); /* ours, empty */
+      errno = errsv;
+      return throw_errno (error, "moving the imported tree to %s/%s", origin->os, origin->id);
+    }
   g_free (undo->tree_name);
   undo->tree_name = g_strdup (origin->id);
   undo->os_dir = g_strdup (origin->os);
@@ -349,10 +370,15 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   gsize manifest_len;
   g_autofree char *manifest_data = manifest_to_file_data (manifest, &manifest_len);
   g_autofree char *manifest_name = g_strdup_printf ("%s.manifest", origin->id);
-  if (!fs_write_file_atomic_at (os_dfd, manifest_name, manifest_data, manifest_len, 0644,
-                                FS_WRITE_NONE, error))
+  if (manifest_data == NULL)
+    log_event (LOG_WARNING, NULL,
+               "%s/%s has too many files for a manifest: the next stage shares none of them",
+               origin->os, origin->id);
+  else if (!fs_write_file_atomic_at (os_dfd, manifest_name, manifest_data, manifest_len, 0644,
+                                     FS_WRITE_NONE, error))
     return prefix_error (error, "writing the manifest: ");
-  undo->manifest = g_steal_pointer (&manifest_name);
+  else
+    undo->manifest = g_steal_pointer (&manifest_name);
 
   /* One syncfs for the whole tree instead of an fsync per file. */
   if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))

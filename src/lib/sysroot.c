@@ -69,7 +69,8 @@ load_config (Sysroot *self, GError **error)
   g_autofree char *data = NULL;
   gsize len = 0;
   if (self->state_dfd >= 0
-      && !fs_read_file_at_optional (self->state_dfd, CONFIG_FILE, &data, &len, error))
+      && !fs_read_file_at_optional (self->state_dfd, CONFIG_FILE, FS_READ_MAX_SMALL, &data, &len,
+                                    error))
     return FALSE;
   if (data == NULL)
     {
@@ -221,7 +222,7 @@ load_os_deployments (Sysroot *self, int deploy_dfd, const char *os, GError **err
       g_autofree char *what
           = g_strdup_printf ("%s/" STATE_DIR "/" DEPLOY_DIR "/%s/%s", self->path, os, name);
       g_autoptr (GError) read_error = NULL;
-      if (!fs_read_file_at (os_dfd, name, &data, &len, &read_error))
+      if (!fs_read_file_at (os_dfd, name, FS_READ_MAX_SMALL, &data, &len, &read_error))
         {
           /* status reads without the lock: a concurrent cleanup may
            * have removed this deployment since the listing. */
@@ -333,7 +334,8 @@ sysroot_read_staged_record (Sysroot *self, DeploymentRecord **ret_record, GError
   g_autofree char *data = NULL;
   gsize len;
   g_autofree char *what = g_build_filename (self->run_path, STAGED_RECORD_FILE, NULL);
-  if (!fs_read_file_at_optional (run_dfd, STAGED_RECORD_FILE, &data, &len, error))
+  if (!fs_read_file_at_optional (run_dfd, STAGED_RECORD_FILE, FS_READ_MAX_SMALL, &data, &len,
+                                 error))
     return prefix_error (error, "reading %s: ", what);
   if (data == NULL)
     return TRUE;
@@ -364,7 +366,8 @@ sysroot_load_verdict (Sysroot *self, GError **error)
   g_clear_pointer (&self->last_verdict, verdict_free);
   g_autofree char *data = NULL;
   gsize len;
-  if (!fs_read_file_at_optional (self->state_dfd, VERDICT_FILE, &data, &len, error))
+  if (!fs_read_file_at_optional (self->state_dfd, VERDICT_FILE, FS_READ_MAX_SMALL, &data, &len,
+                                 error))
     return FALSE;
   if (data == NULL)
     return TRUE;
@@ -379,7 +382,8 @@ sysroot_load_pending (Sysroot *self, GError **error)
   g_autofree char *data = NULL;
   gsize len;
   g_autofree char *what = g_build_filename (self->path, STATE_DIR, PENDING_MARKER_FILE, NULL);
-  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, &data, &len, error))
+  if (!fs_read_file_at_optional (self->state_dfd, PENDING_MARKER_FILE, FS_READ_MAX_SMALL, &data,
+                                 &len, error))
     return prefix_error (error, "reading %s: ", what);
   if (data == NULL)
     return TRUE;

@@ -38,6 +38,7 @@ file_writer_clear (FileWriter *fw)
 {
   g_clear_pointer (&fw->buffer, g_free);
   g_clear_pointer (&fw->hash_state, XXH3_freeState);
+  g_clear_pointer (&fw->content_hash, content_hash_free);
   g_clear_pointer (&fw->ref_parent_path, g_free);
   if (fw->ref_parent_fd >= 0)
     (void)close (fw->ref_parent_fd); /* O_PATH fd: nothing to report */
@@ -83,18 +84,55 @@ prefix_entry_error (GError **error, const char *path)
   return prefix_error (error, "image entry \"%s\": ", escaped);
 }
 
-/* Hashes the first @size bytes of @fd (holes read as zeros). */
+static ContentHash *
+file_writer_content_hash (FileWriter *fw)
+{
+  if (fw->content_hash == NULL)
+    fw->content_hash = content_hash_new ();
+  return fw->content_hash;
+}
+
+/* Hashes the first @size bytes of @fd. Holes are hashed as zeros without
+ * reading them (SEEK_DATA/SEEK_HOLE; where those are not supported the
+ * file is read whole). */
 gboolean
-file_writer_hash_fd (FileWriter *fw, int fd, guint64 size, XXH3_state_t *hash, GError **error)
+file_writer_hash_fd (FileWriter *fw, int fd, guint64 size, ContentHash *hash, GError **error)
 {
   guint8 *buf = file_writer_buffer (fw);
+  gboolean seek_holes = TRUE;
   for (guint64 pos = 0; pos < size;)
     {
-      gsize n = MIN (size - pos, (guint64)IO_BUFFER_SIZE);
-      if (!import_pread_all (fd, buf, n, pos))
-        return throw_errno (error, "reading");
-      XXH3_128bits_update (hash, buf, n);
-      pos += n;
+      guint64 end = size;
+      if (seek_holes)
+        {
+          off_t data = lseek (fd, pos, SEEK_DATA);
+          if (data < 0 && errno == ENXIO)
+            data = size; /* only a hole left */
+          else if (data < 0 && (errno == EINVAL || errno == EOPNOTSUPP))
+            {
+              seek_holes = FALSE;
+              continue;
+            }
+          else if (data < 0)
+            return throw_errno (error, "looking for data");
+          guint64 start = MIN ((guint64)data, size);
+          content_hash_zeros (hash, start - pos);
+          pos = start;
+          if (pos == size)
+            break;
+          off_t hole = lseek (fd, pos, SEEK_HOLE);
+          if (hole < 0)
+            return throw_errno (error, "looking for holes");
+          end = MIN ((guint64)hole, size);
+        }
+      while (pos < end)
+        {
+          gsize n = MIN (end - pos, (guint64)IO_BUFFER_SIZE);
+          if (!import_pread_all (fd, buf, n, pos))
+            return throw_errno (error, "reading");
+          content_hash_update (hash, buf, n);
+          pos += n;
+        }
     }
   return TRUE;
 }
@@ -272,7 +310,7 @@ count_linked (TreeWriter *w, guint64 size)
  * With @me, an unknown mtime is filled in from the file. */
 static gboolean
 create_regular_file (TreeWriter *w, int parent_fd, const char *name, const char *path,
-                     const TreeEntry *e, XXH3_state_t *hash, ManifestEntry *me, GError **error)
+                     const TreeEntry *e, ContentHash *hash, ManifestEntry *me, GError **error)
 {
   autofd fd = openat (parent_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
@@ -309,8 +347,8 @@ tree_writer_write_regular_file (TreeWriter *w, FileWriter *fw, int parent_fd, co
   ManifestEntry me;
   manifest_entry_init (w, fw, key, e, &me);
   const ManifestEntry *ref = reference_candidate (w, e, &me);
-  XXH3_state_t *hash = file_writer_hash (fw);
-  XXH3_128bits_reset (hash);
+  ContentHash *hash = file_writer_content_hash (fw);
+  content_hash_reset (hash);
   if (ref != NULL)
     {
       /* Hash first, write only if different: an unchanged file is read once
@@ -320,7 +358,7 @@ tree_writer_write_regular_file (TreeWriter *w, FileWriter *fw, int parent_fd, co
         return prefix_entry_error (error, path);
       if (kept)
         {
-          hash_digest (hash, me.content_hash);
+          content_hash_digest (hash, me.content_hash);
           if (memcmp (me.content_hash, ref->content_hash, MANIFEST_HASH_LEN) == 0
               && reference_link (w, fw, ref, parent_fd, name))
             {
@@ -338,7 +376,7 @@ tree_writer_write_regular_file (TreeWriter *w, FileWriter *fw, int parent_fd, co
    * replaced by a link (its blocks are freed before they reach the disk). */
   if (!create_regular_file (w, parent_fd, name, path, e, hash, &me, error))
     return FALSE;
-  hash_digest (hash, me.content_hash);
+  content_hash_digest (hash, me.content_hash);
   if (ref != NULL && memcmp (me.content_hash, ref->content_hash, MANIFEST_HASH_LEN) == 0
       && reference_relink (w, fw, ref, parent_fd, name))
     count_linked (w, e->size);

@@ -40,11 +40,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* At most this many directory fds are held open on the way down a tree; a
- * hostile archive with thousands of nested components must not exhaust the
- * fd table. Deeper ancestors are re-opened (by name, O_NOFOLLOW) when needed. */
-#define MAX_OPEN_DIRS 64
-
 static const char *
 node_type_name (NodeType type)
 {
@@ -88,7 +83,7 @@ xattr_free (gpointer p)
 
 typedef struct
 {
-  char *path; /* normalized, "" for the root */
+  TreeNode *node;
   /* FALSE for a directory created only as the parent of an entry: it gets
    * 0755 and keeps the caller's ownership and the current time. */
   gboolean from_image;
@@ -103,30 +98,8 @@ static void
 dir_record_free (gpointer p)
 {
   DirRecord *d = p;
-  g_free (d->path);
   g_clear_pointer (&d->xattrs, g_ptr_array_unref);
   g_free (d);
-}
-
-typedef struct
-{
-  NodeType type;
-  guint dir_index; /* NODE_DIR: index into TreeWriter.dirs */
-} TreeNode;
-
-typedef struct
-{
-  char *name;
-  int fd; /* O_PATH directory fd, or -1 when closed to stay under MAX_OPEN_DIRS */
-} StackLevel;
-
-static void
-stack_level_clear (gpointer p)
-{
-  StackLevel *l = p;
-  g_free (l->name);
-  if (l->fd >= 0)
-    (void)close (l->fd); /* read-only O_PATH fd: nothing to report */
 }
 
 void
@@ -135,14 +108,10 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
   memset (w, 0, sizeof *w);
   w->root_fd = root_fd;
   w->privileged = geteuid () == 0;
-  w->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  tree_nodes_init (w);
   w->ref_linked = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   g_mutex_init (&w->ref_linked_lock);
   w->dirs = g_ptr_array_new_with_free_func (dir_record_free);
-  w->stack = g_array_new (FALSE, TRUE, sizeof (StackLevel));
-  g_array_set_clear_func (w->stack, stack_level_clear);
-  StackLevel root = { .name = NULL, .fd = -1 };
-  g_array_append_val (w->stack, root);
   w->options = options;
   w->try_clone = TRUE;
   file_writer_init (&w->main);
@@ -158,7 +127,7 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
   w->self_gid = getegid ();
 
   DirRecord *rootrec = g_new0 (DirRecord, 1);
-  rootrec->path = g_strdup ("");
+  rootrec->node = w->root_node;
   rootrec->perm = 0755;
   g_ptr_array_add (w->dirs, rootrec);
 }
@@ -166,11 +135,10 @@ tree_writer_init (TreeWriter *w, int root_fd, const ImportOptions *options)
 void
 tree_writer_clear (TreeWriter *w)
 {
-  g_clear_pointer (&w->nodes, g_hash_table_unref);
   g_clear_pointer (&w->ref_linked, g_hash_table_unref);
   g_mutex_clear (&w->ref_linked_lock);
   g_clear_pointer (&w->dirs, g_ptr_array_unref);
-  g_clear_pointer (&w->stack, g_array_unref);
+  tree_nodes_clear (w);
   g_clear_pointer (&w->manifest, manifest_free);
   file_writer_clear (&w->main);
   g_assert (w->n_workers == 0);
@@ -244,139 +212,62 @@ join_components (char **comps, guint n)
   return g_string_free (s, FALSE);
 }
 
-static StackLevel *
-stack_level (TreeWriter *w, guint i)
-{
-  return &g_array_index (w->stack, StackLevel, i);
-}
-
 static void
-stack_truncate (TreeWriter *w, guint len)
-{
-  for (guint i = len; i < w->stack->len; i++)
-    if (stack_level (w, i)->fd >= 0)
-      w->n_open--;
-  if (len < w->stack->len)
-    g_array_set_size (w->stack, len);
-}
-
-/* Closes the shallowest open level above the root, below @keep. */
-static void
-stack_limit_open (TreeWriter *w, guint keep)
-{
-  if (w->n_open <= MAX_OPEN_DIRS)
-    return;
-  for (guint i = 1; i < keep; i++)
-    {
-      StackLevel *l = stack_level (w, i);
-      if (l->fd >= 0)
-        {
-          (void)close (l->fd); /* O_PATH fd: nothing to report */
-          l->fd = -1;
-          w->n_open--;
-          return;
-        }
-    }
-}
-
-static gboolean
-stack_level_fd (TreeWriter *w, const char *entry_path, guint i, int *ret_fd, GError **error)
-{
-  if (i == 0)
-    {
-      *ret_fd = w->root_fd;
-      return TRUE;
-    }
-  StackLevel *l = stack_level (w, i);
-  if (l->fd < 0)
-    {
-      int parent_fd;
-      if (!stack_level_fd (w, entry_path, i - 1, &parent_fd, error))
-        return FALSE;
-      l = stack_level (w, i);
-      l->fd = openat (parent_fd, l->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (l->fd < 0)
-        return import_throw_entry_errno (error, entry_path, "re-opening a parent directory");
-      w->n_open++;
-      stack_limit_open (w, i);
-    }
-  *ret_fd = stack_level (w, i)->fd;
-  return TRUE;
-}
-
-static DirRecord *
-tree_writer_add_dir_record (TreeWriter *w, const char *path, guint *ret_index)
+tree_writer_add_dir_record (TreeWriter *w, TreeNode *node)
 {
   DirRecord *d = g_new0 (DirRecord, 1);
-  d->path = g_strdup (path);
+  d->node = node;
   d->perm = 0755;
   d->times[0].tv_nsec = UTIME_OMIT;
   d->times[1].tv_nsec = UTIME_OMIT;
-  *ret_index = w->dirs->len;
+  node->dir_index = w->dirs->len;
   g_ptr_array_add (w->dirs, d);
-  return d;
 }
 
-/* The directory @comps[@i] below @parent_fd is about to be entered on the way
- * to @entry_path: it must be a directory written earlier, or is created now
- * as an implicit parent (tar archives need not list every directory). */
+/* Makes the stack hold the root and the directories @comps[0..@n-1] below
+ * it, and returns the fd of the deepest (owned by the stack, valid until
+ * the next call) and its node. Each component must be a directory written
+ * earlier, or is created now as an implicit parent (tar archives need not
+ * list every directory). Every component is opened with O_NOFOLLOW: even
+ * if the table were wrong, a symlink is never followed. */
 static gboolean
-ensure_parent_dir (TreeWriter *w, const char *entry_path, char **comps, guint i, int parent_fd,
-                   GError **error)
+tree_writer_enter_creating (TreeWriter *w, const char *entry_path, char **comps, guint n,
+                            TreeNode **ret_dir, int *ret_fd, GError **error)
 {
-  g_autofree char *key = join_components (comps, i + 1);
-  TreeNode *node = g_hash_table_lookup (w->nodes, key);
-  if (node != NULL)
+  TreeNode *dir = w->root_node;
+  guint i = 0;
+  for (; i < n; i++)
     {
-      if (node->type == NODE_DIR)
-        return TRUE;
-      g_autofree char *escaped = import_escape_name (key);
-      if (node->type == NODE_SYMLINK)
-        return import_throw_entry (error, entry_path, "path goes through the symlink \"%s\"",
-                                   escaped);
-      return import_throw_entry (error, entry_path, "path goes through \"%s\", which is a %s",
-                                 escaped, node_type_name (node->type));
+      TreeNode *child = tree_node_child (w, dir, comps[i]);
+      if (child == NULL)
+        break;
+      if (child->type != NODE_DIR)
+        {
+          g_autofree char *key = join_components (comps, i + 1);
+          g_autofree char *escaped = import_escape_name (key);
+          if (child->type == NODE_SYMLINK)
+            return import_throw_entry (error, entry_path, "path goes through the symlink \"%s\"",
+                                       escaped);
+          return import_throw_entry (error, entry_path, "path goes through \"%s\", which is a %s",
+                                     escaped, node_type_name (child->type));
+        }
+      dir = child;
     }
-  if (mkdirat (parent_fd, comps[i], 0700) < 0)
-    return import_throw_entry_errno (error, entry_path, "creating a parent directory");
-  node = g_new0 (TreeNode, 1);
-  node->type = NODE_DIR;
-  tree_writer_add_dir_record (w, key, &node->dir_index);
-  g_hash_table_insert (w->nodes, g_steal_pointer (&key), node);
+  int fd;
+  if (!tree_writer_enter_node (w, entry_path, dir, &fd, error))
+    return FALSE;
+  for (; i < n; i++)
+    {
+      if (mkdirat (fd, comps[i], 0700) < 0)
+        return import_throw_entry_errno (error, entry_path, "creating a parent directory");
+      dir = tree_node_add (w, dir, comps[i], NODE_DIR);
+      tree_writer_add_dir_record (w, dir);
+      if (!tree_writer_push_dir (w, entry_path, dir, &fd, error))
+        return FALSE;
+    }
+  *ret_dir = dir;
+  *ret_fd = fd;
   return TRUE;
-}
-
-/* Makes the stack hold the root and the directories @comps[0..@n-1] below it,
- * and returns the fd of the deepest (owned by the stack, valid until the next
- * call). With @create, each newly entered component is checked against the
- * table and created when missing. Every component is opened with O_NOFOLLOW:
- * even if the table were wrong, a symlink is never followed. */
-static gboolean
-tree_writer_enter (TreeWriter *w, const char *entry_path, char **comps, guint n, gboolean create,
-                   int *ret_fd, GError **error)
-{
-  guint common = 0;
-  while (common < n && common + 1 < w->stack->len
-         && strcmp (stack_level (w, common + 1)->name, comps[common]) == 0)
-    common++;
-  stack_truncate (w, common + 1);
-
-  for (guint i = common; i < n; i++)
-    {
-      int parent_fd;
-      if (!stack_level_fd (w, entry_path, i, &parent_fd, error))
-        return FALSE;
-      if (create && !ensure_parent_dir (w, entry_path, comps, i, parent_fd, error))
-        return FALSE;
-      int fd = openat (parent_fd, comps[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0)
-        return import_throw_entry_errno (error, entry_path, "opening a parent directory");
-      StackLevel l = { .name = g_strdup (comps[i]), .fd = fd };
-      g_array_append_val (w->stack, l);
-      w->n_open++;
-      stack_limit_open (w, i + 1);
-    }
-  return stack_level_fd (w, entry_path, n, ret_fd, error);
 }
 
 /* trusted.* and security.* need CAP_SYS_ADMIN / CAP_SETFCAP: skipped when not
@@ -518,14 +409,12 @@ tree_writer_copy_record (TreeWriter *w, const char *from_key, const char *to_key
   g_mutex_unlock (&w->lock);
 }
 
-/* Writes one entry. @path is the entry's name in the image, as the source
- * gives it (raw bytes, not yet checked). A regular file comes with @job
- * (consumed) when a worker is to write it. */
-gboolean
-tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *job, GError **error)
+/* An entry's type refused before anything else, with one message per kind
+ * for both sources. */
+static gboolean
+check_entry_type (const char *path, NodeType type, GError **error)
 {
-  g_autoptr (FileJob) owned_job = job;
-  switch (e->type)
+  switch (type)
     {
     case NODE_CHAR_DEVICE:
       return import_throw_entry (error, path, "character device nodes are not allowed in an image");
@@ -541,6 +430,128 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *j
     case NODE_FIFO:
       break;
     }
+  return TRUE;
+}
+
+/* A hard link's target: an entry written earlier, not a directory, not the
+ * link itself. */
+typedef struct
+{
+  char **comps;
+  guint n;
+  char *key;
+  TreeNode *node;
+} LinkTarget;
+
+static void
+link_target_clear (LinkTarget *t)
+{
+  g_clear_pointer (&t->comps, g_strfreev);
+  g_clear_pointer (&t->key, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (LinkTarget, link_target_clear)
+
+static gboolean
+resolve_link_target (TreeWriter *w, const char *path, const TreeEntry *e, const char *key,
+                     LinkTarget *ret_target, GError **error)
+{
+  if (!split_image_path (path, e->hardlink_target, "hard link target", &ret_target->comps, error))
+    return FALSE;
+  ret_target->n = g_strv_length (ret_target->comps);
+  ret_target->key = join_components (ret_target->comps, ret_target->n);
+  g_autofree char *escaped_target = import_escape_name (e->hardlink_target);
+  TreeNode *target = tree_node_lookup (w, ret_target->comps, ret_target->n);
+  if (ret_target->n == 0 || (target != NULL && target->type == NODE_DIR))
+    return import_throw_entry (error, path, "hard link target \"%s\" is a directory",
+                               escaped_target);
+  if (strcmp (ret_target->key, key) == 0)
+    return import_throw_entry (error, path, "hard link to itself");
+  if (target == NULL)
+    return import_throw_entry (
+        error, path, "hard link target \"%s\" is not an entry written earlier in the image",
+        escaped_target);
+  if (e->content != NULL && target->type != NODE_FILE)
+    return import_throw_entry (error, path, "hard link with data to \"%s\", which is a %s",
+                               escaped_target, node_type_name (target->type));
+  ret_target->node = target;
+  return TRUE;
+}
+
+/* A hard link, as @name below @parent_fd; the target's parent is
+ * @target_parent_fd. */
+static gboolean
+write_hard_link (TreeWriter *w, int parent_fd, const char *name, const char *key, const char *path,
+                 const TreeEntry *e, const LinkTarget *target, int target_parent_fd, GError **error)
+{
+  const char *target_name = target->node->name;
+  if (e->content == NULL)
+    {
+      /* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
+       * The link shares the target's inode, metadata included; chown-ing it
+       * again would clear the target's security.capability. */
+      if (linkat (target_parent_fd, target_name, parent_fd, name, 0) < 0)
+        return import_throw_entry_errno (error, path, "creating hard link");
+      tree_writer_copy_record (w, target->key, key);
+      return TRUE;
+    }
+  /* pax lets a hard link carry data: it replaces the target's content.
+   * Not by writing into the target's inode, though: that inode may be
+   * shared with the reference deployment, and a deployment's files are
+   * never modified. The data goes into a new inode, which then takes the
+   * target's name too. (Any third name of the old inode keeps the old
+   * content; archives with such a chain are not seen in practice.) */
+  if (!tree_writer_write_regular_file (w, &w->main, parent_fd, name, key, path, e, error))
+    return FALSE;
+  g_autofree char *tmp = fs_temp_name ("link");
+  if (linkat (parent_fd, name, target_parent_fd, tmp, 0) < 0)
+    return import_throw_entry_errno (error, path, "linking the hard link target to the new data");
+  if (renameat (target_parent_fd, tmp, target_parent_fd, target_name) < 0)
+    {
+      int errsv = errno;
+      (void)unlinkat (target_parent_fd, tmp, 0); /* best effort: report the rename */
+      errno = errsv;
+      return import_throw_entry_errno (error, path, "linking the hard link target to the new data");
+    }
+  tree_writer_copy_record (w, key, target->key);
+  return TRUE;
+}
+
+/* A new entry that is not a hard link, as @name below @parent_fd. A new
+ * directory's node is @node (its record is made here). */
+static gboolean
+write_new_entry (TreeWriter *w, int parent_fd, const char *name, const char *key, const char *path,
+                 const TreeEntry *e, FileJob **job, TreeNode *node, GError **error)
+{
+  switch (e->type)
+    {
+    case NODE_DIR:
+      if (mkdirat (parent_fd, name, 0700) < 0)
+        return import_throw_entry_errno (error, path, "creating directory");
+      tree_writer_add_dir_record (w, node);
+      dir_record_set (w->dirs->pdata[node->dir_index], e);
+      return TRUE;
+    case NODE_FILE:
+      if (*job != NULL)
+        return tree_writer_submit (w, g_steal_pointer (job), parent_fd, name, key, path, error);
+      return tree_writer_write_regular_file (w, &w->main, parent_fd, name, key, path, e, error);
+    case NODE_SYMLINK:
+      return write_symlink (w, parent_fd, name, path, e, error);
+    case NODE_FIFO:
+      return write_fifo (w, parent_fd, name, path, e, error);
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Writes one entry. @path is the entry's name in the image, as the source
+ * gives it (raw bytes, not yet checked). A regular file comes with @job
+ * (consumed) when a worker is to write it. */
+gboolean
+tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *job, GError **error)
+{
+  g_autoptr (FileJob) owned_job = job;
+  if (!check_entry_type (path, e->type, error))
+    return FALSE;
 
   g_auto (GStrv) comps = NULL;
   if (!split_image_path (path, path, NULL, &comps, error))
@@ -558,33 +569,15 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *j
   g_autofree char *key = join_components (comps, n);
 
   NodeType type = e->type;
-  g_auto (GStrv) target_comps = NULL;
-  guint target_n = 0;
-  g_autofree char *target_key = NULL;
+  g_auto (LinkTarget) target = { 0 };
   if (e->hardlink_target != NULL)
     {
-      if (!split_image_path (path, e->hardlink_target, "hard link target", &target_comps, error))
+      if (!resolve_link_target (w, path, e, key, &target, error))
         return FALSE;
-      target_n = g_strv_length (target_comps);
-      target_key = join_components (target_comps, target_n);
-      g_autofree char *escaped_target = import_escape_name (e->hardlink_target);
-      TreeNode *target = g_hash_table_lookup (w->nodes, target_key);
-      if (target_n == 0 || (target != NULL && target->type == NODE_DIR))
-        return import_throw_entry (error, path, "hard link target \"%s\" is a directory",
-                                   escaped_target);
-      if (strcmp (target_key, key) == 0)
-        return import_throw_entry (error, path, "hard link to itself");
-      if (target == NULL)
-        return import_throw_entry (
-            error, path, "hard link target \"%s\" is not an entry written earlier in the image",
-            escaped_target);
-      if (e->content != NULL && target->type != NODE_FILE)
-        return import_throw_entry (error, path, "hard link with data to \"%s\", which is a %s",
-                                   escaped_target, node_type_name (target->type));
-      type = target->type;
+      type = target.node->type;
     }
 
-  TreeNode *existing = g_hash_table_lookup (w->nodes, key);
+  TreeNode *existing = tree_node_lookup (w, comps, n);
   /* A worker may still be writing the target, or the entry replaced. */
   if ((e->hardlink_target != NULL || existing != NULL) && !tree_writer_drain (w, error))
     return FALSE;
@@ -605,15 +598,16 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *j
        * need no checks now; the entry's own parents are entered next, and the
        * stack holds one path at a time, hence the dup. */
       int fd;
-      if (!tree_writer_enter (w, path, target_comps, target_n - 1, FALSE, &fd, error))
+      if (!tree_writer_enter_node (w, path, target.node->parent, &fd, error))
         return FALSE;
       target_parent_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
       if (target_parent_fd < 0)
         return import_throw_entry_errno (error, path, "duplicating a directory fd");
     }
 
-  int parent_fd;
-  if (!tree_writer_enter (w, path, comps, n - 1, TRUE, &parent_fd, error))
+  TreeNode *parent = NULL;
+  int parent_fd = -1;
+  if (!tree_writer_enter_creating (w, path, comps, n - 1, &parent, &parent_fd, error))
     return FALSE;
   const char *name = comps[n - 1];
 
@@ -630,95 +624,51 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *j
   if (existing != NULL && unlinkat (parent_fd, name, 0) < 0)
     return import_throw_entry_errno (error, path, "replacing an earlier entry of the same name");
 
-  guint dir_index = 0;
-  if (e->hardlink_target != NULL && e->content != NULL)
-    {
-      /* pax lets a hard link carry data: it replaces the target's content.
-       * Not by writing into the target's inode, though: that inode may be
-       * shared with the reference deployment, and a deployment's files are
-       * never modified. The data goes into a new inode, which then takes the
-       * target's name too. (Any third name of the old inode keeps the old
-       * content; archives with such a chain are not seen in practice.) */
-      if (!tree_writer_write_regular_file (w, &w->main, parent_fd, name, key, path, e, error))
-        return FALSE;
-      const char *target_name = target_comps[target_n - 1];
-      g_autofree char *tmp = fs_temp_name ("link");
-      if (linkat (parent_fd, name, target_parent_fd, tmp, 0) < 0)
-        return import_throw_entry_errno (error, path,
-                                         "linking the hard link target to the new data");
-      if (renameat (target_parent_fd, tmp, target_parent_fd, target_name) < 0)
-        {
-          int errsv = errno;
-          (void)unlinkat (target_parent_fd, tmp, 0); /* best effort: report the rename */
-          errno = errsv;
-          return import_throw_entry_errno (error, path,
-                                           "linking the hard link target to the new data");
-        }
-      tree_writer_copy_record (w, key, target_key);
-    }
-  else if (e->hardlink_target != NULL)
-    {
-      /* No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
-       * The link shares the target's inode, metadata included; chown-ing it
-       * again would clear the target's security.capability. */
-      if (linkat (target_parent_fd, target_comps[target_n - 1], parent_fd, name, 0) < 0)
-        return import_throw_entry_errno (error, path, "creating hard link");
-      tree_writer_copy_record (w, target_key, key);
-    }
+  TreeNode *node = existing != NULL ? existing : tree_node_add (w, parent, name, type);
+  gboolean ok;
+  if (e->hardlink_target != NULL)
+    ok = write_hard_link (w, parent_fd, name, key, path, e, &target, target_parent_fd, error);
   else
-    switch (type)
-      {
-      case NODE_DIR:
-        {
-          if (mkdirat (parent_fd, name, 0700) < 0)
-            return import_throw_entry_errno (error, path, "creating directory");
-          DirRecord *d = tree_writer_add_dir_record (w, key, &dir_index);
-          dir_record_set (d, e);
-          break;
-        }
-      case NODE_FILE:
-        if (owned_job != NULL)
-          {
-            if (!tree_writer_submit (w, g_steal_pointer (&owned_job), parent_fd, name, key, path,
-                                     error))
-              return FALSE;
-          }
-        else if (!tree_writer_write_regular_file (w, &w->main, parent_fd, name, key, path, e,
-                                                  error))
-          return FALSE;
-        break;
-      case NODE_SYMLINK:
-        if (!write_symlink (w, parent_fd, name, path, e, error))
-          return FALSE;
-        break;
-      case NODE_FIFO:
-        if (!write_fifo (w, parent_fd, name, path, e, error))
-          return FALSE;
-        break;
-      default:
-        g_assert_not_reached ();
-      }
-
-  if (existing == NULL)
-    {
-      TreeNode *node = g_new0 (TreeNode, 1);
-      node->type = type;
-      node->dir_index = dir_index;
-      g_hash_table_insert (w->nodes, g_steal_pointer (&key), node);
-    }
+    ok = write_new_entry (w, parent_fd, name, key, path, e, &owned_job, node, error);
+  if (!ok)
+    return FALSE;
   tree_writer_entry_done (w);
   return TRUE;
+}
+
+/* The name of @d in messages (computed only then: see tree-writer-nodes.c). */
+static char *
+dir_record_path (const DirRecord *d)
+{
+  char *path = tree_node_path (d->node);
+  if (path[0] != '\0')
+    return path;
+  g_free (path);
+  return g_strdup (".");
+}
+
+static gboolean
+throw_dir_errno (GError **error, const DirRecord *d, const char *what)
+{
+  int errsv = errno;
+  g_autofree char *path = dir_record_path (d);
+  errno = errsv;
+  return import_throw_entry_errno (error, path, what);
 }
 
 static gboolean
 apply_dir_record (TreeWriter *w, DirRecord *d, int fd, gboolean ownership_pass, GError **error)
 {
-  const char *path = d->path[0] != '\0' ? d->path : ".";
   if (ownership_pass)
     {
       if (w->privileged && fchown (fd, d->uid, d->gid) < 0)
-        return import_throw_entry_errno (error, path, "setting owner");
-      for (guint i = 0; d->xattrs != NULL && i < d->xattrs->len; i++)
+        return throw_dir_errno (error, d, "setting owner");
+      if (d->xattrs == NULL)
+        return TRUE;
+      /* Only directories listed in the image have xattrs, each with its
+       * own path in the image: naming it costs what the image did. */
+      g_autofree char *path = dir_record_path (d);
+      for (guint i = 0; i < d->xattrs->len; i++)
         {
           Xattr *x = d->xattrs->pdata[i];
           XattrRef ref = { x->name, x->value, x->len };
@@ -728,9 +678,9 @@ apply_dir_record (TreeWriter *w, DirRecord *d, int fd, gboolean ownership_pass, 
       return TRUE;
     }
   if (fchmod (fd, d->perm) < 0)
-    return import_throw_entry_errno (error, path, "setting mode");
+    return throw_dir_errno (error, d, "setting mode");
   if (d->from_image && futimens (fd, d->times) < 0)
-    return import_throw_entry_errno (error, path, "setting times");
+    return throw_dir_errno (error, d, "setting times");
   return TRUE;
 }
 
@@ -757,19 +707,17 @@ tree_writer_finish (TreeWriter *w, GError **error)
                 return FALSE;
               continue;
             }
-          g_auto (GStrv) comps = g_strsplit (d->path, "/", -1);
-          guint n = g_strv_length (comps);
           int parent_fd;
-          if (!tree_writer_enter (w, d->path, comps, n - 1, FALSE, &parent_fd, error))
+          if (!tree_writer_enter_node (w, NULL, d->node->parent, &parent_fd, error))
             return FALSE;
           autofd fd
-              = openat (parent_fd, comps[n - 1], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+              = openat (parent_fd, d->node->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           if (fd < 0)
-            return import_throw_entry_errno (error, d->path, "opening directory");
+            return throw_dir_errno (error, d, "opening directory");
           if (!apply_dir_record (w, d, fd, ownership_pass, error))
             return FALSE;
         }
     }
-  stack_truncate (w, 1);
+  tree_writer_leave (w);
   return TRUE;
 }

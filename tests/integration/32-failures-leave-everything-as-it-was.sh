@@ -8,7 +8,7 @@
 # otherwise).
 . "$(dirname "$0")/lib.sh"
 
-plan $((4 * REFUSED_POINTS + 9))
+plan $((5 * REFUSED_POINTS + 9))
 
 make_image "$TEST_TMP/v1" --version 1.0 --kernel-content "kernel one"
 make_image "$TEST_TMP/v2" --version 2.0 --kernel-content "kernel two"
@@ -22,6 +22,10 @@ thaw "$sysroot/boot/stagehand"
 # The kernel cannot be installed.
 freeze "$sysroot/boot/stagehand"
 refused "stage when the kernel cannot be installed" "$sysroot" 1 'installing the kernel' -- stage "$TEST_TMP/v3"
+# The first deployment of an os: its deploy/<os>/ goes too (issue 14,
+# item 12: a stage out of space left an empty one).
+refused "stage of a new os when the kernel cannot be installed" "$sysroot" 1 'installing the kernel' \
+  -- stage "$TEST_TMP/v3" --os other
 thaw "$sysroot/boot/stagehand"
 
 # The staged record cannot be written: the kernel was installed by then.

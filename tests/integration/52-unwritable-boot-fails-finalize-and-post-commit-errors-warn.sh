@@ -152,19 +152,27 @@ succeeded_with_warning() {
   ok "$1: the invariant holds" invariant "$S"
 }
 
-fresh
-old_live=$(readlink "$S/boot/loader")
-chmod 555 "$S/boot/$old_live/entries"
-run finalize-staged
-succeeded_with_warning "old loader.N cannot be removed" "*tidying the old entry set*Permission denied*"
-is "$(verdict_field result):$(verdict_field deployment)" "success:testos/2" \
-  "old loader.N cannot be removed: the verdict says success"
-is "$(readlink "$S/boot/loader")" "loader.$((1 - ${old_live#loader.}))" \
-  "old loader.N cannot be removed: loader points to the new set"
-chmod 755 "$S/boot/$old_live/entries"
-run cleanup
-is "$SH_RC" 0 "... and a later cleanup removes it" || diag_run
-ok "... it is gone" test ! -e "$S/boot/$old_live"
+# Removal gives a directory of the caller's that it must empty u+rwx first
+# (issue 14, item 4), so a 0555 directory no longer stops it: the old set
+# is made root's, which nobody cannot empty. Without root there is no
+# directory the caller cannot remove.
+if [ ${#AS[@]} -gt 0 ]; then
+  fresh
+  old_live=$(readlink "$S/boot/loader")
+  chown root:root "$S/boot/$old_live/entries"
+  run finalize-staged
+  succeeded_with_warning "old loader.N cannot be removed" "*tidying the old entry set*Permission denied*"
+  is "$(verdict_field result):$(verdict_field deployment)" "success:testos/2" \
+    "old loader.N cannot be removed: the verdict says success"
+  is "$(readlink "$S/boot/loader")" "loader.$((1 - ${old_live#loader.}))" \
+    "old loader.N cannot be removed: loader points to the new set"
+  chown "nobody:$nobody_gid" "$S/boot/$old_live/entries"
+  run cleanup
+  is "$SH_RC" 0 "... and a later cleanup removes it" || diag_run
+  ok "... it is gone" test ! -e "$S/boot/$old_live"
+else
+  skip 8 "an old loader.N the caller cannot remove needs root to make"
+fi
 
 fresh
 chmod 555 "$S/stagehand"

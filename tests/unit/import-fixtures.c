@@ -389,7 +389,7 @@ assert_fixture_tree (int dfd)
       g_autoptr (GError) error = NULL;
       if (e->kind == F_FILE || e->kind == F_BIG || e->kind == F_SPARSE)
         {
-          g_assert_true (fs_read_file_at (dfd, e->path, &contents, &len, &error));
+          g_assert_true (fs_read_file_at (dfd, e->path, G_MAXSIZE, &contents, &len, &error));
           g_assert_no_error (error);
         }
       if (e->kind == F_FILE)

@@ -9,6 +9,7 @@
 #include "fsutil.h"
 #include "image-import.h"
 #include "import-fixtures.h"
+#include "import-private.h"
 #include "manifest.h"
 
 #include <errno.h>
@@ -268,13 +269,13 @@ test_dedup_hard_link_with_data_leaves_reference_intact (Tmp *t, gconstpointer da
 
   int dfd = open_dir_at (t->dfd, "first");
   g_autofree char *old = NULL;
-  g_assert_true (fs_read_file_at (dfd, "a", &old, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "a", G_MAXSIZE, &old, NULL, NULL));
   g_assert_cmpstr (old, ==, "old\n");
   close (dfd);
   dfd = open_dir_at (t->dfd, "second");
   g_autofree char *a = NULL, *b = NULL;
-  g_assert_true (fs_read_file_at (dfd, "a", &a, NULL, NULL));
-  g_assert_true (fs_read_file_at (dfd, "b", &b, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "a", G_MAXSIZE, &a, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "b", G_MAXSIZE, &b, NULL, NULL));
   close (dfd);
   g_assert_cmpstr (a, ==, "new!\n");
   g_assert_cmpstr (b, ==, "new!\n");
@@ -285,6 +286,68 @@ test_dedup_hard_link_with_data_leaves_reference_intact (Tmp *t, gconstpointer da
       manifest_entry_equal (manifest_lookup (second, "a"), manifest_lookup (second, "b")));
   g_assert_false (
       manifest_entry_equal (manifest_lookup (second, "a"), manifest_lookup (first, "a")));
+}
+
+/* The content hash depends on the content only: holes given as
+ * content_hash_zeros() (a sparse tar entry's gaps, a directory file's
+ * holes) hash the same as the zeros read, however the content is cut;
+ * and a hole costs one record, whatever its length (issue 14, item 6). */
+static void
+digest_of (const guint8 *data, gsize len, gsize chunk, gboolean zeros_as_holes, guint8 *ret)
+{
+  ContentHash *h = content_hash_new ();
+  for (gsize pos = 0; pos < len;)
+    {
+      gsize n = MIN (chunk, len - pos);
+      gboolean zero = TRUE;
+      for (gsize i = 0; i < n && zero; i++)
+        zero = data[pos + i] == 0;
+      if (zeros_as_holes && zero)
+        content_hash_zeros (h, n);
+      else
+        content_hash_update (h, data + pos, n);
+      pos += n;
+    }
+  content_hash_digest (h, ret);
+  content_hash_free (h);
+}
+
+static void
+test_content_hash_holes_equal_zeros (void)
+{
+  gsize len = 5 * CONTENT_HASH_BLOCK + 123;
+  g_autofree guint8 *data = g_malloc0 (len);
+  memcpy (data + 7, "start", 5);
+  memcpy (data + 3 * CONTENT_HASH_BLOCK + 100, "middle", 6);
+  memcpy (data + len - 3, "end", 3);
+  guint8 want[MANIFEST_HASH_LEN], got[MANIFEST_HASH_LEN];
+  digest_of (data, len, len, FALSE, want);
+  const gsize chunks[] = { 1, 100, 4095, 4096, 4097, 10000 };
+  for (guint i = 0; i < G_N_ELEMENTS (chunks); i++)
+    for (int holes = 0; holes < 2; holes++)
+      {
+        digest_of (data, len, chunks[i], holes, got);
+        g_assert_cmpmem (got, sizeof got, want, sizeof want);
+      }
+
+  /* Another byte, or another length of trailing zeros, is another hash. */
+  data[3 * CONTENT_HASH_BLOCK + 100] = 'M';
+  digest_of (data, len, len, FALSE, got);
+  g_assert_true (memcmp (got, want, sizeof want) != 0);
+  data[3 * CONTENT_HASH_BLOCK + 100] = 'm';
+  guint8 shorter[MANIFEST_HASH_LEN];
+  memset (data + len - 3, 0, 3);
+  digest_of (data, len, len, FALSE, got);
+  digest_of (data, len - 1, len, FALSE, shorter);
+  g_assert_true (memcmp (got, shorter, sizeof got) != 0);
+
+  /* A petabyte of holes is one record. */
+  ContentHash *h = content_hash_new ();
+  content_hash_update (h, "x", 1);
+  content_hash_zeros (h, G_GUINT64_CONSTANT (1) << 50);
+  content_hash_update (h, "y", 1);
+  content_hash_digest (h, got);
+  content_hash_free (h);
 }
 
 int
@@ -321,5 +384,7 @@ main (int argc, char **argv)
               test_dedup_ignores_stale_manifest_entry, tmp_teardown);
   g_test_add ("/import/dedup/hard-link-with-data-leaves-reference-intact", Tmp, NULL, tmp_setup,
               test_dedup_hard_link_with_data_leaves_reference_intact, tmp_teardown);
+  g_test_add_func ("/import/content-hash/holes-hash-as-zeros-at-no-cost",
+                   test_content_hash_holes_equal_zeros);
   return g_test_run ();
 }

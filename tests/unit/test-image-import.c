@@ -143,9 +143,9 @@ test_tar_keeps_non_utf8_names_in_any_locale (Tmp *t, gconstpointer data)
       import_ok (tar, t->dfd, dest);
       int dfd = open_dir_at (t->dfd, dest);
       g_autofree char *latin1 = NULL, *utf8 = NULL;
-      g_assert_true (fs_read_file_at (dfd, "caf\xe9", &latin1, NULL, NULL));
+      g_assert_true (fs_read_file_at (dfd, "caf\xe9", G_MAXSIZE, &latin1, NULL, NULL));
       g_assert_cmpstr (latin1, ==, "latin-1 name\n");
-      g_assert_true (fs_read_file_at (dfd, "caf\xc3\xa9", &utf8, NULL, NULL));
+      g_assert_true (fs_read_file_at (dfd, "caf\xc3\xa9", G_MAXSIZE, &utf8, NULL, NULL));
       g_assert_cmpstr (utf8, ==, "utf-8 name\n");
       close (dfd);
     }
@@ -251,7 +251,7 @@ test_tar_later_duplicate_wins (Tmp *t, gconstpointer data)
   import_ok (path, t->dfd, "deploy");
   g_autofree char *contents = NULL;
   int dfd = open_dir_at (t->dfd, "deploy");
-  g_assert_true (fs_read_file_at (dfd, "x", &contents, NULL, NULL));
+  g_assert_true (fs_read_file_at (dfd, "x", G_MAXSIZE, &contents, NULL, NULL));
   g_assert_cmpstr (contents, ==, "second\n");
   struct stat st;
   g_assert_no_errno (fstatat (dfd, "x", &st, 0));
@@ -322,7 +322,7 @@ test_handles_trees_deeper_than_fd_budget (Tmp *t, gconstpointer data)
       for (guint i = 0; i < depth; i++)
         {
           g_autofree char *contents = NULL;
-          g_assert_true (fs_read_file_at (dfd, "f", &contents, NULL, NULL));
+          g_assert_true (fs_read_file_at (dfd, "f", G_MAXSIZE, &contents, NULL, NULL));
           g_autofree char *want = g_strdup_printf ("level %u\n", i);
           g_assert_cmpstr (contents, ==, want);
           int child = open_dir_at (dfd, "d");
