@@ -103,8 +103,7 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
                             "another tool's entry %s/%s cannot be read, so the new entry set "
                             "cannot carry it over (repair or remove it)",
                             self->boot_config->entries_path, e->filename);
-      BootEntry *copy = g_new0 (BootEntry, 1);
-      copy->filename = g_strdup (e->filename);
+      BootEntry *copy = boot_entry_new (e->filename);
       copy->raw = g_memdup2 (e->raw, e->raw_len + 1);
       copy->raw_len = e->raw_len;
       g_ptr_array_add (entries, copy);
