@@ -65,6 +65,17 @@ lost_staging (Sysroot *s)
              : NULL;
 }
 
+/* "boot_counter": {"tries_left", "tries_done"}, or null without one. */
+static void
+add_counter (JsonBuilder *b, const BootEntry *e)
+{
+  if (!begin_object_or_null (b, "boot_counter", e != NULL && e->counter.text != NULL))
+    return;
+  add_int (b, "tries_left", e->counter.tries_left);
+  add_int (b, "tries_done", e->counter.tries_done);
+  json_builder_end_object (b);
+}
+
 static void
 add_deployment_ref (JsonBuilder *b, const char *key, const Deployment *d)
 {
@@ -96,6 +107,10 @@ add_deployments (JsonBuilder *b, Sysroot *s)
       add_boolean (b, "is_default", d->is_default);
       add_boolean (b, "is_booted", d->is_booted);
       add_boolean (b, "is_staged", d->is_staged);
+      const BootEntry *e
+          = d->entry_index >= 0 ? s->boot_config->entries->pdata[d->entry_index] : NULL;
+      add_counter (b, e);
+      add_boolean (b, "failed_to_boot", e != NULL && boot_entry_is_exhausted (e));
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -124,6 +139,8 @@ add_boot (JsonBuilder *b, Sysroot *s, const char *mounts)
       g_autofree char *deployment = boot_entry_get_deployment (e);
       json_builder_begin_object (b);
       add_string_or_null (b, "file", e->filename);
+      add_string_or_null (b, "id", e->id);
+      add_counter (b, e);
       add_string_or_null (b, "title", e->title);
       add_string_or_null (b, "version", e->version);
       add_string_or_null (b, "sort_key", e->sort_key);
@@ -191,6 +208,31 @@ add_verdict (JsonBuilder *b, const Verdict *v)
 }
 
 static void
+add_boot_counting (JsonBuilder *b, Sysroot *s)
+{
+  g_autofree char *reason = NULL;
+  guint tries = boot_counting_tries (s, &reason);
+  json_builder_set_member_name (b, "boot_counting");
+  json_builder_begin_object (b);
+  add_int (b, "tries", tries);
+  add_string_or_null (b, "reason", reason);
+  json_builder_end_object (b);
+}
+
+static void
+add_failed_boot (JsonBuilder *b, const FailedBoot *f)
+{
+  if (!begin_object_or_null (b, "failed_boot", f != NULL))
+    return;
+  add_string_or_null (b, "deployment", f->deployment);
+  add_string_or_null (b, "entry", f->entry);
+  add_int (b, "tries", f->tries);
+  add_string_or_null (b, "running", f->running);
+  add_boolean (b, "reported", f->reported);
+  json_builder_end_object (b);
+}
+
+static void
 add_never_finalized (JsonBuilder *b, const DeploymentRecord *m)
 {
   if (!begin_object_or_null (b, "never_finalized", m != NULL))
@@ -202,7 +244,8 @@ add_never_finalized (JsonBuilder *b, const DeploymentRecord *m)
 }
 
 static void
-print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts)
+print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts,
+            const FailedBoot *failed)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
@@ -216,6 +259,8 @@ print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
   add_lock (b, holder, lock_unknown);
   add_verdict (b, s->last_verdict);
   add_never_finalized (b, lost_staging (s));
+  add_boot_counting (b, s);
+  add_failed_boot (b, failed);
   json_builder_end_object (b);
 
   g_autoptr (JsonGenerator) gen = json_generator_new ();
@@ -228,7 +273,8 @@ print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
 }
 
 static void
-print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts)
+print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts,
+            const FailedBoot *failed)
 {
   if (s->deployments->len == 0)
     printf ("No deployments.\n");
@@ -242,6 +288,12 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
         g_string_append (marks, " (default)");
       if (d->is_booted)
         g_string_append (marks, " (booted)");
+      const BootEntry *e
+          = d->entry_index >= 0 ? s->boot_config->entries->pdata[d->entry_index] : NULL;
+      if (e != NULL && boot_entry_is_exhausted (e))
+        g_string_append_printf (marks, " (failed to boot %d times)", e->counter.tries_done);
+      else if (e != NULL && e->counter.text != NULL)
+        g_string_append_printf (marks, " (boot tries left: %d)", e->counter.tries_left);
       printf ("%c %s/%s%s\n", d->is_booted ? '*' : ' ', d->os, d->id, marks->str);
       printf ("    %s, kernel %s\n", d->origin->title, d->origin->kernel_version);
     }
@@ -251,6 +303,12 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
   if (bc->version >= 0)
     printf (", live loader.%d", bc->version);
   printf ("\n  mounts: %s\n", mounts);
+  g_autofree char *counting_reason = NULL;
+  guint tries = boot_counting_tries (s, &counting_reason);
+  if (tries > 0)
+    printf ("  boot counting: %u tries (%s)\n", tries, counting_reason);
+  else
+    printf ("  boot counting: off (%s)\n", counting_reason);
   for (guint i = 0; i < bc->warnings->len; i++)
     printf ("  warning: %s\n", (char *)bc->warnings->pdata[i]);
 
@@ -272,6 +330,13 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
             v->deployment ? v->deployment : "?", v->step ? v->step : "?", v->error);
   else
     printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
+
+  if (failed != NULL)
+    {
+      g_autofree char *what = failed_boot_describe (failed);
+      printf ("Failed boot: %s (the boot loader ran out of tries and fell back; %s)\n", what,
+              failed->reported ? "reported" : "not reported yet");
+    }
 
   const DeploymentRecord *lost = lost_staging (s);
   if (lost != NULL)
@@ -317,10 +382,28 @@ report_lost_staging (const DeploymentRecord *m)
   fprintf (stderr, "stagehand: %s\n", msg);
 }
 
+/* Logs and prints a default that ran out of boot tries. */
+static void
+report_failed_boot (const FailedBoot *failed)
+{
+  g_autofree char *os = g_strndup (failed->deployment, strcspn (failed->deployment, "/"));
+  LogFields f
+      = { .message_id = MESSAGE_ID_BOOT_FELL_BACK, .os = os, .deployment = failed->deployment };
+  g_autofree char *what = failed_boot_describe (failed);
+  g_autofree char *msg = g_strdup_printf (
+      "%s: the boot loader ran out of tries for its entry %s and fell back to the previous "
+      "deployment; the update did not apply and %s stays out of the default. Stage a fixed image",
+      what, failed->entry, failed->deployment);
+  log_event (LOG_ERR, &f, "%s", msg);
+  fprintf (stderr, "stagehand: %s\n", msg);
+}
+
 /* For stagehand-boot-complete.service: a failed finalize of the previous
- * boot, or a staging that no finalize ever took up, fails the unit, so it
- * shows in `systemctl --failed` and the journal, once; the verdict is then
- * marked reported, the staged-pending marker removed. */
+ * boot, a staging that no finalize ever took up, or a default that failed
+ * to boot until the boot loader fell back, fails the unit, so it shows in
+ * `systemctl --failed` and the journal, once; the verdict is then marked
+ * reported, the staged-pending marker removed, the failed boot recorded as
+ * reported. */
 static int
 report_failure (void)
 {
@@ -345,7 +428,12 @@ report_failure (void)
     return cli_fail (error);
   if (lost != NULL)
     report_lost_staging (lost);
-  if (v == NULL && lost == NULL)
+  g_autoptr (FailedBoot) failed = NULL;
+  if (!sysroot_take_failed_boot (sysroot, &failed, &error))
+    return cli_fail (error);
+  if (failed != NULL)
+    report_failed_boot (failed);
+  if (v == NULL && lost == NULL && failed == NULL)
     {
       printf ("No unreported finalize failure\n");
       return 0;
@@ -359,8 +447,8 @@ verb_status (int argc, char **argv)
   gboolean report = FALSE;
   const GOptionEntry entries[] = {
     { "report-failure", 0, 0, G_OPTION_ARG_NONE, &report,
-      "Exit 1 once if the previous boot's finalize failed or never ran (for "
-      "stagehand-boot-complete.service)",
+      "Exit 1 once if the previous boot's finalize failed or never ran, or its default "
+      "failed to boot (for stagehand-boot-complete.service)",
       NULL },
     { NULL },
   };
@@ -385,9 +473,10 @@ verb_status (int argc, char **argv)
       || !sysroot_lock_query_as_reader (sysroot->state_dfd, &holder, &lock_unknown, &error))
     return cli_fail (error);
   g_autofree char *mounts = hold_describe_mounts (sysroot);
+  g_autoptr (FailedBoot) failed = sysroot_assess_boot (sysroot);
   if (cli_globals.json)
-    print_json (sysroot, holder, lock_unknown, mounts);
+    print_json (sysroot, holder, lock_unknown, mounts, failed);
   else
-    print_text (sysroot, holder, lock_unknown, mounts);
+    print_text (sysroot, holder, lock_unknown, mounts, failed);
   return 0;
 }

@@ -7,11 +7,21 @@
 #include <string.h>
 
 void
+boot_counter_clear (BootCounter *counter)
+{
+  g_clear_pointer (&counter->text, g_free);
+  counter->tries_left = -1;
+  counter->tries_done = 0;
+}
+
+void
 boot_entry_free (BootEntry *entry)
 {
   if (entry == NULL)
     return;
   g_free (entry->filename);
+  g_free (entry->id);
+  boot_counter_clear (&entry->counter);
   g_free (entry->title);
   g_free (entry->version);
   g_free (entry->sort_key);
@@ -29,6 +39,141 @@ boot_entry_is_ours (const BootEntry *entry)
   return g_str_has_prefix (entry->filename, BOOT_ENTRY_PREFIX);
 }
 
+#define ENTRY_SUFFIX ".conf"
+
+/* Decimal digits at *@p, at least one, into @ret (at most G_MAXINT, as
+ * systemd-boot's limit); advances *@p. */
+static gboolean
+parse_counter_number (const char **p, int *ret)
+{
+  const char *s = *p;
+  guint64 v = 0;
+  if (!g_ascii_isdigit (*s))
+    return FALSE;
+  for (; g_ascii_isdigit (*s); s++)
+    {
+      v = v * 10 + (guint64)(*s - '0');
+      if (v > G_MAXINT)
+        return FALSE;
+    }
+  *ret = (int)v;
+  *p = s;
+  return TRUE;
+}
+
+/* The length of the ".conf" suffix of @name (any case, as systemd-boot
+ * matches it), or 0. */
+static gsize
+entry_suffix_len (const char *name)
+{
+  gsize len = strlen (name), slen = strlen (ENTRY_SUFFIX);
+  return len >= slen && g_ascii_strcasecmp (name + len - slen, ENTRY_SUFFIX) == 0 ? slen : 0;
+}
+
+char *
+boot_entry_name_split (const char *filename, BootCounter *ret_counter)
+{
+  BootCounter counter = { NULL, -1, 0 };
+  gsize suffix_len = entry_suffix_len (filename);
+  gsize stem_len = strlen (filename) - suffix_len;
+  /* The last '+' before the suffix starts the counter (systemd-boot takes
+   * the last one in the name, so "a+b+3.conf" is "a+b.conf" with +3). */
+  const char *plus = g_strrstr_len (filename, stem_len, "+");
+  if (plus != NULL)
+    {
+      const char *p = plus + 1;
+      int left = -1, done = 0;
+      if (parse_counter_number (&p, &left) && (*p != '-' || (p++, parse_counter_number (&p, &done)))
+          && p == filename + stem_len)
+        {
+          counter.text = g_strndup (plus, p - plus);
+          counter.tries_left = left;
+          counter.tries_done = done;
+        }
+    }
+  char *id = counter.text == NULL ? g_strdup (filename)
+                                  : g_strdup_printf ("%.*s%s", (int)(plus - filename), filename,
+                                                     filename + stem_len);
+  if (ret_counter != NULL)
+    *ret_counter = counter;
+  else
+    boot_counter_clear (&counter);
+  return id;
+}
+
+char *
+boot_entry_name_join (const char *id, const char *counter)
+{
+  if (counter == NULL)
+    return g_strdup (id);
+  gsize suffix_len = entry_suffix_len (id);
+  gsize stem_len = strlen (id) - suffix_len;
+  return g_strdup_printf ("%.*s%s%s", (int)stem_len, id, counter, id + stem_len);
+}
+
+gboolean
+boot_entry_name_equal (const char *a, const char *b)
+{
+  g_autofree char *ida = boot_entry_name_split (a, NULL);
+  g_autofree char *idb = boot_entry_name_split (b, NULL);
+  return g_ascii_strcasecmp (ida, idb) == 0;
+}
+
+char *
+boot_counter_new_text (guint tries)
+{
+  return g_strdup_printf ("+%u", tries);
+}
+
+void
+boot_entry_set_counter (BootEntry *entry, const char *counter)
+{
+  g_autofree char *filename = boot_entry_name_join (entry->id, counter);
+  g_free (entry->filename);
+  boot_counter_clear (&entry->counter);
+  g_free (entry->id);
+  /* Read back, so a counter that does not parse is no counter, as the
+   * boot loader will see it. */
+  entry->id = boot_entry_name_split (filename, &entry->counter);
+  entry->filename = g_steal_pointer (&filename);
+}
+
+BootEntry *
+boot_entry_new (const char *filename)
+{
+  BootEntry *entry = g_new0 (BootEntry, 1);
+  entry->filename = g_strdup (filename);
+  entry->id = boot_entry_name_split (filename, &entry->counter);
+  return entry;
+}
+
+void
+boot_entries_carry_counters (GPtrArray *entries, GPtrArray *live, guint tries)
+{
+  for (guint i = 0; i < entries->len; i++)
+    {
+      BootEntry *e = entries->pdata[i];
+      g_autofree char *deployment = boot_entry_get_deployment (e);
+      const BootEntry *was = NULL;
+      for (guint j = 0; j < live->len && was == NULL && deployment != NULL; j++)
+        {
+          const BootEntry *l = live->pdata[j];
+          g_autofree char *d = boot_entry_is_ours (l) ? boot_entry_get_deployment (l) : NULL;
+          if (g_strcmp0 (d, deployment) == 0)
+            was = l;
+        }
+      g_autofree char *fresh
+          = was == NULL && i == 0 && tries > 0 ? boot_counter_new_text (tries) : NULL;
+      boot_entry_set_counter (e, was != NULL ? was->counter.text : fresh);
+    }
+}
+
+gboolean
+boot_entry_is_exhausted (const BootEntry *entry)
+{
+  return entry->counter.tries_left == 0;
+}
+
 static void
 set_once (char **field, const char *value)
 {
@@ -39,8 +184,7 @@ set_once (char **field, const char *value)
 gboolean
 boot_entry_parse (const char *filename, const char *contents, BootEntry **ret_entry, GError **error)
 {
-  g_autoptr (BootEntry) entry = g_new0 (BootEntry, 1);
-  entry->filename = g_strdup (filename);
+  g_autoptr (BootEntry) entry = boot_entry_new (filename);
   entry->raw = g_strdup (contents);
   entry->raw_len = strlen (contents);
   g_autoptr (GPtrArray) initrds = g_ptr_array_new_with_free_func (g_free);
@@ -241,9 +385,21 @@ strcmp_null (const char *a, const char *b)
   return strcmp (a, b);
 }
 
-int
-boot_entry_compare (const BootEntry *a, const BootEntry *b)
+/* The identity without ".conf", for the version comparison of names. */
+static char *
+id_stem (const BootEntry *e)
 {
+  const char *id = e->id != NULL ? e->id : e->filename;
+  return g_strndup (id, strlen (id) - entry_suffix_len (id));
+}
+
+static int
+compare_entries (const BootEntry *a, const BootEntry *b, gboolean with_counters)
+{
+  /* systemd-boot puts an entry with no tries left after all others: that
+   * is the automatic fallback. */
+  if (with_counters && boot_entry_is_exhausted (a) != boot_entry_is_exhausted (b))
+    return boot_entry_is_exhausted (a) ? 1 : -1;
   /* Entries with a sort-key come before entries without one. */
   if ((a->sort_key == NULL) != (b->sort_key == NULL))
     return a->sort_key == NULL ? 1 : -1;
@@ -259,14 +415,32 @@ boot_entry_compare (const BootEntry *a, const BootEntry *b)
       if (r != 0)
         return r;
     }
-  /* The file name without ".conf", newest first. */
-  g_autofree char *ida = g_strdup (a->filename);
-  g_autofree char *idb = g_strdup (b->filename);
-  if (g_str_has_suffix (ida, ".conf"))
-    ida[strlen (ida) - 5] = '\0';
-  if (g_str_has_suffix (idb, ".conf"))
-    idb[strlen (idb) - 5] = '\0';
-  return version_compare (idb, ida);
+  /* The identity (the name without counter and ".conf"), newest first. */
+  g_autofree char *ida = id_stem (a);
+  g_autofree char *idb = id_stem (b);
+  int r = version_compare (idb, ida);
+  if (r != 0 || !with_counters)
+    return r;
+  if (a->counter.text == NULL || b->counter.text == NULL)
+    return 0;
+  /* The same entry twice (a crash mid-rename): more tries left first,
+   * then fewer done. */
+  if (a->counter.tries_left != b->counter.tries_left)
+    return a->counter.tries_left > b->counter.tries_left ? -1 : 1;
+  return (a->counter.tries_done > b->counter.tries_done)
+         - (a->counter.tries_done < b->counter.tries_done);
+}
+
+int
+boot_entry_compare (const BootEntry *a, const BootEntry *b)
+{
+  return compare_entries (a, b, TRUE);
+}
+
+int
+boot_entry_compare_as_written (const BootEntry *a, const BootEntry *b)
+{
+  return compare_entries (a, b, FALSE);
 }
 
 static int

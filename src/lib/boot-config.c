@@ -158,8 +158,7 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
                                g_strdup_printf ("%s/%s: %s", what, name, local_error->message));
               continue;
             }
-          entry = g_new0 (BootEntry, 1);
-          entry->filename = g_strdup (name);
+          entry = boot_entry_new (name);
           /* Another tool's entry is carried over as it is, whatever it is
            * (write_entry_set()): a symlink as a symlink, never followed
            * here, so it is shown without its title. Anything else that
@@ -314,9 +313,9 @@ boot_config_init (int boot_dfd, BootMode requested, GError **error)
 BootEntry *
 boot_entry_new_for_origin (const Origin *origin, guint priority)
 {
-  BootEntry *e = g_new0 (BootEntry, 1);
-  e->filename
+  g_autofree char *filename
       = g_strdup_printf (BOOT_ENTRY_PREFIX "%u-%s-%s.conf", priority, origin->os, origin->id);
+  BootEntry *e = boot_entry_new (filename);
   e->title = g_strdup_printf ("%s (%s %s)", origin->title, origin->os, origin->id);
   /* The priority leads the version so the menu order is ours whatever the
    * os versions are; the os version follows for people reading the menu. */

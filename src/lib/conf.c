@@ -25,6 +25,7 @@ config_new_default (void)
    * lock wait of 20 s leaves room for the work itself. */
   c->finalize_lock_timeout = 20;
   c->kargs = g_new0 (char *, 1);
+  c->boot_counting_tries = CONFIG_TRIES_UNSET;
   return c;
 }
 
@@ -57,6 +58,13 @@ config_parse (const char *data, gsize len, const char *what, Config **ret_config
       || !get_uint (kf, "lock-timeout", what, 0, 86400, &c->lock_timeout, error)
       || !get_uint (kf, "finalize-lock-timeout", what, 0, 3600, &c->finalize_lock_timeout, error))
     return FALSE;
+  if (g_key_file_has_key (kf, GROUP, "boot-counting-tries", NULL))
+    {
+      guint tries = 0;
+      if (!get_uint (kf, "boot-counting-tries", what, 0, CONFIG_TRIES_MAX, &tries, error))
+        return FALSE;
+      c->boot_counting_tries = (int)tries;
+    }
   /* A kargs= that cannot be read (not UTF-8) is an error, never silently
    * no kernel arguments: that would drop a fleet's policy unnoticed. */
   g_autofree char *kargs = NULL;

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "boot-kernel.h"
+#include "boot-counting.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -81,6 +82,13 @@ ensure_kernels (Sysroot *self, GPtrArray *plan, GError **error)
   return TRUE;
 }
 
+/* The live entry of @d (the first in menu order), or NULL. */
+static const BootEntry *
+live_entry_of (Sysroot *self, const Deployment *d)
+{
+  return d->entry_index >= 0 ? self->boot_config->entries->pdata[d->entry_index] : NULL;
+}
+
 static gboolean
 switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
 {
@@ -98,6 +106,13 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
       Deployment *d = plan->pdata[i];
       g_ptr_array_add (entries, boot_entry_new_for_origin (d->origin, plan->len - i));
     }
+  /* A new set must not give a deployment the boot loader gave up on
+   * ("+0-3") its tries back, nor restart the count of one still being
+   * tried, nor put a counter on one that was blessed. Only a new default
+   * without an entry yet (what a finalize brings) gets fresh tries; a
+   * rollback goes to a deployment in the menu and keeps its counter. */
+  boot_entries_carry_counters (entries, self->boot_config->entries,
+                               boot_counting_tries (self, NULL));
   /* Another tool's entries are not in the plan: the swap carries over
    * whatever the live entries directory holds that is not stagehand's, as
    * it is then, whatever its name and type. */
@@ -194,13 +209,25 @@ sysroot_rollback (Sysroot *self, char **ret_deployment, GError **error)
                         "unstage' first",
                         self->staged->os, self->staged->id);
 
+  /* Never to a deployment the boot loader gave up on (no tries left):
+   * that fallback is permanent. */
   Deployment *target = NULL;
+  g_autoptr (GString) failed = g_string_new (NULL);
   for (guint i = 0; i < self->deployments->len && target == NULL; i++)
     {
       Deployment *d = self->deployments->pdata[i];
-      if (d->entry_index >= 0 && d != self->default_deployment)
+      if (d->entry_index < 0 || d == self->default_deployment)
+        continue;
+      if (boot_entry_is_exhausted (live_entry_of (self, d)))
+        g_string_append_printf (failed, "%s%s/%s", failed->len ? ", " : "", d->os, d->id);
+      else
         target = d;
     }
+  if (target == NULL && failed->len > 0)
+    return throw_error (error, STAGEHAND_ERROR_STATE,
+                        "there is no previous deployment in the boot menu to roll back to (%s "
+                        "failed to boot: the boot loader ran out of tries; stage a new image)",
+                        failed->str);
   if (target == NULL)
     return throw_error (error, STAGEHAND_ERROR_STATE,
                         "there is no previous deployment in the boot menu to roll back to");
@@ -281,4 +308,54 @@ sysroot_take_lost_staging (Sysroot *self, DeploymentRecord **ret_marker, GError 
       return TRUE;
     }
   g_assert_not_reached ();
+}
+
+static gboolean
+write_failed_boot_record (Sysroot *self, const FailedBoot *failed, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *boot_id = sysroot_boot_id ();
+  g_key_file_set_string (kf, "failed-boot", "deployment", failed->deployment);
+  g_key_file_set_string (kf, "failed-boot", "entry", failed->entry_id);
+  g_key_file_set_uint64 (kf, "failed-boot", "tries", failed->tries);
+  if (failed->running != NULL)
+    g_key_file_set_string (kf, "failed-boot", "running", failed->running);
+  if (boot_id != NULL)
+    g_key_file_set_string (kf, "failed-boot", "boot-id", boot_id);
+  g_key_file_set_int64 (kf, "failed-boot", "reported-usec", g_get_real_time ());
+  gsize len;
+  g_autofree char *data = g_key_file_to_data (kf, &len, NULL);
+  if (!fs_write_file_atomic_at (self->state_dfd, FAILED_BOOT_FILE, data, len, 0644, FS_WRITE_SYNC,
+                                error))
+    return prefix_error (error,
+                         "recording the reported failed boot in %s/" STATE_DIR "/%s: ", self->path,
+                         FAILED_BOOT_FILE);
+  return TRUE;
+}
+
+gboolean
+sysroot_take_failed_boot (Sysroot *self, FailedBoot **ret_failed, GError **error)
+{
+  g_assert (self->lock != NULL);
+  *ret_failed = NULL;
+  if (!sysroot_load_verdict (self, error))
+    return FALSE;
+  const Verdict *v = self->last_verdict;
+  g_autofree char *booted = sysroot_booted_name (self);
+  /* Only a finalize that succeeded makes a default with fresh tries; if
+   * that default is what runs, the update applied. */
+  if (v == NULL || g_strcmp0 (v->result, VERDICT_SUCCESS) != 0
+      || (booted != NULL && g_strcmp0 (v->deployment, booted) == 0))
+    return TRUE;
+  if (!sysroot_open_boot (self, error) || !sysroot_load (self, error))
+    return FALSE;
+  g_autoptr (FailedBoot) failed = sysroot_assess_boot (self);
+  if (failed == NULL)
+    return fs_unlink_at_optional (self->state_dfd, FAILED_BOOT_FILE, 0, error);
+  if (failed->reported)
+    return TRUE;
+  if (!write_failed_boot_record (self, failed, error))
+    return FALSE;
+  *ret_failed = g_steal_pointer (&failed);
+  return TRUE;
 }

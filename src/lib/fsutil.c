@@ -378,6 +378,11 @@ fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error)
         close (dup_fd);
       return throw_errno_value (error, errsv, "listing %s", what);
     }
+  /* The duplicate shares @dfd's file offset: a listing of the same fd
+   * before this one left it at the end, and without a rewind this one
+   * would be empty (a deploy lists <boot> in its stage's cleanup, then
+   * again when it finalizes). */
+  rewinddir (d);
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   struct dirent *de;
   while ((errno = 0, de = readdir (d)) != NULL)

@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "boot-counting.h"
 #include "image-import.h"
 #include "sysroot.h"
 
@@ -73,6 +74,18 @@ gboolean sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, 
  * nothing changes. A marker that does not parse is removed and reported as
  * an error. Needs the lock, not a loaded state. */
 gboolean sysroot_take_lost_staging (Sysroot *self, DeploymentRecord **ret_marker, GError **error);
+
+/* The boot-time check for a failed boot (automatic boot assessment): when
+ * the default the last successful finalize made ran out of boot tries and
+ * the boot loader fell back (sysroot_assess_boot()), and that was not
+ * reported yet, records it as reported (FAILED_BOOT_FILE) and returns it;
+ * otherwise *ret_failed is NULL. The boot directory is opened (and the
+ * state loaded) only when the last verdict is a success whose deployment
+ * is not the one running: an update that applied never touches an
+ * automounted /boot at boot. With no failure left, the record goes, so a
+ * later failure of an entry of the same name is news again. Needs the
+ * lock; @self may have been opened without the boot directory. */
+gboolean sysroot_take_failed_boot (Sysroot *self, FailedBoot **ret_failed, GError **error);
 
 /* Writes the verdict file atomically and durably. */
 gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);

@@ -127,6 +127,18 @@ sysroot_open_without_boot (const char *path, Sysroot **ret_sysroot, GError **err
 }
 
 gboolean
+sysroot_open_boot (Sysroot *self, GError **error)
+{
+  if (!self->without_boot)
+    return TRUE;
+  self->boot_dfd = open (self->boot_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (self->boot_dfd < 0 && errno != ENOENT)
+    return throw_errno (error, "opening boot directory %s", self->boot_path);
+  self->without_boot = FALSE;
+  return TRUE;
+}
+
+gboolean
 sysroot_require_initialized (Sysroot *self, GError **error)
 {
   if (self->state_dfd < 0)
@@ -313,13 +325,19 @@ read_booted_karg (Sysroot *self)
 }
 
 char *
-sysroot_booted_name (Sysroot *self)
+deployment_name_from_karg (const char *value)
 {
-  g_autofree char *value = read_booted_karg (self);
   g_autofree char *os = NULL, *id = NULL;
   if (!parse_deployment_karg (value, &os, &id))
     return NULL;
   return g_strdup_printf ("%s/%s", os, id);
+}
+
+char *
+sysroot_booted_name (Sysroot *self)
+{
+  g_autofree char *value = read_booted_karg (self);
+  return deployment_name_from_karg (value);
 }
 
 gboolean

@@ -70,6 +70,10 @@ gboolean sysroot_open (const char *path, const char *boot_path, Sysroot **ret_sy
  * sysroot cannot be loaded. */
 gboolean sysroot_open_without_boot (const char *path, Sysroot **ret_sysroot, GError **error);
 
+/* Opens the boot directory of a sysroot opened without it (the boot-time
+ * check, once it knows it must look at the entries), so it can be loaded. */
+gboolean sysroot_open_boot (Sysroot *self, GError **error);
+
 /* (Re)reads just the last finalize verdict into ->last_verdict. */
 gboolean sysroot_load_verdict (Sysroot *self, GError **error);
 
@@ -102,6 +106,10 @@ gboolean sysroot_open_run_dir (Sysroot *self, gboolean create, int *ret_fd, GErr
 
 /* "<os>/<id>" */
 char *deployment_name (const Deployment *d);
+
+/* "<os>/<id>" from a stagehand= value "/stagehand/deploy/<os>/<id>", or
+ * NULL when it names no deployment. */
+char *deployment_name_from_karg (const char *value);
 
 /* The relative directory of a deployment below the sysroot: "stagehand/deploy/<os>/<id>". */
 char *deployment_path (const char *os, const char *id);

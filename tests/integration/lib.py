@@ -230,9 +230,31 @@ def parse_entry(path):
     return e
 
 
+def bls_counter(name):
+    """systemd-boot's boot counter of an entry file name: (id, left, done),
+    id being the name without "+LEFT[-DONE]"; left is None without one."""
+    stem, suffix = (name[:-5], name[-5:]) if name.lower().endswith(".conf") else (name, "")
+    plus = stem.rfind("+")
+    if plus < 0:
+        return name, None, 0
+    left, sep, done = stem[plus + 1:].partition("-")
+    if not (left.isascii() and left.isdigit()) or (sep and not (done.isascii() and done.isdigit())):
+        return name, None, 0
+    if int(left) > 2**31 - 1 or (done and int(done) > 2**31 - 1):
+        return name, None, 0
+    return stem[:plus] + suffix, int(left), int(done or 0)
+
+
 def bls_compare(a, b):
-    """systemd-boot's order: entries with a sort-key first; then sort-key,
-    machine-id, version (newest first); then the id (newest first)."""
+    """systemd-boot's order: entries with no tries left last; entries with
+    a sort-key first; then sort-key, machine-id, version (newest first);
+    then the id without the boot counter (newest first); then more tries
+    left, fewer tries done."""
+    ida, lefta, donea = bls_counter(a["id"])
+    idb, leftb, doneb = bls_counter(b["id"])
+    r = cmp(lefta == 0, leftb == 0)
+    if r:
+        return r
     ska, skb = a.get("sort-key"), b.get("sort-key")
     if (ska is None) != (skb is None):
         return 1 if ska is None else -1
@@ -247,7 +269,10 @@ def bls_compare(a, b):
         r = -vercmp(a.get("version"), b.get("version"))
         if r:
             return r
-    return -vercmp(a["id"], b["id"])
+    r = -vercmp(ida[:-5] if ida.endswith(".conf") else ida, idb[:-5] if idb.endswith(".conf") else idb)
+    if r or lefta is None or leftb is None:
+        return r
+    return -cmp(lefta, leftb) or cmp(donea, doneb)
 
 
 def bls_order(directory):

@@ -454,8 +454,7 @@ test_version_compare_is_antisymmetric (void)
 static BootEntry *
 entry_new (const char *filename, const char *sort_key, const char *machine_id, const char *version)
 {
-  BootEntry *e = g_new0 (BootEntry, 1);
-  e->filename = g_strdup (filename);
+  BootEntry *e = boot_entry_new (filename);
   e->sort_key = g_strdup (sort_key);
   e->machine_id = g_strdup (machine_id);
   e->version = g_strdup (version);
@@ -594,12 +593,248 @@ test_same_version_falls_back_to_file_name_descending (void)
   assert_menu_order (entries, expected);
 }
 
+/* --- boot counters (automatic boot assessment) ------------------------ */
+
+static void
+assert_name_split (const char *filename, const char *expected_id, const char *expected_text,
+                   int expected_left, int expected_done)
+{
+  BootCounter c;
+  g_autofree char *id = boot_entry_name_split (filename, &c);
+  g_test_message ("%s", filename);
+  g_assert_cmpstr (id, ==, expected_id);
+  g_assert_cmpstr (c.text, ==, expected_text);
+  g_assert_cmpint (c.tries_left, ==, expected_left);
+  g_assert_cmpint (c.tries_done, ==, expected_done);
+  boot_counter_clear (&c);
+  /* Joined again, the name comes back as it was. */
+  g_autofree char *joined = boot_entry_name_join (id, expected_text);
+  g_assert_cmpstr (joined, ==, filename);
+}
+
+static void
+test_counter_is_parsed_from_the_file_name (void)
+{
+  assert_name_split ("stagehand-2-os-5+3.conf", "stagehand-2-os-5.conf", "+3", 3, 0);
+  assert_name_split ("stagehand-2-os-5+2-1.conf", "stagehand-2-os-5.conf", "+2-1", 2, 1);
+  assert_name_split ("stagehand-2-os-5+0-3.conf", "stagehand-2-os-5.conf", "+0-3", 0, 3);
+  assert_name_split ("stagehand-2-os-5+0.conf", "stagehand-2-os-5.conf", "+0", 0, 0);
+  /* systemd-boot matches the suffix without case (vfat). */
+  assert_name_split ("Other+1-1.CONF", "Other.CONF", "+1-1", 1, 1);
+}
+
+static void
+test_counter_keeps_digit_widths (void)
+{
+  /* The spec keeps the number of digits: a zero-padded counter is still a
+   * counter, and carried as it is written. */
+  assert_name_split ("a+03-00.conf", "a.conf", "+03-00", 3, 0);
+  assert_name_split ("a+010.conf", "a.conf", "+010", 10, 0);
+}
+
+static void
+test_plus_elsewhere_in_a_name_is_not_a_counter (void)
+{
+  /* The last '+' starts the counter; what is before it is the name. */
+  assert_name_split ("linux+rt+3.conf", "linux+rt.conf", "+3", 3, 0);
+  assert_name_split ("a+1+0-3.conf", "a+1.conf", "+0-3", 0, 3);
+  /* Not a counter: the name is its own identity. */
+  assert_name_split ("linux+rt.conf", "linux+rt.conf", NULL, -1, 0);
+  assert_name_split ("a+3x.conf", "a+3x.conf", NULL, -1, 0);
+  assert_name_split ("a+.conf", "a+.conf", NULL, -1, 0);
+  assert_name_split ("a+3-.conf", "a+3-.conf", NULL, -1, 0);
+  assert_name_split ("a+-1.conf", "a+-1.conf", NULL, -1, 0);
+  assert_name_split ("a+3-1-1.conf", "a+3-1-1.conf", NULL, -1, 0);
+  assert_name_split ("a+3.conf.bak", "a+3.conf.bak", NULL, -1, 0);
+  /* Beyond systemd-boot's INT_MAX: no counter. */
+  assert_name_split ("a+99999999999.conf", "a+99999999999.conf", NULL, -1, 0);
+  assert_name_split ("plain.conf", "plain.conf", NULL, -1, 0);
+}
+
+static void
+test_identity_ignores_the_counter (void)
+{
+  g_assert_true (boot_entry_name_equal ("stagehand-2-os-5+3.conf", "stagehand-2-os-5+0-3.conf"));
+  g_assert_true (boot_entry_name_equal ("stagehand-2-os-5.conf", "stagehand-2-os-5+1-2.conf"));
+  /* LoaderEntrySelected from an older systemd-boot: lower case, counter kept. */
+  g_assert_true (boot_entry_name_equal ("stagehand-2-OS-5+2-1.conf", "stagehand-2-os-5.conf"));
+  g_assert_false (boot_entry_name_equal ("stagehand-2-os-5.conf", "stagehand-2-os-50.conf"));
+  g_assert_false (boot_entry_name_equal ("stagehand-1-os-5.conf", "stagehand-2-os-5+3.conf"));
+}
+
+static void
+test_parsed_entry_has_identity_and_counter (void)
+{
+  g_autoptr (BootEntry) e = parse_ok ("stagehand-2-fedora-3+1-2.conf", FULL_ENTRY);
+  g_assert_true (boot_entry_is_ours (e));
+  g_assert_cmpstr (e->filename, ==, "stagehand-2-fedora-3+1-2.conf");
+  g_assert_cmpstr (e->id, ==, "stagehand-2-fedora-3.conf");
+  g_assert_cmpstr (e->counter.text, ==, "+1-2");
+  g_assert_false (boot_entry_is_exhausted (e));
+  g_autoptr (BootEntry) plain = parse_ok ("stagehand-2-fedora-3.conf", FULL_ENTRY);
+  g_assert_null (plain->counter.text);
+  g_assert_cmpint (plain->counter.tries_left, ==, -1);
+  g_assert_false (boot_entry_is_exhausted (plain));
+  g_autoptr (BootEntry) spent = parse_ok ("stagehand-2-fedora-3+0-3.conf", FULL_ENTRY);
+  g_assert_true (boot_entry_is_exhausted (spent));
+}
+
+static void
+test_set_counter_renames_the_entry (void)
+{
+  g_autoptr (BootEntry) e = boot_entry_new ("stagehand-2-os-5.conf");
+  boot_entry_set_counter (e, "+03-00");
+  g_assert_cmpstr (e->filename, ==, "stagehand-2-os-5+03-00.conf");
+  g_assert_cmpstr (e->id, ==, "stagehand-2-os-5.conf");
+  g_assert_cmpint (e->counter.tries_left, ==, 3);
+  g_autofree char *fresh = boot_counter_new_text (3);
+  boot_entry_set_counter (e, fresh);
+  g_assert_cmpstr (e->filename, ==, "stagehand-2-os-5+3.conf");
+  boot_entry_set_counter (e, NULL);
+  g_assert_cmpstr (e->filename, ==, "stagehand-2-os-5.conf");
+  g_assert_null (e->counter.text);
+}
+
+static void
+test_entry_without_tries_left_sorts_last (void)
+{
+  /* As systemd-boot sorts: the default that ran out of tries goes after
+   * everything else, even another tool's entries; that is the fallback. */
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries,
+                   entry_new ("stagehand-3-os-3+0-3.conf", BOOT_ENTRY_SORT_KEY, NULL, "3"));
+  g_ptr_array_add (entries, entry_new ("stagehand-2-os-2.conf", BOOT_ENTRY_SORT_KEY, NULL, "2"));
+  g_ptr_array_add (entries,
+                   entry_new ("stagehand-1-os-1+1-2.conf", BOOT_ENTRY_SORT_KEY, NULL, "1"));
+  g_ptr_array_add (entries, entry_new ("debian-6.1.conf", "debian", NULL, "6.1"));
+  static const char *const expected[] = { "stagehand-2-os-2.conf", "stagehand-1-os-1+1-2.conf",
+                                          "debian-6.1.conf", "stagehand-3-os-3+0-3.conf", NULL };
+  assert_menu_order (entries, expected);
+  /* As written, before the boot loader's assessment: 3 was the default. */
+  g_assert_cmpint (boot_entry_compare_as_written (entries->pdata[3], entries->pdata[0]), <, 0);
+}
+
+static void
+test_counter_does_not_move_an_entry_among_the_others (void)
+{
+  /* The identity orders, not the name with its counter: "+3" must not
+   * read as a version segment. */
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("os-1+9.conf", NULL, NULL, NULL));
+  g_ptr_array_add (entries, entry_new ("os-1-1.conf", NULL, NULL, NULL));
+  g_ptr_array_add (entries, entry_new ("os-1.1.conf", NULL, NULL, NULL));
+  static const char *const expected[] = { "os-1.1.conf", "os-1-1.conf", "os-1+9.conf", NULL };
+  assert_menu_order (entries, expected);
+  g_autoptr (GPtrArray) plain = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (plain, entry_new ("os-1.conf", NULL, NULL, NULL));
+  g_ptr_array_add (plain, entry_new ("os-1-1.conf", NULL, NULL, NULL));
+  g_ptr_array_add (plain, entry_new ("os-1.1.conf", NULL, NULL, NULL));
+  static const char *const expected_plain[] = { "os-1.1.conf", "os-1-1.conf", "os-1.conf", NULL };
+  assert_menu_order (plain, expected_plain);
+}
+
+static void
+test_same_identity_twice_more_tries_left_first (void)
+{
+  g_autoptr (GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (entries, entry_new ("a+1-2.conf", NULL, NULL, NULL));
+  g_ptr_array_add (entries, entry_new ("a+2-2.conf", NULL, NULL, NULL));
+  g_ptr_array_add (entries, entry_new ("a+2-1.conf", NULL, NULL, NULL));
+  static const char *const expected[] = { "a+2-1.conf", "a+2-2.conf", "a+1-2.conf", NULL };
+  assert_menu_order (entries, expected);
+}
+
+static BootEntry *
+deployment_entry (const char *filename, const char *deployment_id)
+{
+  BootEntry *e = boot_entry_new (filename);
+  e->options = g_strdup_printf ("quiet stagehand=/stagehand/deploy/os/%s", deployment_id);
+  return e;
+}
+
+static char *
+entry_names (GPtrArray *entries)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < entries->len; i++)
+    g_string_append_printf (s, "%s%s", i ? " " : "", ((BootEntry *)entries->pdata[i])->filename);
+  return g_string_free (s, FALSE);
+}
+
+static void
+test_rewrite_keeps_counters_and_counts_only_the_new_default (void)
+{
+  g_autoptr (GPtrArray) live = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (live, deployment_entry ("stagehand-2-os-2+1-2.conf", "2"));
+  g_ptr_array_add (live, deployment_entry ("stagehand-1-os-1+03-00.conf", "1"));
+  g_ptr_array_add (live, deployment_entry ("other+1.conf", "9"));
+
+  /* A finalize of os/3: it is new and gets the tries; the others keep
+   * theirs as written; another tool's entry with the same karg lends
+   * nothing. */
+  g_autoptr (GPtrArray) set = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (set, deployment_entry ("stagehand-4-os-3.conf", "3"));
+  g_ptr_array_add (set, deployment_entry ("stagehand-3-os-2.conf", "2"));
+  g_ptr_array_add (set, deployment_entry ("stagehand-2-os-1.conf", "1"));
+  g_ptr_array_add (set, deployment_entry ("stagehand-1-os-9.conf", "9"));
+  boot_entries_carry_counters (set, live, 3);
+  g_autofree char *names = entry_names (set);
+  g_assert_cmpstr (names, ==,
+                   "stagehand-4-os-3+3.conf stagehand-3-os-2+1-2.conf "
+                   "stagehand-2-os-1+03-00.conf stagehand-1-os-9.conf");
+
+  /* Counting off: the new default gets none, the others still keep theirs. */
+  g_autoptr (GPtrArray) off = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (off, deployment_entry ("stagehand-2-os-3.conf", "3"));
+  g_ptr_array_add (off, deployment_entry ("stagehand-1-os-2.conf", "2"));
+  boot_entries_carry_counters (off, live, 0);
+  g_autofree char *off_names = entry_names (off);
+  g_assert_cmpstr (off_names, ==, "stagehand-2-os-3.conf stagehand-1-os-2+1-2.conf");
+}
+
+static void
+test_rewrite_never_gives_a_failed_deployment_its_tries_back (void)
+{
+  /* A rollback-like rewrite: the new default was in the menu (no counter:
+   * blessed), the failed one keeps +0-3 and so stays last. */
+  g_autoptr (GPtrArray) live = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (live, deployment_entry ("stagehand-1-os-1.conf", "1"));
+  g_ptr_array_add (live, deployment_entry ("stagehand-2-os-2+0-3.conf", "2"));
+  g_autoptr (GPtrArray) set = g_ptr_array_new_with_free_func ((GDestroyNotify)boot_entry_free);
+  g_ptr_array_add (set, deployment_entry ("stagehand-2-os-1.conf", "1"));
+  g_ptr_array_add (set, deployment_entry ("stagehand-1-os-2.conf", "2"));
+  boot_entries_carry_counters (set, live, 3);
+  g_autofree char *names = entry_names (set);
+  g_assert_cmpstr (names, ==, "stagehand-2-os-1.conf stagehand-1-os-2+0-3.conf");
+  g_assert_true (boot_entry_is_exhausted (set->pdata[1]));
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/bls/parses-a-full-stagehand-entry", test_parses_a_full_stagehand_entry);
+  g_test_add_func ("/bls/counter/is-parsed-from-the-file-name",
+                   test_counter_is_parsed_from_the_file_name);
+  g_test_add_func ("/bls/counter/keeps-digit-widths", test_counter_keeps_digit_widths);
+  g_test_add_func ("/bls/counter/plus-elsewhere-in-a-name-is-not-a-counter",
+                   test_plus_elsewhere_in_a_name_is_not_a_counter);
+  g_test_add_func ("/bls/counter/identity-ignores-the-counter", test_identity_ignores_the_counter);
+  g_test_add_func ("/bls/counter/parsed-entry-has-identity-and-counter",
+                   test_parsed_entry_has_identity_and_counter);
+  g_test_add_func ("/bls/counter/set-counter-renames-the-entry",
+                   test_set_counter_renames_the_entry);
+  g_test_add_func ("/bls/counter/entry-without-tries-left-sorts-last",
+                   test_entry_without_tries_left_sorts_last);
+  g_test_add_func ("/bls/counter/does-not-move-an-entry-among-the-others",
+                   test_counter_does_not_move_an_entry_among_the_others);
+  g_test_add_func ("/bls/counter/same-identity-twice-more-tries-left-first",
+                   test_same_identity_twice_more_tries_left_first);
+  g_test_add_func ("/bls/counter/rewrite-keeps-counters-and-counts-only-the-new-default",
+                   test_rewrite_keeps_counters_and_counts_only_the_new_default);
+  g_test_add_func ("/bls/counter/rewrite-never-gives-a-failed-deployment-its-tries-back",
+                   test_rewrite_never_gives_a_failed_deployment_its_tries_back);
   g_test_add_func ("/bls/tabs-and-runs-of-spaces-separate-key-and-value",
                    test_tabs_and_runs_of_spaces_separate_key_and_value);
   g_test_add_func ("/bls/multiple-initrd-lines-are-kept-in-order",

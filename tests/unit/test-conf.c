@@ -46,6 +46,8 @@ assert_defaults (const Config *c)
   g_assert_cmpuint (c->finalize_lock_timeout, ==, 20);
   g_assert_nonnull (c->kargs);
   g_assert_cmpuint (g_strv_length (c->kargs), ==, 0);
+  /* Unset: the boot loader decides (3 tries with systemd-boot, else off). */
+  g_assert_cmpint (c->boot_counting_tries, ==, CONFIG_TRIES_UNSET);
 }
 
 static void
@@ -90,6 +92,20 @@ test_limits_are_accepted (void)
   g_autoptr (Config) high = parse_ok ("[stagehand]\nretain=64\nlock-timeout=86400\n");
   g_assert_cmpuint (high->retain, ==, 64);
   g_assert_cmpuint (high->lock_timeout, ==, 86400);
+}
+
+static void
+test_boot_counting_tries_is_read (void)
+{
+  g_autoptr (Config) off = parse_ok ("[stagehand]\nboot-counting-tries=0\n");
+  g_assert_cmpint (off->boot_counting_tries, ==, 0);
+  g_autoptr (Config) five = parse_ok ("[stagehand]\nboot-counting-tries=5\n");
+  g_assert_cmpint (five->boot_counting_tries, ==, 5);
+  g_autoptr (Config) max = parse_ok ("[stagehand]\nboot-counting-tries=100\n");
+  g_assert_cmpint (max->boot_counting_tries, ==, CONFIG_TRIES_MAX);
+  assert_invalid ("[stagehand]\nboot-counting-tries=101\n", "boot-counting-tries", "101");
+  assert_invalid ("[stagehand]\nboot-counting-tries=-1\n", "boot-counting-tries", "-1");
+  assert_invalid ("[stagehand]\nboot-counting-tries=yes\n", "boot-counting-tries", "yes");
 }
 
 static void
@@ -163,6 +179,7 @@ main (int argc, char **argv)
   g_test_add_func ("/conf/empty-file-gives-defaults", test_empty_file_gives_defaults);
   g_test_add_func ("/conf/every-key-is-read", test_every_key_is_read);
   g_test_add_func ("/conf/limits-are-accepted", test_limits_are_accepted);
+  g_test_add_func ("/conf/boot-counting-tries-is-read", test_boot_counting_tries_is_read);
   g_test_add_func ("/conf/unknown-keys-and-groups-are-ignored",
                    test_unknown_keys_and_groups_are_ignored);
   g_test_add_func ("/conf/bad-numbers-are-invalid", test_bad_numbers_are_invalid);
