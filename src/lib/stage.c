@@ -251,6 +251,40 @@ compute_bootcsum (int tree_dfd, const KernelInfo *kernel, const Reference *ref, 
   return kernel_checksum (tree_dfd, kernel, ret_bootcsum, error);
 }
 
+static void
+stage_phase (const StageOptions *opts, const StagePhaseInfo *info)
+{
+  if (opts->phase != NULL)
+    opts->phase (info, opts->progress_data);
+}
+
+/* The kernel phase, with the sizes of the files it copies from @tree_dfd;
+ * -1: the boot directory has them already, nothing is copied (the phase is
+ * still reported, so an updater always sees the same phases). */
+static void
+stage_phase_kernel (const StageOptions *opts, int tree_dfd, const Origin *origin)
+{
+  if (opts->phase == NULL)
+    return;
+  StagePhaseInfo info = { STAGE_PHASE_KERNEL, 0, 0 };
+  const char *files[] = { origin->kernel_path, origin->initramfs_path };
+  for (guint i = 0; tree_dfd >= 0 && i < G_N_ELEMENTS (files); i++)
+    {
+      struct stat st;
+      if (files[i] == NULL)
+        continue;
+      /* Only for the report: boot_config_install_kernel() says what is wrong. */
+      if (fstatat (tree_dfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+          info.total_bytes = -1;
+          break;
+        }
+      info.total_files++;
+      info.total_bytes += st.st_size;
+    }
+  stage_phase (opts, &info);
+}
+
 static gboolean
 stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
                 const Manifest *manifest, const Reference *ref, StageUndo *undo,
@@ -294,7 +328,9 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   undo->tree_name = g_strdup (origin->id);
   undo->os_dir = g_strdup (origin->os);
 
-  if (!boot_config_has_kernel (self->boot_dfd, origin))
+  gboolean has_kernel = boot_config_has_kernel (self->boot_dfd, origin);
+  stage_phase_kernel (opts, has_kernel ? -1 : tree_dfd, origin);
+  if (!has_kernel)
     {
       if (!boot_config_install_kernel (self->boot_dfd, tree_dfd, origin, error))
         return FALSE;
@@ -313,6 +349,7 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   undo->manifest = g_steal_pointer (&manifest_name);
 
   /* One syncfs for the whole tree instead of an fsync per file. */
+  stage_phase (opts, &(StagePhaseInfo){ STAGE_PHASE_SYNC, -1, -1 });
   if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))
     return FALSE;
 
@@ -442,6 +479,7 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   StageUndo undo = { .deploy_dfd = deploy_dfd, .tree_name = fs_temp_name ("import") };
   StageProgress progress = { .opts = opts };
   ImportOptions import_options = IMPORT_OPTIONS_INIT;
+  stage_phase (opts, &(StagePhaseInfo){ STAGE_PHASE_IMPORT, -1, -1 });
   import_options.progress = stage_progress;
   import_options.progress_data = &progress;
   import_options.reference_dfd = ref.tree_dfd;
