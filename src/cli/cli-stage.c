@@ -3,6 +3,7 @@
  * importer (and libarchive). */
 #include "config.h"
 
+#include "cli-progress.h"
 #include "cli.h"
 #include "karg.h"
 #include "ops.h"
@@ -13,16 +14,17 @@
 
 typedef struct
 {
+  gboolean on_terminal;
   gint64 started;
   gint64 last_shown;
   gboolean shown;
+  CliProgressFd *fd; /* --progress-fd, or NULL */
 } Progress;
 
 /* One updating line on a terminal, at most ten times a second. */
 static void
-show_progress (const ImportProgress *p, gpointer user_data)
+show_on_terminal (Progress *state, const ImportProgress *p)
 {
-  Progress *state = user_data;
   gint64 now = g_get_monotonic_time ();
   if (!p->done && now - state->last_shown < G_USEC_PER_SEC / 10)
     return;
@@ -34,6 +36,29 @@ show_progress (const ImportProgress *p, gpointer user_data)
   if (p->done)
     fputc ('\n', stderr);
   fflush (stderr);
+}
+
+static void
+show_progress (const ImportProgress *p, gpointer user_data)
+{
+  Progress *state = user_data;
+  if (state->on_terminal)
+    show_on_terminal (state, p);
+  if (state->fd != NULL)
+    cli_progress_fd_import (state->fd, p);
+}
+
+static void
+show_phase (const StagePhaseInfo *info, gpointer user_data)
+{
+  static const char *const names[] = {
+    [STAGE_PHASE_IMPORT] = "import",
+    [STAGE_PHASE_KERNEL] = "kernel",
+    [STAGE_PHASE_SYNC] = "sync",
+  };
+  Progress *state = user_data;
+  if (state->fd != NULL)
+    cli_progress_fd_phase (state->fd, names[info->phase], info->total_files, info->total_bytes);
 }
 
 int
@@ -60,12 +85,15 @@ cli_stage (const char *operation, const char *image, const CliStageOptions *opts
   if (!cli_open_sysroot (operation, opts->lock_timeout, CLI_LOCK_TIMEOUT_FLAG, TRUE, &sysroot,
                          error))
     return FALSE;
-  Progress progress = { .started = g_get_monotonic_time () };
+  Progress progress = { .on_terminal = isatty (STDERR_FILENO),
+                        .started = g_get_monotonic_time (),
+                        .fd = opts->progress_fd };
   StageOptions stage_options
       = { .os = opts->os, .kargs = opts->kargs, .mark_pending = opts->mark_pending };
-  if (isatty (STDERR_FILENO))
+  if (progress.on_terminal || progress.fd != NULL)
     {
       stage_options.progress = show_progress;
+      stage_options.phase = show_phase;
       stage_options.progress_data = &progress;
     }
   gboolean ok = sysroot_stage (sysroot, image, &stage_options, ret_deployment, error);

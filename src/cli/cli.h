@@ -84,7 +84,8 @@ typedef struct
   char **kargs;
   int lock_timeout; /* -1: the configured default */
   gboolean no_start;
-  gboolean mark_pending; /* StageOptions.mark_pending: `stage`, not `deploy` */
+  gboolean mark_pending;             /* StageOptions.mark_pending: `stage`, not `deploy` */
+  struct CliProgressFd *progress_fd; /* --progress-fd, or NULL */
 } CliStageOptions;
 
 /* Adds the shared stage options to a verb's entries. */

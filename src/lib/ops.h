@@ -18,6 +18,25 @@ G_BEGIN_DECLS
 gboolean sysroot_init (Sysroot *self, BootMode mode, guint lock_timeout, LockWaitFunc wait_func,
                        gpointer wait_data, GError **error);
 
+/* The steps of a stage an updater can show (stage --progress-fd). */
+typedef enum
+{
+  STAGE_PHASE_IMPORT, /* the image is imported; ImportProgress follows */
+  STAGE_PHASE_KERNEL, /* the kernel and initramfs are copied into the boot directory */
+  STAGE_PHASE_SYNC,   /* the sysroot filesystem is synced */
+} StagePhase;
+
+/* A phase as it starts: its size where known before it runs, else -1.
+ * The import is streamed, so its totals are not known. */
+typedef struct
+{
+  StagePhase phase;
+  gint64 total_files;
+  gint64 total_bytes;
+} StagePhaseInfo;
+
+typedef void (*StagePhaseFunc) (const StagePhaseInfo *info, gpointer user_data);
+
 typedef struct
 {
   const char *os;     /* NULL: the image's os-release ID */
@@ -26,6 +45,9 @@ typedef struct
    * finalize runs in another process later, not `deploy`, whose runs now. */
   gboolean mark_pending;
   ImportProgressFunc progress;
+  /* Called as each phase starts, in the order of StagePhase; may be NULL.
+   * Gets progress_data too. */
+  StagePhaseFunc phase;
   gpointer progress_data;
 } StageOptions;
 

@@ -300,6 +300,40 @@ compute_bootcsum (int tree_dfd, const KernelInfo *kernel, const Reference *ref, 
   return kernel_checksum (tree_dfd, kernel, ret_bootcsum, error);
 }
 
+static void
+stage_phase (const StageOptions *opts, const StagePhaseInfo *info)
+{
+  if (opts->phase != NULL)
+    opts->phase (info, opts->progress_data);
+}
+
+/* The kernel phase, with the sizes of the files it copies from @tree_dfd;
+ * -1: the boot directory has them already, nothing is copied (the phase is
+ * still reported, so an updater always sees the same phases). */
+static void
+stage_phase_kernel (const StageOptions *opts, int tree_dfd, const Origin *origin)
+{
+  if (opts->phase == NULL)
+    return;
+  StagePhaseInfo info = { STAGE_PHASE_KERNEL, 0, 0 };
+  const char *files[] = { origin->kernel_path, origin->initramfs_path };
+  for (guint i = 0; tree_dfd >= 0 && i < G_N_ELEMENTS (files); i++)
+    {
+      struct stat st;
+      if (files[i] == NULL)
+        continue;
+      /* Only for the report: boot_kernel_install() says what is wrong. */
+      if (fstatat (tree_dfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+        {
+          info.total_bytes = -1;
+          break;
+        }
+      info.total_files++;
+      info.total_bytes += st.st_size;
+    }
+  stage_phase (opts, &info);
+}
+
 static gboolean
 stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
                 const Manifest *manifest, const Reference *ref, StageUndo *undo,
@@ -357,12 +391,17 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   undo->os_dir = g_strdup (origin->os);
 
   /* Same bootcsum: nothing to copy, unless a file of that directory has
-   * gone since. Only a directory this stage created is undone. */
+   * gone since. Only a directory this stage created is undone. The
+   * progress report counts the copy only where the directory is new. */
+  g_autofree char *kernel_dir = origin_boot_dir_name (origin);
+  struct stat kst;
+  gboolean kernel_dir_exists = fstatat (self->boot_dfd, kernel_dir, &kst, AT_SYMLINK_NOFOLLOW) == 0;
+  stage_phase_kernel (opts, kernel_dir_exists ? -1 : tree_dfd, origin);
   BootKernelAction kernel_action;
   if (!boot_kernel_install (self->boot_dfd, tree_dfd, origin, &kernel_action, error))
     return FALSE;
   if (kernel_action == BOOT_KERNEL_INSTALLED)
-    undo->kernel_dir = origin_boot_dir_name (origin);
+    undo->kernel_dir = g_steal_pointer (&kernel_dir);
 
   /* The manifest lets the next stage share this tree's files. Before the
    * sync, which makes it durable with the tree; before the origin, so a
@@ -381,6 +420,7 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
     undo->manifest = g_steal_pointer (&manifest_name);
 
   /* One syncfs for the whole tree instead of an fsync per file. */
+  stage_phase (opts, &(StagePhaseInfo){ STAGE_PHASE_SYNC, -1, -1 });
   if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))
     return FALSE;
 
@@ -510,6 +550,7 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   StageUndo undo = { .deploy_dfd = deploy_dfd, .tree_name = fs_temp_name ("import") };
   StageProgress progress = { .opts = opts };
   ImportOptions import_options = IMPORT_OPTIONS_INIT;
+  stage_phase (opts, &(StagePhaseInfo){ STAGE_PHASE_IMPORT, -1, -1 });
   import_options.progress = stage_progress;
   import_options.progress_data = &progress;
   import_options.reference_dfd = ref.tree_dfd;
