@@ -23,6 +23,7 @@ import io
 import json
 import os
 import signal
+import socket
 import stat
 import sys
 import tarfile
@@ -332,6 +333,21 @@ def sparse_file(path):
         f.write(b"B" * 4096)
 
 
+def notify_listen(sock_path, log_path):
+    """An sd_notify receiver: binds a datagram socket at sock_path, writes
+    "LISTENING" to log_path, then appends every message received (its
+    newlines as spaces), one a line, until killed."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    with open(log_path, "a") as log:
+        log.write("LISTENING\n")
+        log.flush()
+        while True:
+            msg = s.recv(65536)
+            log.write(msg.decode("utf-8", "replace").replace("\n", " ") + "\n")
+            log.flush()
+
+
 def main():
     # `lib.py bls-order DIR | head -n1` is fine: die quietly as shell tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -355,6 +371,8 @@ def main():
         hostile_tar(args[0], args[1], args[2])
     elif cmd == "sparse-file":
         sparse_file(args[0])
+    elif cmd == "notify-listen":
+        notify_listen(args[0], args[1])
     else:
         raise SystemExit("lib.py: unknown command %s" % cmd)
 
