@@ -1,26 +1,20 @@
 #include "config.h"
 
 #include "boot-config.h"
+#include "boot-config-private.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
 #include "karg.h"
 
 #include <dirent.h>
-#include <linux/fs.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
-
-#define LOADER "loader"
-#define ENTRIES "entries"
-#define EXCHANGE_NEW_NAME "entries.new"
-#define EXCHANGE_NEW LOADER "/" EXCHANGE_NEW_NAME
 
 const char *
 boot_mode_to_string (BootMode mode)
@@ -45,6 +39,7 @@ boot_config_free (BootConfig *config)
   g_ptr_array_unref (config->entries);
   g_ptr_array_unref (config->warnings);
   g_free (config->entries_path);
+  g_free (config->atomic_reason);
   g_free (config);
 }
 
@@ -100,16 +95,14 @@ entries_dir_path (BootMode mode, int version)
   return g_strdup (LOADER "/" ENTRIES);
 }
 
-/* What boot loaders read as an entry in an entries directory. */
-static gboolean
-is_entry_name (const char *name)
+gboolean
+boot_is_entry_name (const char *name)
 {
   return name[0] != '.' && g_str_has_suffix (name, ".conf");
 }
 
-/* The entry file names (*.conf, not hidden) in @dfd. */
-static gboolean
-list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
+gboolean
+boot_list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
 {
   g_autoptr (GPtrArray) all = NULL;
   if (!fs_list_dir (dfd, what, &all, error))
@@ -118,7 +111,7 @@ list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **err
   for (guint i = 0; i < all->len; i++)
     {
       const char *n = all->pdata[i];
-      if (is_entry_name (n))
+      if (boot_is_entry_name (n))
         g_ptr_array_add (names, g_strdup (n));
     }
   *ret_names = g_steal_pointer (&names);
@@ -129,7 +122,7 @@ static gboolean
 load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings, GError **error)
 {
   g_autoptr (GPtrArray) names = NULL;
-  if (!list_entry_names (dfd, what, &names, error))
+  if (!boot_list_entry_names (dfd, what, &names, error))
     return FALSE;
 
   for (guint i = 0; i < names->len; i++)
@@ -211,8 +204,13 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
   config->warnings = g_ptr_array_new_with_free_func (g_free);
   if (!detect_mode (boot_dfd, &config->mode, &config->version, error))
     return prefix_error (error, "reading the boot configuration: ");
-  config->atomic = config->mode == BOOT_MODE_SYMLINK
-                   || (config->mode == BOOT_MODE_EXCHANGE && boot_exchange_is_atomic ());
+  if (config->mode == BOOT_MODE_SYMLINK)
+    {
+      config->atomic = TRUE;
+      config->atomic_reason = g_strdup ("a new symlink is renamed over " LOADER);
+    }
+  else if (config->mode == BOOT_MODE_EXCHANGE)
+    config->atomic = boot_exchange_expect_atomic_at (boot_dfd, &config->atomic_reason);
   if (config->mode != BOOT_MODE_NONE)
     {
       g_autofree char *path = entries_dir_path (config->mode, config->version);
@@ -232,20 +230,6 @@ BootMode
 boot_mode_for_filesystem (long f_type)
 {
   return f_type == MSDOS_SUPER_MAGIC ? BOOT_MODE_EXCHANGE : BOOT_MODE_SYMLINK;
-}
-
-gboolean
-boot_exchange_is_atomic (void)
-{
-  /* RENAME_EXCHANGE works on vfat since Linux 6.0. The debug switch forces
-   * the non-atomic fallback so tests can exercise it. */
-  if (g_getenv ("STAGEHAND_DEBUG_NO_EXCHANGE") != NULL)
-    return FALSE;
-  struct utsname u;
-  guint major = 0, minor = 0;
-  if (uname (&u) < 0 || sscanf (u.release, "%u.%u", &major, &minor) != 2)
-    return FALSE;
-  return major >= 6;
 }
 
 static gboolean
@@ -491,7 +475,7 @@ carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_pa
         continue;
       if (scope == CARRY_BESIDE_ENTRIES && strcmp (name, ENTRIES) == 0)
         continue;
-      if (scope == CARRY_BESIDE_ENTRY_FILES && is_entry_name (name))
+      if (scope == CARRY_BESIDE_ENTRY_FILES && boot_is_entry_name (name))
         continue;
 
       struct stat st;
@@ -577,8 +561,8 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, const 
   return TRUE;
 }
 
-static void
-fsync_after_commit (int dfd, const char *what)
+void
+boot_fsync_after_commit (int dfd, const char *what)
 {
   g_autoptr (GError) local_error = NULL;
   if (!fs_fsync_fd (dfd, what, &local_error))
@@ -597,7 +581,7 @@ discard_new_set (int boot_dfd, const char *top)
 
 /* Symlink mode: a new symlink renamed over <boot>/loader. */
 static gboolean
-swap_symlink (int boot_dfd, const char *new_dir, GError **error)
+swap_symlink (int boot_dfd, const char *new_dir, char **ret_how, GError **error)
 {
   g_autofree char *tmp = fs_temp_name (LOADER);
   if (symlinkat (new_dir, boot_dfd, tmp) < 0)
@@ -609,91 +593,8 @@ swap_symlink (int boot_dfd, const char *new_dir, GError **error)
       (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
       return FALSE;
     }
-  fsync_after_commit (boot_dfd, "the boot directory");
-  return TRUE;
-}
-
-/* The fallback where RENAME_EXCHANGE is refused: move the new files into
- * loader/entries first (new names appear, same names are replaced by a
- * rename, which never leaves a partial file), sync, then remove the
- * obsolete stagehand entries. At every step a complete default exists, but
- * a crash can leave old and new entries side by side. */
-static gboolean
-swap_merge (int loader_dfd, GError **error)
-{
-  autofd new_dfd = -1, live_dfd = -1;
-  if (!fs_opendir_at (loader_dfd, EXCHANGE_NEW_NAME, &new_dfd, error)
-      || !fs_opendir_at (loader_dfd, ENTRIES, &live_dfd, error))
-    return FALSE;
-  g_autoptr (GPtrArray) new_names = NULL, live_names = NULL;
-  if (!list_entry_names (new_dfd, EXCHANGE_NEW, &new_names, error)
-      || !list_entry_names (live_dfd, LOADER "/" ENTRIES, &live_names, error))
-    return FALSE;
-  g_autoptr (GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < new_names->len; i++)
-    g_hash_table_add (wanted, new_names->pdata[i]);
-  GHashTableIter it;
-  gpointer name;
-  g_hash_table_iter_init (&it, wanted);
-  while (g_hash_table_iter_next (&it, &name, NULL))
-    if (renameat (new_dfd, name, live_dfd, name) < 0)
-      return throw_errno (error, "moving entry %s into place", (char *)name);
-  if (!fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, error))
-    return FALSE;
-  for (guint i = 0; i < live_names->len; i++)
-    {
-      const char *n = live_names->pdata[i];
-      if (g_str_has_prefix (n, BOOT_ENTRY_PREFIX) && !g_hash_table_contains (wanted, n)
-          && !fs_unlink_at_optional (live_dfd, n, 0, error))
-        return FALSE;
-    }
-  return fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, error);
-}
-
-/* Exchange mode: renameat2(RENAME_EXCHANGE) of loader/entries with the
- * complete loader/entries.new. We exchange entries/ rather than loader/
- * itself because loader/ also holds files that are not ours (systemd-boot's
- * loader.conf, random-seed) which must stay where they are. */
-static gboolean
-swap_exchange (int boot_dfd, gboolean *ret_atomic, GError **error)
-{
-  autofd loader_dfd = -1;
-  if (!fs_opendir_at (boot_dfd, LOADER, &loader_dfd, error))
-    return FALSE;
-  *ret_atomic = TRUE;
-  struct stat st;
-  gboolean has_live;
-  if (!fs_stat_optional (loader_dfd, ENTRIES, &st, &has_live, error))
-    return FALSE;
-  if (!has_live)
-    {
-      /* First entry set: a plain rename is just as atomic. */
-      if (renameat (loader_dfd, EXCHANGE_NEW_NAME, loader_dfd, ENTRIES) < 0)
-        return throw_errno (error, "renaming the new entry set into place");
-    }
-  else
-    {
-      gboolean exchanged = FALSE;
-      if (boot_exchange_is_atomic ())
-        {
-          /* The commit point. */
-          if (renameat2 (loader_dfd, EXCHANGE_NEW_NAME, loader_dfd, ENTRIES, RENAME_EXCHANGE) == 0)
-            exchanged = TRUE;
-          else if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return throw_errno (error, "exchanging " LOADER "/" ENTRIES " with the new set");
-        }
-      if (!exchanged)
-        {
-          *ret_atomic = FALSE;
-          log_event (
-              LOG_WARNING, NULL,
-              "RENAME_EXCHANGE is not available on the boot filesystem: switching the entries "
-              "without an atomic swap (\"atomic\": false)");
-          if (!swap_merge (loader_dfd, error))
-            return FALSE;
-        }
-    }
-  fsync_after_commit (loader_dfd, LOADER);
+  boot_fsync_after_commit (boot_dfd, "the boot directory");
+  *ret_how = g_strdup ("atomic: a new symlink renamed over " LOADER);
   return TRUE;
 }
 
@@ -736,15 +637,20 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   verdict_end_step (timings);
 
   verdict_begin_step (timings, "swap");
-  gboolean atomic = TRUE;
-  gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, error)
-                                                   : swap_exchange (boot_dfd, &atomic, error);
+  g_autofree char *how = NULL;
+  gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, &how, error)
+                                                   : boot_swap_exchange (boot_dfd, &how, error);
   if (!ok)
     {
       discard_new_set (boot_dfd, top);
       return prefix_error (error, "swapping the boot configuration: ");
     }
   verdict_end_step (timings);
+  if (timings != NULL)
+    {
+      g_free (timings->switched);
+      timings->switched = g_steal_pointer (&how);
+    }
   return TRUE;
 }
 
@@ -761,6 +667,7 @@ boot_config_tidy (int boot_dfd, GError **error)
       return fs_rm_rf_at (boot_dfd, old, error);
     }
   if (mode == BOOT_MODE_EXCHANGE)
-    return fs_rm_rf_at (boot_dfd, EXCHANGE_NEW, error);
+    return fs_rm_rf_at (boot_dfd, EXCHANGE_NEW, error)
+           && fs_rm_rf_at (boot_dfd, EXCHANGE_OLD, error);
   return TRUE;
 }
