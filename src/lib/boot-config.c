@@ -210,7 +210,20 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
       config->atomic_reason = g_strdup ("a new symlink is renamed over " LOADER);
     }
   else if (config->mode == BOOT_MODE_EXCHANGE)
-    config->atomic = boot_exchange_expect_atomic_at (boot_dfd, &config->atomic_reason);
+    {
+      config->atomic = boot_exchange_expect_atomic_at (boot_dfd, &config->atomic_reason);
+      struct stat st;
+      if (fstatat (boot_dfd, EXCHANGE_OLD, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        {
+          config->switch_interrupted = TRUE;
+          g_ptr_array_add (config->warnings,
+                           g_strdup (EXCHANGE_OLD
+                                     ": a switch of the entries one at a time was "
+                                     "interrupted, so the menu may hold entries of the old and "
+                                     "the new set; the next cleanup, stage, finalize or rollback "
+                                     "writes it whole again"));
+        }
+    }
   if (config->mode != BOOT_MODE_NONE)
     {
       g_autofree char *path = entries_dir_path (config->mode, config->version);

@@ -43,6 +43,10 @@ typedef struct
   GPtrArray *entries;  /* BootEntry*, menu order: the first is the default */
   GPtrArray *warnings; /* char*: entries that could not be read, and why */
   char *entries_path;  /* the live entries directory below <boot>, or NULL */
+  /* Exchange mode: loader/entries.old is there, so a non-atomic switch was
+   * interrupted and the menu may hold entries of two sets (boot-exchange.c);
+   * sysroot_repair_interrupted_switch() writes it whole again. */
+  gboolean switch_interrupted;
 } BootConfig;
 
 void boot_config_free (BootConfig *config);

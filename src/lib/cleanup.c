@@ -205,9 +205,12 @@ sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error)
                         "cleanup: the boot directory %s has no loader (not initialised, or not "
                         "mounted?); refusing to remove deployments that its entries may name",
                         self->boot_path);
-  gboolean ok = cleanup_deployments (self, &stats, error) && cleanup_kernels (self, &stats, error)
-                && cleanup_boot_leftovers (self, &stats, error)
-                && cleanup_state_leftovers (self, &stats, error);
+  /* First: a menu that holds two sets names deployments the whole one
+   * will not keep. */
+  gboolean ok
+      = sysroot_repair_interrupted_switch (self, error) && cleanup_deployments (self, &stats, error)
+        && cleanup_kernels (self, &stats, error) && cleanup_boot_leftovers (self, &stats, error)
+        && cleanup_state_leftovers (self, &stats, error);
   *ret_stats = stats;
   if (!ok)
     return prefix_error (error, "cleanup: ");

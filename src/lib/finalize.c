@@ -126,6 +126,27 @@ tidy_after_commit (Sysroot *self, Verdict *timings)
 }
 
 gboolean
+sysroot_repair_interrupted_switch (Sysroot *self, GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  if (!self->boot_config->switch_interrupted)
+    return TRUE;
+  Deployment *d = self->default_deployment;
+  if (d != NULL)
+    {
+      /* The menu as it stands, default first, each deployment once: what
+       * plan_menu() makes of a menu that holds two sets. */
+      if (!switch_default (self, d, NULL, error))
+        return prefix_error (error, "completing an interrupted switch of the boot entries: ");
+      log_event (LOG_NOTICE, NULL,
+                 "completed an interrupted switch of the boot entries: %s/%s is the default", d->os,
+                 d->id);
+    }
+  tidy_after_commit (self, NULL);
+  return sysroot_load (self, error);
+}
+
+gboolean
 sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
 {
   g_assert (self->loaded && self->lock != NULL);
