@@ -40,6 +40,7 @@ boot_config_free (BootConfig *config)
   g_ptr_array_unref (config->warnings);
   g_free (config->entries_path);
   g_free (config->atomic_reason);
+  g_free (config->live_fingerprint);
   g_free (config);
 }
 
@@ -196,6 +197,73 @@ check_entry_files (int boot_dfd, const char *what, GPtrArray *entries, GPtrArray
     }
 }
 
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *)a, *(char *const *)b);
+}
+
+/* What another tool could change in the live directory @path below
+ * @boot_dfd (recursively: names, types, inodes, sizes, modification and
+ * change times), as one string; "" when it does not exist. Two equal
+ * fingerprints mean nothing was added, removed, renamed or rewritten. */
+static gboolean
+append_fingerprint (int dfd, const char *path, GString *out, guint depth, GError **error)
+{
+  struct stat st;
+  if (fstat (dfd, &st) < 0)
+    return throw_errno (error, "reading %s", path);
+  g_string_append_printf (out, "%s/ %lu %ld.%09ld %ld.%09ld\n", path, (gulong)st.st_ino,
+                          (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec,
+                          st.st_ctim.tv_nsec);
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_list_dir (dfd, path, &names, error))
+    return FALSE;
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return throw_errno (error, "reading %s/%s", path, name);
+      g_string_append_printf (out, "%s/%s %o %lu %lld %ld.%09ld %ld.%09ld\n", path, name,
+                              (guint)st.st_mode, (gulong)st.st_ino, (long long)st.st_size,
+                              (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec,
+                              st.st_ctim.tv_nsec);
+      if (S_ISDIR (st.st_mode) && depth < 16)
+        {
+          g_autofree char *sub_path = g_strdup_printf ("%s/%s", path, name);
+          autofd sub = -1;
+          if (!fs_opendir_at (dfd, name, &sub, error)
+              || !append_fingerprint (sub, sub_path, out, depth + 1, error))
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+live_fingerprint (int boot_dfd, const char *path, char **ret_fingerprint, GError **error)
+{
+  autofd dfd = -1;
+  if (!fs_opendir_at_optional (boot_dfd, path, &dfd, error))
+    return FALSE;
+  g_autoptr (GString) out = g_string_new (NULL);
+  if (dfd >= 0 && !append_fingerprint (dfd, path, out, 0, error))
+    return FALSE;
+  *ret_fingerprint = g_string_free (g_steal_pointer (&out), FALSE);
+  return TRUE;
+}
+
+/* The live directory a new set is built from: loader.N (entries and what
+ * lies beside them) in symlink mode, loader/entries in exchange mode. */
+static char *
+live_source_path (BootMode mode, int version)
+{
+  if (mode == BOOT_MODE_SYMLINK)
+    return g_strdup_printf ("loader.%d", version);
+  return g_strdup (LOADER "/" ENTRIES);
+}
+
 gboolean
 boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
 {
@@ -226,6 +294,10 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
     }
   if (config->mode != BOOT_MODE_NONE)
     {
+      /* First, so a change from now on is seen before the commit point. */
+      g_autofree char *source = live_source_path (config->mode, config->version);
+      if (!live_fingerprint (boot_dfd, source, &config->live_fingerprint, error))
+        return prefix_error (error, "reading the boot configuration: ");
       g_autofree char *path = entries_dir_path (config->mode, config->version);
       autofd dfd = -1;
       if (!fs_opendir_at_optional (boot_dfd, path, &dfd, error))
@@ -650,6 +722,27 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   verdict_end_step (timings);
 
   verdict_begin_step (timings, "swap");
+  /* The new set is a copy of what the live directory held when it was
+   * read (@current), so an entry another tool wrote there since would be
+   * gone after the swap: look again right before the commit point, and let
+   * the caller read it again and retry. (What changes between this look
+   * and the rename, microseconds, is still lost: other tools do not take
+   * our lock.) */
+  g_autofree char *source = live_source_path (current->mode, current->version);
+  g_autofree char *now = NULL;
+  if (!live_fingerprint (boot_dfd, source, &now, error))
+    {
+      discard_new_set (boot_dfd, top);
+      return prefix_error (error, "swapping the boot configuration: ");
+    }
+  if (g_strcmp0 (now, current->live_fingerprint) != 0)
+    {
+      discard_new_set (boot_dfd, top);
+      return throw_error (error, STAGEHAND_ERROR_CHANGED,
+                          "swapping the boot configuration: another tool changed %s while the "
+                          "new entry set was written",
+                          source);
+    }
   g_autofree char *how = NULL;
   gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, &how, error)
                                                    : boot_swap_exchange (boot_dfd, &how, error);

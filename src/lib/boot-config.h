@@ -47,6 +47,9 @@ typedef struct
    * interrupted and the menu may hold entries of two sets (boot-exchange.c);
    * sysroot_repair_interrupted_switch() writes it whole again. */
   gboolean switch_interrupted;
+  /* What the live directory a new set is copied from held when this was
+   * read; boot_config_swap() compares it right before the commit point. */
+  char *live_fingerprint;
 } BootConfig;
 
 void boot_config_free (BootConfig *config);
@@ -98,7 +101,10 @@ gboolean boot_config_has_kernel (int boot_dfd, const Origin *origin);
  * switches to it atomically: write the inactive set (fsync each file and the
  * directories), syncfs() of <boot> and of @sysroot_dfd, swap, fsync of the
  * directory holding the swapped name. Step durations are added to @timings
- * (may be NULL), and how the switch was made (->switched). Returns FALSE only before the commit
+ * (may be NULL), and how the switch was made (->switched). When the live
+ * directory changed since @current was read (another tool wrote into it),
+ * fails with STAGEHAND_ERROR_CHANGED before the commit point: read it
+ * again and retry. Returns FALSE only before the commit
  * point, with the live configuration untouched; a failure after it (the final fsync) is logged as a
  * warning. */
 gboolean boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current,

@@ -75,7 +75,7 @@ ensure_kernels (Sysroot *self, GPtrArray *plan, GError **error)
 }
 
 static gboolean
-switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
+switch_default_once (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
 {
   g_autoptr (GPtrArray) plan = plan_menu (self, new_default);
 
@@ -112,6 +112,37 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
 
   return boot_config_swap (self->boot_dfd, self->sysroot_dfd, self->boot_config, entries, timings,
                            error);
+}
+
+/* Another tool's entry written while the new set was being written would
+ * be lost by the swap: boot_config_swap() notices, and the set is written
+ * again from a fresh read, a bounded number of times. */
+#define SWITCH_ATTEMPTS 3
+
+static gboolean
+switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
+{
+  for (guint attempt = 1;; attempt++)
+    {
+      g_autoptr (GError) local_error = NULL;
+      if (switch_default_once (self, new_default, timings, &local_error))
+        return TRUE;
+      if (attempt >= SWITCH_ATTEMPTS
+          || !g_error_matches (local_error, STAGEHAND_ERROR, STAGEHAND_ERROR_CHANGED))
+        {
+          if (attempt > 1)
+            g_prefix_error (&local_error, "(attempt %u) ", attempt);
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      log_event (LOG_NOTICE, NULL, "%s; reading it again and writing the new set again",
+                 local_error->message);
+      g_autoptr (BootConfig) fresh = NULL;
+      if (!boot_config_load (self->boot_dfd, &fresh, error))
+        return FALSE;
+      boot_config_free (self->boot_config);
+      self->boot_config = g_steal_pointer (&fresh);
+    }
 }
 
 static void
