@@ -102,8 +102,9 @@ boot_exchange_expect_atomic_at (int boot_dfd, char **ret_reason)
 
 typedef enum
 {
-  MOVE_IN,  /* entries.new/NAME -> entries/NAME */
-  MOVE_OUT, /* entries/NAME -> entries.old/NAME */
+  MOVE_IN,      /* entries.new/NAME -> entries/NAME, a new name */
+  MOVE_REPLACE, /* entries.new/NAME over entries/NAME, a copy of which is in entries.old */
+  MOVE_OUT,     /* entries/NAME -> entries.old/NAME */
 } MoveKind;
 
 typedef struct
@@ -117,23 +118,41 @@ typedef struct
   int new_dfd, live_dfd, old_dfd;
 } MergeDirs;
 
+/* One move, or (@undo) what puts it back: IN goes back to entries.new,
+ * REPLACE is replaced in turn by the old entry's copy, OUT comes back. */
 static gboolean
 merge_move (const MergeDirs *d, const Move *m, gboolean undo, GError **error)
 {
-  int from = m->kind == MOVE_IN ? d->new_dfd : d->live_dfd;
-  int to = m->kind == MOVE_IN ? d->live_dfd : d->old_dfd;
-  if (renameat (undo ? to : from, m->name, undo ? from : to, m->name) == 0)
+  int from, to;
+  switch (m->kind)
+    {
+    case MOVE_IN:
+      from = undo ? d->live_dfd : d->new_dfd;
+      to = undo ? d->new_dfd : d->live_dfd;
+      break;
+    case MOVE_REPLACE:
+      from = undo ? d->old_dfd : d->new_dfd;
+      to = d->live_dfd;
+      break;
+    case MOVE_OUT:
+    default:
+      from = undo ? d->old_dfd : d->live_dfd;
+      to = undo ? d->live_dfd : d->old_dfd;
+      break;
+    }
+  if (renameat (from, m->name, to, m->name) == 0)
     return TRUE;
   if (undo)
     return throw_errno (error, "putting entry %s back", m->name);
   return throw_errno (error, "moving entry %s %s " LOADER "/" ENTRIES, m->name,
-                      m->kind == MOVE_IN ? "into" : "out of");
+                      m->kind == MOVE_OUT ? "out of" : "into");
 }
 
 /* The moves, in order: first the names only the new set has (the new
  * default is one of them: its name carries a new priority or a new id),
- * then each name both sets have (the old file out, the new one in), then
- * the old set's names the new one drops. Only stagehand's entries move:
+ * then each name both sets have (the new file renamed over the old one, so
+ * the name is never missing: a crash must not drop a deployment from the
+ * menu), then the old set's names the new one drops. Only stagehand's entries move:
  * another tool's entries and files stay in loader/entries as they are (the
  * new set's copies of them go with loader/entries.new), so one written
  * there during the switch is kept. */
@@ -160,10 +179,7 @@ plan_moves (GPtrArray *new_names, GPtrArray *live_names)
     {
       const char *n = new_names->pdata[i];
       if (g_hash_table_contains (wanted, n) && g_hash_table_contains (live, n))
-        {
-          g_array_append_val (moves, ((Move){ MOVE_OUT, n }));
-          g_array_append_val (moves, ((Move){ MOVE_IN, n }));
-        }
+        g_array_append_val (moves, ((Move){ MOVE_REPLACE, n }));
     }
   for (guint i = 0; i < live_names->len; i++)
     {
@@ -176,13 +192,13 @@ plan_moves (GPtrArray *new_names, GPtrArray *live_names)
 
 /* The fallback where RENAME_EXCHANGE is refused: the switch is a series of
  * renames (plan_moves()), each of which leaves a complete entry in place
- * (an old one keeps its name until it moves out, a new one arrives whole).
- * The old entries go to loader/entries.old rather than away, so a failed
+ * (an old one keeps its name until it moves out or is replaced whole, a
+ * new one arrives whole). The old entries go to loader/entries.old rather
+ * than away (a copy of each one that is replaced, made first), so a failed
  * rename is undone by renaming back every move made so far, in reverse:
- * after a failure loader/entries is the old set again, file for file (the
- * same inodes), and the swap fails before its commit point, which here is
- * the last move. Only when undoing fails too (the filesystem refuses
- * renames it just made: an I/O error, a read-only remount) does the error
+ * after a failure loader/entries is the old set again, byte for byte, and
+ * the swap fails before its commit point, which here is the last move. Only when undoing fails too
+ * (the filesystem refuses renames it just made: an I/O error, a read-only remount) does the error
  * say the directory holds entries of both sets. A crash part-way leaves
  * both sets side by side, each entry complete; the next swap writes the
  * whole new set again. */
@@ -205,10 +221,23 @@ swap_merge (int loader_dfd, GError **error)
     return FALSE;
   if (mkdirat (loader_dfd, EXCHANGE_OLD_NAME, 0755) < 0)
     return throw_errno (error, "creating " EXCHANGE_OLD);
-  if (!fs_opendir_at (loader_dfd, EXCHANGE_OLD_NAME, &old_dfd, error)
-      || !fs_fsync_fd (loader_dfd, LOADER, error))
+  gboolean ready = fs_opendir_at (loader_dfd, EXCHANGE_OLD_NAME, &old_dfd, error)
+                   && fs_fsync_fd (loader_dfd, LOADER, error);
+  for (guint i = 0; ready && i < moves->len; i++)
     {
-      (void)fs_rm_rf_at (loader_dfd, EXCHANGE_OLD_NAME, NULL); /* best effort: empty, ours */
+      const Move *m = &g_array_index (moves, Move, i);
+      struct stat st;
+      if (m->kind != MOVE_REPLACE)
+        continue;
+      if (fstatat (live_dfd, m->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        ready = throw_errno (error, "copying entry %s aside", m->name);
+      else if (!fs_copy_file_atomic_at (live_dfd, m->name, old_dfd, m->name, st.st_mode & 07777,
+                                        error))
+        ready = prefix_error (error, "copying entry %s aside: ", m->name);
+    }
+  if (!ready)
+    {
+      (void)fs_rm_rf_at (loader_dfd, EXCHANGE_OLD_NAME, NULL); /* best effort: ours, not live */
       return FALSE;
     }
 
@@ -224,8 +253,9 @@ swap_merge (int loader_dfd, GError **error)
         undone = merge_move (&dirs, &g_array_index (moves, Move, j), TRUE, &undo_error);
       if (undone && fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, &undo_error))
         {
-          /* Empty again; best effort: tidy removes it otherwise. */
-          (void)unlinkat (loader_dfd, EXCHANGE_OLD_NAME, AT_REMOVEDIR);
+          /* Holds copies of live entries at most now; best effort: tidy
+           * removes it otherwise. */
+          (void)fs_rm_rf_at (loader_dfd, EXCHANGE_OLD_NAME, NULL);
           return throw_error (error, STAGEHAND_ERROR_FAILED,
                               "%s; the previous entries were put back", move_error->message);
         }
