@@ -251,8 +251,11 @@ swap_merge (int loader_dfd, GError **error)
       gboolean undone = TRUE;
       for (guint j = i; undone && j-- > 0;)
         undone = merge_move (&dirs, &g_array_index (moves, Move, j), TRUE, &undo_error);
-      if (undone && fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, &undo_error))
+      if (undone)
         {
+          /* The old set is back (in the page cache at least): a failed
+           * fsync here is a warning, like one after a commit. */
+          boot_fsync_after_commit (live_dfd, LOADER "/" ENTRIES);
           /* Holds copies of live entries at most now; best effort: tidy
            * removes it otherwise. */
           (void)fs_rm_rf_at (loader_dfd, EXCHANGE_OLD_NAME, NULL);

@@ -274,10 +274,12 @@ rename_case() {
   # (the fallback's warning that the switch is not atomic may come first)
   like "$(cat "$SH_ERR")" "*stagehand: finalizing testos/2: during $step: *No space left on device*" \
     "$what: names the step and the error"
-  if [ "$tpl" = staged-xf ] && [ "$step" = swap ]; then
-    like "$(cat "$SH_ERR")" "*; the previous entries were put back" \
-      "$what: says the entries moved so far were put back"
-  fi
+  case $tpl:$oldname in
+    staged-xf:stagehand-*)
+      like "$(cat "$SH_ERR")" "*; the previous entries were put back" \
+        "$what: says the entries moved so far were put back"
+      ;;
+  esac
   is "$(tree_snapshot "$W/boot")" "$before_boot" "$what: <boot> is byte for byte as it was"
   is "$(verdict_field result):$(verdict_field step):$(verdict_field deployment)" \
     "failed:$step:testos/2" "$what: finalize-result records failed, the step and the deployment"
