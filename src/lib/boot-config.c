@@ -294,10 +294,12 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
     }
   if (config->mode != BOOT_MODE_NONE)
     {
-      /* First, so a change from now on is seen before the commit point. */
+      /* First, so a change from now on is seen before the commit point.
+       * Not an error here, it stays NULL: status, run by any user, may
+       * not be able to read all of it (a 0700 keys/); a swap reads it
+       * again and fails there, or retries. */
       g_autofree char *source = live_source_path (config->mode, config->version);
-      if (!live_fingerprint (boot_dfd, source, &config->live_fingerprint, error))
-        return prefix_error (error, "reading the boot configuration: ");
+      (void)live_fingerprint (boot_dfd, source, &config->live_fingerprint, NULL);
       g_autofree char *path = entries_dir_path (config->mode, config->version);
       autofd dfd = -1;
       if (!fs_opendir_at_optional (boot_dfd, path, &dfd, error))
