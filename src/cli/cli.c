@@ -120,6 +120,19 @@ cli_json_append_string (GString *out, const char *s)
   g_string_append_c (out, '"');
 }
 
+void
+cli_print_json (const char *text)
+{
+  /* JSON text is UTF-8 (RFC 8259), but what stagehand reports is not
+   * always: another tool's entry may have any bytes in its title or file
+   * name, and a path any bytes in its names (issue 14). Each byte that is
+   * not part of a valid UTF-8 sequence becomes U+FFFD, here, for every
+   * document: the structure is ASCII, so only string contents change, and
+   * no escape of ours can be mistaken for the text it replaced. */
+  g_autofree char *valid = g_utf8_make_valid (text, -1);
+  fputs (valid, stdout);
+}
+
 /* Kept free of json-glib: the finalize-only binary prints results too. */
 void
 cli_report (const char *verb, const char *text, ...)
@@ -143,7 +156,7 @@ cli_report (const char *verb, const char *text, ...)
     }
   va_end (ap);
   g_string_append (out, "}\n");
-  fputs (out->str, stdout);
+  cli_print_json (out->str);
 }
 
 int

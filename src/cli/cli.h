@@ -47,6 +47,11 @@ int cli_usage_error (const char *verb, const char *fmt, ...) G_GNUC_PRINTF (2, 3
  * pairs that follow (a NULL value is null), ended by a NULL key. */
 void cli_report (const char *verb, const char *text, ...) G_GNUC_NULL_TERMINATED;
 
+/* Prints a JSON document (@text, with its final newline) on stdout, as
+ * valid UTF-8: every byte of @text that is not part of a valid UTF-8
+ * sequence is replaced by U+FFFD. Every JSON output goes through here. */
+void cli_print_json (const char *text);
+
 /* Appends @s to @out as a JSON string literal. */
 void cli_json_append_string (GString *out, const char *s);
 

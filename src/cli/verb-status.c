@@ -144,12 +144,19 @@ add_boot (JsonBuilder *b, Sysroot *s, const char *mounts)
   json_builder_end_object (b);
 }
 
+/* @unknown: why the lock's state cannot be known (NULL: it can). */
 static void
-add_lock (JsonBuilder *b, const LockHolder *holder)
+add_lock (JsonBuilder *b, const LockHolder *holder, const char *unknown)
 {
   json_builder_set_member_name (b, "lock");
   json_builder_begin_object (b);
-  add_boolean (b, "held", holder != NULL);
+  add_string_or_null (b, "state", unknown ? "unknown" : holder ? "held" : "free");
+  json_builder_set_member_name (b, "held");
+  if (unknown)
+    json_builder_add_null_value (b);
+  else
+    json_builder_add_boolean_value (b, holder != NULL);
+  add_string_or_null (b, "unknown_reason", unknown);
   if (holder)
     {
       add_int (b, "pid", holder->pid);
@@ -197,7 +204,7 @@ add_never_finalized (JsonBuilder *b, const DeploymentRecord *m)
 }
 
 static void
-print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
+print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
@@ -208,7 +215,7 @@ print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
   add_deployment_ref (b, "default", s->default_deployment);
   add_deployments (b, s);
   add_boot (b, s, mounts);
-  add_lock (b, holder);
+  add_lock (b, holder, lock_unknown);
   add_verdict (b, s->last_verdict);
   add_never_finalized (b, lost_staging (s));
   json_builder_end_object (b);
@@ -218,11 +225,12 @@ print_json (Sysroot *s, const LockHolder *holder, const char *mounts)
   json_generator_set_root (gen, root);
   json_generator_set_pretty (gen, TRUE);
   g_autofree char *text = json_generator_to_data (gen, NULL);
-  printf ("%s\n", text);
+  g_autofree char *line = g_strconcat (text, "\n", NULL);
+  cli_print_json (line);
 }
 
 static void
-print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
+print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts)
 {
   if (s->deployments->len == 0)
     printf ("No deployments.\n");
@@ -250,7 +258,9 @@ print_text (Sysroot *s, const LockHolder *holder, const char *mounts)
   for (guint i = 0; i < bc->warnings->len; i++)
     printf ("  warning: %s\n", (char *)bc->warnings->pdata[i]);
 
-  if (holder)
+  if (lock_unknown)
+    printf ("\nLock: unknown (%s)\n", lock_unknown);
+  else if (holder)
     {
       g_autofree char *who = lock_holder_describe (holder);
       printf ("\nLock: held by %s\n", who);
@@ -373,15 +383,17 @@ verb_status (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
   g_autoptr (LockHolder) holder = NULL;
-  /* status never takes the lock: it shows who has it. */
+  g_autofree char *lock_unknown = NULL;
+  /* status never takes the lock: it shows who has it, to whoever may read
+   * the state (the lock file itself is root's alone). */
   if (!cli_open_sysroot (NULL, -1, CLI_LOCK_TIMEOUT_CONF, TRUE, &sysroot, &error)
       || !sysroot_load_pending (sysroot, &error)
-      || !sysroot_lock_query (sysroot->state_dfd, &holder, &error))
+      || !sysroot_lock_query_as_reader (sysroot->state_dfd, &holder, &lock_unknown, &error))
     return cli_fail (error);
   g_autofree char *mounts = hold_describe_mounts (sysroot);
   if (cli_globals.json)
-    print_json (sysroot, holder, mounts);
+    print_json (sysroot, holder, lock_unknown, mounts);
   else
-    print_text (sysroot, holder, mounts);
+    print_text (sysroot, holder, lock_unknown, mounts);
   return 0;
 }

@@ -31,10 +31,8 @@ typedef struct
   char *linux_path;
   char **initrds; /* zero or more initrd lines, NULL-terminated */
   char *options;  /* all options lines joined by a space */
-  char *raw;      /* the file as read (foreign entries are written back verbatim) */
-  gsize raw_len;  /* raw's length: another tool's file may hold any byte, even NUL */
-  /* Another tool's entry that could not be read: no new set can carry it. */
-  gboolean unreadable;
+  char *raw;      /* the file as read, up to a NUL */
+  gsize raw_len;  /* raw's length */
 } BootEntry;
 
 void boot_entry_free (BootEntry *entry);

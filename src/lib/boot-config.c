@@ -6,6 +6,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "karg.h"
+#include "kernel.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -102,6 +103,14 @@ boot_is_entry_name (const char *name)
   return name[0] != '.' && g_str_has_suffix (name, ".conf");
 }
 
+/* An entry stagehand writes (and so leaves out when it carries the others
+ * over: the new set brings its own). */
+static gboolean
+is_own_entry_name (const char *name)
+{
+  return boot_is_entry_name (name) && g_str_has_prefix (name, BOOT_ENTRY_PREFIX);
+}
+
 gboolean
 boot_list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
 {
@@ -144,23 +153,16 @@ load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings
             }
           entry = g_new0 (BootEntry, 1);
           entry->filename = g_strdup (name);
-          if (!readable)
-            {
-              /* Writing it back empty would destroy it: finalize refuses
-               * instead (a dangling symlink, a directory, EIO...). */
-              entry->unreadable = TRUE;
-              g_ptr_array_add (warnings,
-                               g_strdup_printf ("%s/%s: another tool's entry that cannot be read, "
-                                                "so no new entry set can carry it over: %s",
-                                                what, name, local_error->message));
-            }
-        }
-      if (!boot_entry_is_ours (entry) && readable)
-        {
-          /* Another tool's entry: whatever it is, carry it over byte for byte. */
-          g_free (entry->raw);
-          entry->raw = g_memdup2 (contents, len + 1);
-          entry->raw_len = len;
+          /* Another tool's entry is carried over as it is, whatever it is
+           * (write_entry_set()): a symlink as a symlink, never followed
+           * here, so it is shown without its title. Anything else that
+           * cannot be read is worth a word. */
+          struct stat st;
+          if (!readable
+              && !(fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode)))
+            g_ptr_array_add (warnings,
+                             g_strdup_printf ("%s/%s: another tool's entry that cannot be read: %s",
+                                              what, name, local_error->message));
         }
       g_ptr_array_add (entries, entry);
     }
@@ -395,85 +397,20 @@ boot_entry_new_for_origin (const Origin *origin, guint priority)
       *p = '_';
   e->sort_key = g_strdup (BOOT_ENTRY_SORT_KEY);
   g_autofree char *dir = origin_boot_dir_name (origin);
-  e->linux_path = g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/vmlinuz", dir);
+  e->linux_path = g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/" KERNEL_BOOT_FILE, dir);
   g_autoptr (GPtrArray) initrds = g_ptr_array_new ();
   if (origin->initramfs_path)
-    g_ptr_array_add (initrds, g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/initramfs.img", dir));
+    g_ptr_array_add (initrds,
+                     g_strdup_printf ("/" BOOT_KERNEL_DIR "/%s/" INITRAMFS_BOOT_FILE, dir));
   g_ptr_array_add (initrds, NULL);
   e->initrds = (char **)g_ptr_array_free (g_steal_pointer (&initrds), FALSE);
+  /* stagehand= first: a boot loader or a kernel that cuts a long command
+   * line short (x86 keeps 2047 bytes) then cuts the last of the other
+   * arguments, not the one that names the root (issue 14). */
   g_autofree char *kargs = g_strjoinv (" ", origin->kargs);
-  e->options = g_strdup_printf ("%s%s" KARG_DEPLOYMENT_KEY "=/stagehand/deploy/%s/%s", kargs,
-                                *kargs ? " " : "", origin->os, origin->id);
+  e->options = g_strdup_printf (KARG_DEPLOYMENT_KEY "=/stagehand/deploy/%s/%s%s%s", origin->os,
+                                origin->id, *kargs ? " " : "", kargs);
   return e;
-}
-
-gboolean
-boot_config_has_kernel (int boot_dfd, const Origin *origin)
-{
-  g_autofree char *dir = origin_boot_dir_name (origin);
-  g_autofree char *path = g_strdup_printf (BOOT_KERNEL_DIR "/%s", dir);
-  struct stat st;
-  return fstatat (boot_dfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode);
-}
-
-gboolean
-boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin, GError **error)
-{
-  if (boot_config_has_kernel (boot_dfd, origin))
-    return TRUE;
-
-  if (!fs_ensure_dir_at (boot_dfd, BOOT_KERNEL_DIR, 0755, error))
-    return prefix_error (error, "installing the kernel: ");
-  autofd kdir = -1;
-  if (!fs_opendir_at (boot_dfd, BOOT_KERNEL_DIR, &kdir, error))
-    return prefix_error (error, "installing the kernel: ");
-
-  guint64 needed = 0;
-  const char *files[] = { origin->kernel_path, origin->initramfs_path };
-  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
-    {
-      struct stat st;
-      if (files[i] == NULL)
-        continue;
-      if (fstatat (tree_dfd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return throw_errno (error, "installing the kernel: %s", files[i]);
-      /* Round up to whole 4 KiB blocks, as the filesystem will. */
-      needed += (st.st_size + 4095) / 4096 * 4096;
-    }
-  needed += 64 * 1024; /* the directory and some slack */
-  guint64 available;
-  if (!fs_free_bytes (kdir, &available, error))
-    return prefix_error (error, "installing the kernel: ");
-  if (available < needed)
-    return throw_error (error, STAGEHAND_ERROR_NO_SPACE,
-                        "installing the kernel: not enough space in the boot directory: need "
-                        "%" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT
-                        " available (run 'stagehand cleanup' or free space in /boot)",
-                        needed, available);
-
-  g_autofree char *final = origin_boot_dir_name (origin);
-  g_autofree char *tmp = fs_temp_name (final);
-  if (mkdirat (kdir, tmp, 0755) < 0)
-    return throw_errno (error, "installing the kernel: creating %s", tmp);
-  autofd tmp_dfd = -1;
-  gboolean ok
-      = fs_opendir_at (kdir, tmp, &tmp_dfd, error)
-        && fs_copy_file_atomic_at (tree_dfd, origin->kernel_path, tmp_dfd, "vmlinuz", 0644, error)
-        && (origin->initramfs_path == NULL
-            || fs_copy_file_atomic_at (tree_dfd, origin->initramfs_path, tmp_dfd, "initramfs.img",
-                                       0644, error))
-        && fs_fsync_fd (tmp_dfd, tmp, error);
-  if (ok && renameat (kdir, tmp, kdir, final) < 0)
-    ok = throw_errno (error, "renaming %s to %s", tmp, final);
-  if (!ok)
-    {
-      /* Best effort: the temp directory is ours; cleanup removes it otherwise. */
-      (void)fs_rm_rf_at (kdir, tmp, NULL);
-      return prefix_error (error, "installing the kernel: ");
-    }
-  if (!fs_fsync_fd (kdir, BOOT_KERNEL_DIR, error))
-    return prefix_error (error, "installing the kernel: ");
-  return TRUE;
 }
 
 /* What a carry-over leaves out of a directory, because the new set brings
@@ -482,7 +419,7 @@ typedef enum
 {
   CARRY_EVERYTHING,         /* below the two directories we write: copied whole */
   CARRY_BESIDE_ENTRIES,     /* loader.N/: entries/ is the new set's */
-  CARRY_BESIDE_ENTRY_FILES, /* entries/: the *.conf entries are written from the plan */
+  CARRY_BESIDE_OWN_ENTRIES, /* entries/: stagehand's entries are written from the plan */
 } CarryScope;
 
 static gboolean carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_path,
@@ -558,11 +495,13 @@ carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_pa
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      if (scope != CARRY_EVERYTHING && fs_is_temp_name (name))
-        continue;
+      /* Nothing else is left out, whatever its name: not even one that
+       * looks like a temp name, since stagehand writes its temp names
+       * only into the new set (which becomes live only complete, its temp
+       * files renamed or removed), never into a live directory. */
       if (scope == CARRY_BESIDE_ENTRIES && strcmp (name, ENTRIES) == 0)
         continue;
-      if (scope == CARRY_BESIDE_ENTRY_FILES && boot_is_entry_name (name))
+      if (scope == CARRY_BESIDE_OWN_ENTRIES && is_own_entry_name (name))
         continue;
 
       struct stat st;
@@ -583,11 +522,14 @@ carry_over (int src_dfd, const char *src_path, int dest_dfd, const char *dest_pa
           if (!carry_symlink (src_dfd, dest_dfd, name, error))
             return prefix_error (error, "carrying %s/%s over: ", src_path, name);
         }
-      else
+      /* A FIFO, socket or device node: made again, with its mode; where
+       * the filesystem cannot hold one (vfat), left out with a warning:
+       * it has no content to lose, and must not stop every update. */
+      else if (mknodat (dest_dfd, name, st.st_mode & (S_IFMT | 07777), st.st_rdev) < 0)
         log_event (LOG_WARNING, NULL,
-                   "%s/%s is neither a file, a directory nor a symlink: not carried into the new "
-                   "boot configuration",
-                   src_path, name);
+                   "%s/%s is neither a file, a directory nor a symlink, and cannot be made in "
+                   "the new boot configuration (%s): not carried over",
+                   src_path, name, g_strerror (errno));
     }
   return TRUE;
 }
@@ -624,22 +566,16 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, const 
     return FALSE;
   if (live_entries_dfd >= 0
       && !carry_over (live_entries_dfd, live_entries_path, entries_dfd, entries_path,
-                      CARRY_BESIDE_ENTRY_FILES, error))
+                      CARRY_BESIDE_OWN_ENTRIES, error))
     return FALSE;
 
+  /* Another tool's entries came with the carry-over, as they are. */
   for (guint i = 0; i < entries->len; i++)
     {
       BootEntry *e = entries->pdata[i];
-      g_autofree char *data = NULL;
-      gsize len;
-      if (!boot_entry_is_ours (e) && e->raw != NULL)
-        len = e->raw_len; /* byte for byte, NULs included */
-      else
-        {
-          data = boot_entry_to_data (e);
-          len = strlen (data);
-        }
-      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data ? data : e->raw, len, 0644,
+      g_assert (boot_entry_is_ours (e));
+      g_autofree char *data = boot_entry_to_data (e);
+      if (!fs_write_file_atomic_at (entries_dfd, e->filename, data, strlen (data), 0644,
                                     FS_WRITE_SYNC, error))
         return prefix_error (error, "writing entry %s/%s: ", entries_path, e->filename);
     }

@@ -58,7 +58,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (BootConfig, boot_config_free)
 /* Reads the live configuration. A stagehand entry that does not parse is
  * left out and named in ->warnings; so is one whose kernel or initramfs is
  * missing (it stays in the menu: finalize copies the kernel again), and
- * another tool's entry that cannot be read (->unreadable). */
+ * another tool's entry that cannot be read (but a symlink: it is not
+ * followed; all are carried over as they are). */
 gboolean boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error);
 
 /* The mode a new boot directory on a filesystem of type @f_type (statfs)
@@ -87,18 +88,11 @@ gboolean boot_config_init (int boot_dfd, BootMode requested, GError **error);
  * first); @kargs are the deployment's kernel arguments. */
 BootEntry *boot_entry_new_for_origin (const Origin *origin, guint priority);
 
-/* Makes sure the kernel and initramfs of @origin are in
- * <boot>/stagehand/<os>-<bootcsum>/, copying them from the deployment tree
- * @tree_dfd when missing: checks free space first, then a temp directory,
- * fsync of each file, rename, fsync. Same bootcsum: nothing to do. */
-gboolean boot_config_install_kernel (int boot_dfd, int tree_dfd, const Origin *origin,
-                                     GError **error);
-
-/* TRUE if the kernel directory for @origin exists in <boot>. */
-gboolean boot_config_has_kernel (int boot_dfd, const Origin *origin);
-
-/* Writes @entries (BootEntry*, menu order) as the new configuration and
- * switches to it atomically: write the inactive set (fsync each file and the
+/* Writes @entries (stagehand's BootEntry*, menu order) as the new
+ * configuration, with everything else the live directories hold at that
+ * moment carried over as it is (another tool's entries and files, whatever
+ * their names and types), and switches to it atomically: write the
+ * inactive set (fsync each file and the
  * directories), syncfs() of <boot> and of @sysroot_dfd, swap, fsync of the
  * directory holding the swapped name. Step durations are added to @timings
  * (may be NULL), and how the switch was made (->switched). When the live

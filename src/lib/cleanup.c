@@ -148,7 +148,9 @@ cleanup_boot_leftovers (Sysroot *self, CleanupStats *stats, GError **error)
   for (guint i = 0; i < names->len; i++)
     {
       const char *name = names->pdata[i];
-      if (!fs_is_temp_name (name) || !g_str_has_prefix (name, ".loader"))
+      /* <boot> is shared with other tools: only the exact temp name of
+       * the loader symlink is ours. */
+      if (!fs_is_temp_name_of (name, "loader"))
         continue;
       if (!fs_rm_rf_at (self->boot_dfd, name, error))
         return FALSE;

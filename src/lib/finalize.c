@@ -3,6 +3,7 @@
  * the complete new entry set and commit it with one atomic swap. */
 #include "config.h"
 
+#include "boot-kernel.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -54,22 +55,28 @@ plan_menu (Sysroot *self, Deployment *new_default)
 }
 
 /* The kernels of every planned deployment must be in <boot>. They were
- * copied at stage time; this only copies one that went missing since. */
+ * copied at stage time; this only copies one that went missing since, or
+ * a file of its directory (a few stat calls per deployment otherwise). */
 static gboolean
 ensure_kernels (Sysroot *self, GPtrArray *plan, GError **error)
 {
   for (guint i = 0; i < plan->len; i++)
     {
       Deployment *d = plan->pdata[i];
-      if (boot_config_has_kernel (self->boot_dfd, d->origin))
-        continue;
       autofd tree_dfd = -1;
+      BootKernelAction action;
       if (!sysroot_open_deployment (self, d, &tree_dfd, error)
-          || !boot_config_install_kernel (self->boot_dfd, tree_dfd, d->origin, error))
+          || !boot_kernel_install (self->boot_dfd, tree_dfd, d->origin, &action, error))
         return FALSE;
-      log_event (LOG_WARNING, NULL,
-                 "the kernel of %s/%s was missing from the boot directory; copied it again", d->os,
-                 d->id);
+      if (action == BOOT_KERNEL_INSTALLED)
+        log_event (LOG_WARNING, NULL,
+                   "the kernel of %s/%s was missing from the boot directory; copied it again",
+                   d->os, d->id);
+      else if (action == BOOT_KERNEL_REPAIRED)
+        log_event (LOG_WARNING, NULL,
+                   "the kernel directory of %s/%s in the boot directory was incomplete (a file "
+                   "missing or of the wrong size); copied it again",
+                   d->os, d->id);
     }
   return TRUE;
 }
@@ -91,25 +98,9 @@ switch_default_once (Sysroot *self, Deployment *new_default, Verdict *timings, G
       Deployment *d = plan->pdata[i];
       g_ptr_array_add (entries, boot_entry_new_for_origin (d->origin, plan->len - i));
     }
-  /* Never lose another tool's entry: carry it over byte for byte. */
-  GPtrArray *current = self->boot_config->entries;
-  for (guint i = 0; i < current->len; i++)
-    {
-      BootEntry *e = current->pdata[i];
-      if (boot_entry_is_ours (e))
-        continue;
-      if (e->unreadable)
-        return throw_error (error, STAGEHAND_ERROR_CORRUPT,
-                            "another tool's entry %s/%s cannot be read, so the new entry set "
-                            "cannot carry it over (repair or remove it)",
-                            self->boot_config->entries_path, e->filename);
-      BootEntry *copy = g_new0 (BootEntry, 1);
-      copy->filename = g_strdup (e->filename);
-      copy->raw = g_memdup2 (e->raw, e->raw_len + 1);
-      copy->raw_len = e->raw_len;
-      g_ptr_array_add (entries, copy);
-    }
-
+  /* Another tool's entries are not in the plan: the swap carries over
+   * whatever the live entries directory holds that is not stagehand's, as
+   * it is then, whatever its name and type. */
   return boot_config_swap (self->boot_dfd, self->sysroot_dfd, self->boot_config, entries, timings,
                            error);
 }

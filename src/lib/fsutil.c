@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -75,21 +76,54 @@ fs_ensure_dir_at (int dfd, const char *name, mode_t mode, GError **error)
   return TRUE;
 }
 
+#define TEMP_SUFFIX_LEN 6
+/* "." + prefix + "-tmp-" + suffix */
+#define TEMP_NAME_OVERHEAD (1 + strlen ("-tmp-") + TEMP_SUFFIX_LEN)
+
 char *
 fs_temp_name (const char *prefix)
 {
   static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  char suffix[7];
-  for (guint i = 0; i < 6; i++)
+  char suffix[TEMP_SUFFIX_LEN + 1];
+  for (guint i = 0; i < TEMP_SUFFIX_LEN; i++)
     suffix[i] = chars[g_random_int_range (0, sizeof chars - 1)];
-  suffix[6] = '\0';
-  return g_strdup_printf (".%s-tmp-%s", prefix, suffix);
+  suffix[TEMP_SUFFIX_LEN] = '\0';
+  /* The temp name must be a name too: for a prefix of more than 243 bytes
+   * (another tool's file in the loader directory may be named with up to
+   * 255) the whole would be too long and every write of it would fail
+   * (issue 14). The prefix is only there for people reading a listing, so
+   * it is cut, at a character boundary (vfat refuses a broken UTF-8
+   * sequence). */
+  gsize len = strlen (prefix);
+  if (len > NAME_MAX - TEMP_NAME_OVERHEAD)
+    {
+      len = NAME_MAX - TEMP_NAME_OVERHEAD;
+      while (len > 0 && ((guchar)prefix[len] & 0xc0) == 0x80)
+        len--;
+    }
+  return g_strdup_printf (".%.*s-tmp-%s", (int)len, prefix, suffix);
 }
 
 gboolean
 fs_is_temp_name (const char *name)
 {
   return name[0] == '.' && strstr (name, "-tmp-") != NULL;
+}
+
+gboolean
+fs_is_temp_name_of (const char *name, const char *prefix)
+{
+  gsize plen = strlen (prefix);
+  if (name[0] != '.' || strncmp (name + 1, prefix, plen) != 0
+      || !g_str_has_prefix (name + 1 + plen, "-tmp-"))
+    return FALSE;
+  const char *suffix = name + 1 + plen + strlen ("-tmp-");
+  if (strlen (suffix) != TEMP_SUFFIX_LEN)
+    return FALSE;
+  for (const char *p = suffix; *p; p++)
+    if (!g_ascii_isalnum (*p))
+      return FALSE;
+  return TRUE;
 }
 
 gboolean

@@ -94,13 +94,20 @@ gboolean fs_is_vfat (int fd);
 gboolean fs_fsync_fd (int fd, const char *what, GError **error);
 gboolean fs_syncfs (int fd, const char *what, GError **error);
 
-/* A name for a temporary file or directory: ".<prefix>-XXXXXX" with random
- * characters. Temp names start with '.' so listings can tell them apart and
- * cleanup can remove them. */
+/* A name for a temporary file or directory: ".<prefix>-tmp-XXXXXX" with
+ * random characters, @prefix cut short (at a UTF-8 character boundary) so
+ * the whole fits NAME_MAX. Temp names start with '.' so listings can tell
+ * them apart and cleanup can remove them, in the directories that are
+ * stagehand's alone. */
 char *fs_temp_name (const char *prefix);
 
-/* TRUE if @name is a stagehand temp name (see fs_temp_name()). */
+/* TRUE if @name is a stagehand temp name (see fs_temp_name()). Only for
+ * directories that are stagehand's alone: another tool may use such names. */
 gboolean fs_is_temp_name (const char *name);
+
+/* TRUE if @name is exactly what fs_temp_name (@prefix) returns (@prefix
+ * short enough not to be cut): for a directory others write into too. */
+gboolean fs_is_temp_name_of (const char *name, const char *prefix);
 
 /* Copies the regular file @src_name below @src_dfd to @dest_name below
  * @dest_dfd atomically and durably (temp + fsync + rename + fsync dir), with

@@ -154,12 +154,14 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
   return TRUE;
 }
 
+/* The SHA-256 of one file's bytes, as 64 hex digits. */
 static gboolean
-checksum_file (GChecksum *checksum, int dfd, const char *path, GError **error)
+checksum_file (int dfd, const char *path, char **ret_hex, GError **error)
 {
   autofd fd = fs_open_beneath (dfd, path, O_RDONLY | O_NOCTTY);
   if (fd < 0)
     return throw_errno (error, "opening %s", path);
+  g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
   g_autofree guint8 *buf = g_malloc (1 << 20);
   for (;;)
     {
@@ -172,17 +174,30 @@ checksum_file (GChecksum *checksum, int dfd, const char *path, GError **error)
         break;
       g_checksum_update (checksum, buf, n);
     }
+  *ret_hex = g_strdup (g_checksum_get_string (checksum));
   return TRUE;
 }
 
 gboolean
 kernel_checksum (int tree_dfd, const KernelInfo *info, char **ret_bootcsum, GError **error)
 {
-  g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
-  if (!checksum_file (checksum, tree_dfd, info->kernel_path, error))
+  /* Framed: a hash of each file under its name in the kernel directory,
+   * not one hash over the bytes of both. Over the concatenation, a kernel
+   * K1 with initramfs I1 and a kernel K1+X with initramfs I1 minus its
+   * first bytes X hash the same, share a directory, and one boots the
+   * other's kernel (issue 14). The text is what `sha256sum vmlinuz
+   * initramfs.img` prints in that directory. */
+  g_autoptr (GString) listing = g_string_new (NULL);
+  g_autofree char *kernel_hex = NULL, *initramfs_hex = NULL;
+  if (!checksum_file (tree_dfd, info->kernel_path, &kernel_hex, error))
     return FALSE;
-  if (info->initramfs_path && !checksum_file (checksum, tree_dfd, info->initramfs_path, error))
-    return FALSE;
-  *ret_bootcsum = g_strdup (g_checksum_get_string (checksum));
+  g_string_append_printf (listing, "%s  " KERNEL_BOOT_FILE "\n", kernel_hex);
+  if (info->initramfs_path != NULL)
+    {
+      if (!checksum_file (tree_dfd, info->initramfs_path, &initramfs_hex, error))
+        return FALSE;
+      g_string_append_printf (listing, "%s  " INITRAMFS_BOOT_FILE "\n", initramfs_hex);
+    }
+  *ret_bootcsum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, listing->str, listing->len);
   return TRUE;
 }

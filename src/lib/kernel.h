@@ -24,7 +24,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (KernelInfo, kernel_info_free)
  * or two kernels: STAGEHAND_ERROR_INVALID naming what was found. */
 gboolean kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error);
 
-/* SHA-256 over the kernel's bytes followed by the initramfs's, as 64 hex digits. */
+/* The names of the kernel and the initramfs in <boot>/stagehand/<os>-<bootcsum>/. */
+#define KERNEL_BOOT_FILE "vmlinuz"
+#define INITRAMFS_BOOT_FILE "initramfs.img"
+
+/* The bootcsum, 64 hex digits: the SHA-256 of the text
+ * "<sha256 of the kernel>  vmlinuz\n" followed, when there is an
+ * initramfs, by "<sha256 of the initramfs>  initramfs.img\n" (what
+ * `sha256sum vmlinuz initramfs.img` prints in the kernel directory). Each
+ * file is hashed on its own, so no two different kernel/initramfs pairs
+ * share a bootcsum. Deployments staged before this framing keep the
+ * bootcsum their origin records: it is a name, never computed again. */
 gboolean kernel_checksum (int tree_dfd, const KernelInfo *info, char **ret_bootcsum,
                           GError **error);
 

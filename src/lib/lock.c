@@ -304,13 +304,32 @@ sysroot_lock_release (SysrootLock *lock)
   g_free (lock);
 }
 
-gboolean
-sysroot_lock_query (int state_dfd, LockHolder **ret_holder, GError **error)
+/* With @ret_unknown NULL, a lock file we may not open is an error. */
+static gboolean
+lock_query (int state_dfd, LockHolder **ret_holder, char **ret_unknown, GError **error)
 {
   autofd fd = -1;
   LockFileId id;
-  if (!open_lock_file (state_dfd, FALSE, &fd, &id, error))
-    return FALSE;
+  g_autoptr (GError) local_error = NULL;
+  if (ret_unknown != NULL)
+    *ret_unknown = NULL;
+  if (!open_lock_file (state_dfd, FALSE, &fd, &id, &local_error))
+    {
+      /* The lock file is root's, 0600 (anyone who can open it can take a
+       * lock and block every update): another user cannot ask the kernel
+       * about it. That makes the lock unknown to them, not the state
+       * unreadable. */
+      if (ret_unknown != NULL
+          && (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_ACCES)
+              || g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_PERM)))
+        {
+          *ret_holder = NULL;
+          *ret_unknown = g_strdup (local_error->message);
+          return TRUE;
+        }
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
   if (fd < 0)
     {
       *ret_holder = NULL;
@@ -329,4 +348,17 @@ sysroot_lock_query (int state_dfd, LockHolder **ret_holder, GError **error)
   g_autoptr (GArray) pids = NULL;
   *ret_holder = lock_identify_holder (fd, &id, fl.l_pid > 0 ? fl.l_pid : 0, &pids);
   return TRUE;
+}
+
+gboolean
+sysroot_lock_query (int state_dfd, LockHolder **ret_holder, GError **error)
+{
+  return lock_query (state_dfd, ret_holder, NULL, error);
+}
+
+gboolean
+sysroot_lock_query_as_reader (int state_dfd, LockHolder **ret_holder, char **ret_unknown,
+                              GError **error)
+{
+  return lock_query (state_dfd, ret_holder, ret_unknown, error);
 }

@@ -61,4 +61,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SysrootLock, sysroot_lock_release)
  * stale metadata of a dead holder as live. A missing lock file is "not held". */
 gboolean sysroot_lock_query (int state_dfd, LockHolder **ret_holder, GError **error);
 
+/* sysroot_lock_query() for a reader that may not be the lock's owner
+ * (`status` run by any user): when the lock file exists but this process
+ * may not open it (it is 0600), *ret_unknown says why and *ret_holder is
+ * NULL: the lock's state is unknown. Otherwise *ret_unknown is NULL. */
+gboolean sysroot_lock_query_as_reader (int state_dfd, LockHolder **ret_holder, char **ret_unknown,
+                                       GError **error);
+
 G_END_DECLS

@@ -17,7 +17,7 @@ typedef struct
   char *kernel_version; /* kver */
   char *kernel_path;    /* relative to the deployment tree */
   char *initramfs_path; /* relative to the deployment tree, NULL if none */
-  char *bootcsum;       /* 64 hex digits: SHA-256 over kernel + initramfs */
+  char *bootcsum;       /* 64 hex digits, see kernel_checksum(); read, never recomputed */
   char **kargs;         /* without stagehand= */
   gint64 created;       /* realtime seconds */
 } Origin;

@@ -3,6 +3,7 @@
  * shutdown only writes a few small files and renames one link. */
 #include "config.h"
 
+#include "boot-kernel.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -49,30 +50,70 @@ next_deployment_id (int deploy_dfd, char **ret_id, GError **error)
   return TRUE;
 }
 
-/* Kernel arguments of a new deployment: those of the current default
- * entry, amended by stagehand.conf, then by --karg. */
+/* The entry whose kernel arguments a new deployment inherits: stagehand's
+ * first entry in the menu (its default, unless another tool's entry sorts
+ * before it), else, on a first install, the default entry of another tool
+ * (*ret_foreign), or NULL. */
+static const BootEntry *
+inherited_entry (GPtrArray *entries, gboolean *ret_foreign)
+{
+  *ret_foreign = FALSE;
+  for (guint i = 0; i < entries->len; i++)
+    if (boot_entry_is_ours (entries->pdata[i]))
+      return entries->pdata[i];
+  *ret_foreign = entries->len > 0;
+  return entries->len > 0 ? entries->pdata[0] : NULL;
+}
+
+/* Kernel arguments of a new deployment: those of stagehand's current
+ * default entry, amended by stagehand.conf, then by --karg. */
 static gboolean
 compute_kargs (Sysroot *self, char *const *cli_kargs, char ***ret_kargs, GError **error)
 {
-  g_auto (GStrv) base = NULL;
-  GPtrArray *entries = self->boot_config->entries;
-  if (entries->len > 0)
+  gboolean foreign;
+  const BootEntry *current = inherited_entry (self->boot_config->entries, &foreign);
+  g_autoptr (GPtrArray) base = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GString) left_out = g_string_new (NULL);
+  g_auto (GStrv) inherited = kargs_split (current ? current->options : NULL);
+  for (char **k = inherited; *k; k++)
     {
-      const BootEntry *current = entries->pdata[0];
-      base = kargs_split (current->options);
+      if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
+        continue; /* replaced, not inherited */
       /* Inherited as they are, so they must be fit for an entry and for
-       * the origin file, like --karg: the default entry may be another
-       * tool's, with anything in it. */
-      for (char **k = base; *k; k++)
+       * the origin file, like --karg. Our own entry's are (an error means
+       * it was damaged); another tool's entry may hold anything, and one
+       * argument of it must not stop every first install: it is left out,
+       * and said so. */
+      g_autoptr (GError) local_error = NULL;
+      if (!karg_validate (*k, &local_error))
         {
-          if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
-            continue; /* replaced, not inherited */
-          if (!karg_validate (*k, error))
-            return prefix_error (error, "inheriting the kernel arguments of the default entry %s: ",
-                                 current->filename);
+          if (!foreign)
+            {
+              g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                          "inheriting the kernel arguments of the default entry "
+                                          "%s: ",
+                                          current->filename);
+              return FALSE;
+            }
+          g_string_append_printf (left_out, "; left out an argument: %s", local_error->message);
+          continue;
         }
+      g_ptr_array_add (base, g_strdup (*k));
     }
-  g_auto (GStrv) with_config = kargs_amend (base, self->config->kargs);
+  g_ptr_array_add (base, NULL);
+  /* A first install next to another tool's entries (a distribution's
+   * kernel-install entry) takes that entry's arguments, which keeps its
+   * root=; but they were another tool's choice, so it says so. */
+  if (foreign)
+    {
+      g_autofree char *joined = g_strjoinv (" ", (char **)base->pdata);
+      log_event (LOG_WARNING, NULL,
+                 "no stagehand entry in the boot menu yet: the new deployment inherits the kernel "
+                 "arguments of another tool's entry %s/%s: \"%s\"%s (add or replace arguments "
+                 "with --karg or kargs= in stagehand.conf)",
+                 self->boot_config->entries_path, current->filename, joined, left_out->str);
+    }
+  g_auto (GStrv) with_config = kargs_amend ((char **)base->pdata, self->config->kargs);
   *ret_kargs = kargs_amend (with_config, cli_kargs);
   return TRUE;
 }
@@ -294,12 +335,13 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
   undo->tree_name = g_strdup (origin->id);
   undo->os_dir = g_strdup (origin->os);
 
-  if (!boot_config_has_kernel (self->boot_dfd, origin))
-    {
-      if (!boot_config_install_kernel (self->boot_dfd, tree_dfd, origin, error))
-        return FALSE;
-      undo->kernel_dir = origin_boot_dir_name (origin);
-    }
+  /* Same bootcsum: nothing to copy, unless a file of that directory has
+   * gone since. Only a directory this stage created is undone. */
+  BootKernelAction kernel_action;
+  if (!boot_kernel_install (self->boot_dfd, tree_dfd, origin, &kernel_action, error))
+    return FALSE;
+  if (kernel_action == BOOT_KERNEL_INSTALLED)
+    undo->kernel_dir = origin_boot_dir_name (origin);
 
   /* The manifest lets the next stage share this tree's files. Before the
    * sync, which makes it durable with the tree; before the origin, so a

@@ -1,10 +1,12 @@
 #!/bin/bash
 # rollback makes the previous deployment the default with the same atomic
 # swap as finalize, keeps the other one as the way forward, and refuses
-# while something is staged (it would silently drop it).
+# while something is staged (it would silently drop it). With three in the
+# menu, "the previous deployment" is the next entry after the default, not
+# the last one.
 . "$(dirname "$0")/lib.sh"
 
-plan 33
+plan 37
 
 make_image "$TEST_TMP/v1" --version 1.0 --kernel-content "kernel one"
 make_image "$TEST_TMP/v2" --version 2.0 --kernel-content "kernel two"
@@ -44,3 +46,15 @@ is "$(live_entries "$sysroot" | head -n1)" "stagehand-2-demo-2.conf" "a second r
 must "$sysroot" stage "$TEST_TMP/v3" --no-start
 refused "rollback while demo/3 is staged" "$sysroot" 1 'demo/3 is staged.*unstage' -- rollback
 ok "the staged record survives the refused rollback" test -f "$sysroot/run/stagehand/staged"
+
+# Three deployments in the menu (retain=3): the previous one is the second
+# entry, demo/2, not the last, demo/1; the others keep their order.
+three=$(new_sysroot three)
+printf '[stagehand]\nretain=3\n' >"$three/stagehand/stagehand.conf"
+for n in 1 2 3; do must "$three" deploy "$TEST_TMP/v$n"; done
+menu3() { live_entries "$three" | sed -E 's/^stagehand-[0-9]+-demo-([0-9]+)\.conf$/\1/' | tr '\n' ' '; }
+is "$(menu3)" "3 2 1 " "three deployments in the menu, newest first"
+sh_on "$three" rollback
+like "$OUT" '^Rolled back: demo/2 is the default' "rollback from demo/3 goes to the next entry, demo/2"
+is "$(menu3)" "2 3 1 " "demo/3 stays as the way forward, demo/1 stays last"
+is "$(status_json "$three" 'j["default"]')" "demo/2" "status: demo/2 is the default"

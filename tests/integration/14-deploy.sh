@@ -24,7 +24,7 @@ version 1-1.0
 sort-key 00-stagehand
 linux /stagehand/demo-$csum1/vmlinuz
 initrd /stagehand/demo-$csum1/initramfs.img
-options quiet stagehand=/stagehand/deploy/demo/1"
+options stagehand=/stagehand/deploy/demo/1 quiet"
 is "$(cat "$sysroot/boot/loader/entries/stagehand-1-demo-1.conf")" "$expected" \
   "deploy of a boot/vmlinuz-<kver> image writes the exact entry"
 ok "the kernel from boot/vmlinuz-6.1.0 is in <boot>" cmp "$sysroot/boot/stagehand/demo-$csum1/vmlinuz" "$TEST_TMP/v1/boot/vmlinuz-6.1.0"
@@ -40,7 +40,7 @@ sh_on "$sysroot" deploy "$TEST_TMP/v2"
 is "$RC" 0 "a second deploy exits 0"
 is "$(live_entries "$sysroot")" "stagehand-2-demo-2.conf
 stagehand-1-demo-1.conf" "a second deploy: new default first, the first as rollback"
-like "$(cat "$sysroot/boot/loader/entries/stagehand-2-demo-2.conf")" 'options quiet stagehand=/stagehand/deploy/demo/2' \
+like "$(cat "$sysroot/boot/loader/entries/stagehand-2-demo-2.conf")" 'options stagehand=/stagehand/deploy/demo/2 quiet' \
   "the second deploy inherits the kernel arguments"
 
 # deploy replaces whatever was staged: the explicit request wins.

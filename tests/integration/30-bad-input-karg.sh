@@ -44,5 +44,5 @@ refused "stagehand.conf kargs with an escape character" "$sysroot" 1 "stagehand\
   -- stage "$TEST_TMP/v2"
 rm "$conf"
 
-is "$(sed -n 's/^options //p' "$sysroot"/boot/loader/entries/*.conf)" "quiet stagehand=/stagehand/deploy/demo/1" \
+is "$(sed -n 's/^options //p' "$sysroot"/boot/loader/entries/*.conf)" "stagehand=/stagehand/deploy/demo/1 quiet" \
   "the live entry still has exactly its own options"

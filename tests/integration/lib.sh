@@ -209,7 +209,8 @@ image_kernel() {
   return 1
 }
 
-# bootcsum_of DIR: SHA-256 over the image's kernel then initramfs.
+# bootcsum_of DIR: the image's bootcsum, the SHA-256 of what
+# `sha256sum vmlinuz initramfs.img` prints in its kernel directory.
 bootcsum_of() {
   local k i
   k=$(image_kernel "$1") || return 1
@@ -217,7 +218,17 @@ bootcsum_of() {
     */vmlinuz) i="$(dirname "$k")/initramfs.img" ;;
     *) i="$(dirname "$k")/initrd.img-${k##*/vmlinuz-}" ;;
   esac
-  if [ -f "$i" ]; then cat "$k" "$i"; else cat "$k"; fi | sha256sum | cut -d' ' -f1
+  bootcsum_files "$k" "$i"
+}
+
+# bootcsum_files KERNEL [INITRAMFS]: the bootcsum of a kernel and, if the
+# file exists, an initramfs.
+bootcsum_files() {
+  { printf '%s  vmlinuz\n' "$(sha256sum <"$1" | cut -d' ' -f1)"
+    if [ $# -gt 1 ] && [ -f "$2" ]; then
+      printf '%s  initramfs.img\n' "$(sha256sum <"$2" | cut -d' ' -f1)"
+    fi
+  } | sha256sum | cut -d' ' -f1
 }
 
 # make_tar IMAGE_DIR OUT [gz|xz|zst]: the image as GNU tar would ship it.

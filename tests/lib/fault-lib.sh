@@ -97,6 +97,18 @@ fault_lib_exit() {
   exit "$status"
 }
 
+# freeze_dir DIR: nothing can be created, renamed or removed in DIR (chattr
+# +i as root, mode a-w otherwise): a finalize then fails writing its new
+# entry set, before the commit point. thaw_dir DIR undoes it (and so does
+# the exit handler).
+freeze_dir() {
+  if [ "$(id -u)" -eq 0 ]; then chattr +i "$1"; else chmod a-w "$1"; fi ||
+    bail "cannot make $1 unwritable"
+}
+thaw_dir() {
+  if [ "$(id -u)" -eq 0 ]; then chattr -i "$1"; else chmod u+w "$1"; fi
+}
+
 # ---------------------------------------------------------------- fixtures
 
 . "$FAULT_LIB_DIR/test-image.sh"

@@ -3,6 +3,7 @@
 # when nothing holds it, and really stays while a directory fd is held on it.
 # If this fails, no other privileged test means anything.
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 
 plan 5
 setup

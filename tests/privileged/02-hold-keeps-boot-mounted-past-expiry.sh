@@ -3,6 +3,7 @@
 # does not expire, even after ten times its timeout (ostree#2543: an expired
 # /boot at shutdown is what made finalization fail).
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 
 plan 5
 require_stagehand

@@ -3,6 +3,7 @@
 # default on the loop filesystem behind the held automount, the process exits
 # 0 promptly, and afterwards nothing pins <boot> any more.
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 
 plan 11
 require_stagehand

@@ -8,6 +8,7 @@
 # could slip through; the second run therefore freezes stagehand inside the
 # notifying sendmsg (strace delay injection) while the listener looks.
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 require_commands strace
 
 plan 11

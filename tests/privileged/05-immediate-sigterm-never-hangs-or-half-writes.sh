@@ -13,6 +13,7 @@
 # after READY. This is placement, not synchronisation: every round has the
 # same requirements.
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 
 ROUNDS=50
 plan 6

@@ -2,6 +2,7 @@
 # SIGHUP re-opens the held directories; it neither ends the holder nor
 # finalizes, and <boot> stays pinned across it. SIGTERM still finalizes after.
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 
 plan 9
 require_stagehand

@@ -2,6 +2,7 @@
 # With nothing staged, SIGTERM ends the holder with exit 0 and <boot> is not
 # written at all: same files, contents, modes, mtimes and ctimes.
 . "$(dirname "$0")/lib.sh"
+needs_kernel autofs ext4 loop
 
 plan 6
 require_stagehand

@@ -9,6 +9,8 @@
 # shellcheck source=tests/lib/fault-lib.sh
 . "$(dirname "$0")/../lib/fault-lib.sh"
 enter_private_namespace "needs root" "$@"
+. "$FAULT_LIB_DIR/kernel-features.sh"
+needs_kernel ext4 loop
 require_commands mkfs.ext4 mount umount truncate python3 find sha256sum
 require_stagehand
 make_temp enospc-boot

@@ -5,6 +5,8 @@
 #   - skips (TAP "1..0 # SKIP") only when not root; any other missing piece is
 #     a failure, because CI runs these as root and a silent skip hides a
 #     broken runner;
+#   - runs the script in the VM guest instead when the host kernel lacks a
+#     feature the script declares with needs_kernel (tests/lib/kernel-features.sh);
 #   - re-executes the script once inside its own private mount namespace
 #     (unshare -m --propagation private), so no test mount can leak to the
 #     host, and mounts a private tmpfs on /run there (see below);
@@ -57,7 +59,11 @@ require_commands() {
   [ ${#missing[@]} -eq 0 ] || bail "missing required commands: ${missing[*]}"
 }
 
-require_commands automount mkfs.ext4 debugfs losetup mount umount setsid awk python3 sha256sum find
+require_commands mkfs.ext4 losetup mount umount awk python3 sha256sum find
+
+# ------------------------------------------------------------ kernel features
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/kernel-features.sh"
 
 STAGEHAND=${STAGEHAND:-$PRIV_REPO_ROOT/build/src/cli/stagehand}
 case $STAGEHAND in
@@ -242,6 +248,11 @@ boot_stays_mounted() {
 # T: the test's temp dir; BOOT: the automount; SYSROOT: a plain directory.
 setup() {
   local i opts our_pgrp
+  case " ${KERNEL_NEEDS[*]} " in
+    *" autofs "*) ;;
+    *) bail "setup mounts a kernel automount: the test must call 'needs_kernel autofs ext4 loop' first" ;;
+  esac
+  require_commands automount debugfs setsid
   case ${TMPDIR:-/tmp} in
     *[[:space:]]*) bail "TMPDIR contains whitespace; mountinfo paths would be escaped" ;;
   esac

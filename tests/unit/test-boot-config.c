@@ -108,8 +108,8 @@ test_entry_for_origin_content (void)
                                                "sort-key " BOOT_ENTRY_SORT_KEY "\n"
                                                "linux /stagehand/testos-%s/vmlinuz\n"
                                                "initrd /stagehand/testos-%s/initramfs.img\n"
-                                               "options root=LABEL=root quiet "
-                                               "stagehand=/stagehand/deploy/testos/3\n",
+                                               "options stagehand=/stagehand/deploy/testos/3 "
+                                               "root=LABEL=root quiet\n",
                                                csum, csum);
   g_assert_cmpstr (data, ==, expected);
   g_assert_cmpstr (e->filename, ==, "stagehand-2-testos-3.conf");

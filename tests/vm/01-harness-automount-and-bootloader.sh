@@ -43,7 +43,7 @@ vm_guest_script cmdline <<'EOF'
 tr ' ' '\n' </proc/cmdline | grep '^smoke\.' | record smoke-args
 EOF
 
-tap_plan 12
+tap_plan 13
 
 # ---- boot 1 ------------------------------------------------------------------
 vm_boot_guest automount
@@ -94,6 +94,8 @@ tap_is "$(basename "$(vm_bls_default)")" "smoke-2.conf" "the host-side boot load
 vm_boot_default cmdline smoke.extra=yes
 tap_ok "boot 2 powered off cleanly" vm_last_boot_powered_off
 tap_is "$(vm_guest_exit_status)" 0 "boot 2: the guest script exited 0"
+tap_is "$(vm_booted_image_version)" 2 \
+  "boot 2's initramfs is smoke-2's: the archive vm_make_image appends was unpacked in the guest"
 tap_is "$(tr '\n' ' ' <"$(vm_result smoke-args)")" "smoke.entry=2 smoke.extra=yes " \
   "boot 2 ran with the default entry's options plus the test's extra argument"
 tap_like "$(cat "$VM_WORK/boot2/cmdline")" "systemd.run=" "the harness's own arguments follow the entry's options"

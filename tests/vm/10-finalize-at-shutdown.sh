@@ -66,7 +66,7 @@ vm_stagehand deploy "$root/var/lib/stagehand-vm/images/v1" --karg=root=LABEL=SHR
   >"$VM_WORK/host-deploy.log" 2>&1 || vm_bail "host-side stagehand deploy failed: $(cat "$VM_WORK/host-deploy.log")"
 vm_umount
 
-tap_plan 18
+tap_plan 20
 
 entry=$(vm_bls_default)
 tap_like "$(vm_bls_get "$entry" options)" "stagehand=/stagehand/deploy/shtest/[^ ]+" \
@@ -76,6 +76,7 @@ tap_like "$(vm_bls_get "$entry" options)" "stagehand=/stagehand/deploy/shtest/[^
 
 vm_boot_default stage-and-hold
 tap_ok "boot 1 powered off cleanly" vm_last_boot_powered_off
+tap_is "$(vm_booted_image_version)" 1 "boot 1 ran v1's initramfs (its appended archive was unpacked)"
 tap_is "$(cat "$(vm_result stage.status)")" 0 "stagehand stage exited 0"
 tap_like "$(cat "$(vm_result finalize-unit)")" "ActiveState=active" \
   "stage left stagehand-finalize.service running"
@@ -104,6 +105,7 @@ tap_like "$(vm_journal -b 0 -u stagehand-finalize.service -o cat 2>&1)" "Deactiv
 
 vm_boot_default after-update
 tap_ok "boot 2 powered off cleanly" vm_last_boot_powered_off
+tap_is "$(vm_booted_image_version)" 2 "boot 2 ran v2's initramfs"
 tap_is "$(jq -r '.booted | if type == "object" then "\(.os)/\(.id)" else . end' "$(vm_result status.json)" 2>&1)" \
   "$staged" "boot 2 runs the deployment staged in boot 1"
 tap_is "$(jq -r '.last_finalize.result' "$(vm_result status.json)" 2>&1)" success \

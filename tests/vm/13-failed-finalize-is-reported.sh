@@ -43,7 +43,7 @@ systemctl is-failed stagehand-boot-complete.service | record is-failed-after-res
 chattr -i /boot
 EOF
 
-tap_plan 17
+tap_plan 18
 
 link_before=$(vm__ext4_resolve loader)
 
@@ -65,6 +65,7 @@ tap_like "$(vm_journal -b 0 MESSAGE_ID=$VM_MSG_FINALIZE_FAILED -o cat 2>&1)" "wr
 vm_boot_default after-failure
 tap_ok "boot 2 powered off cleanly" vm_last_boot_powered_off
 tap_like "$(cat "$(vm_result cmdline)")" "stagehand=/stagehand/deploy/shtest/1( |\$)" "boot 2 booted the old default, v1"
+tap_is "$(vm_booted_image_version)" 1 "boot 2 ran v1's initramfs"
 tap_is "$(cat "$(vm_result is-failed)")" failed "stagehand-boot-complete.service failed"
 tap_like "$(cat "$(vm_result failed-units)")" "^stagehand-boot-complete.service " "systemctl --failed lists it"
 report=$(vm_journal -b 0 MESSAGE_ID=$VM_MSG_PREVIOUS_FINALIZE_FAILED -o json 2>&1)

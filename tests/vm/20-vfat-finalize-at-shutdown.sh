@@ -60,7 +60,7 @@ SYSTEMD_RELAX_ESP_CHECKS=1 record_cmd bootctl bootctl --esp-path=/boot list --no
 SYSTEMD_RELAX_ESP_CHECKS=1 record_cmd bootctl-json bootctl --esp-path=/boot list --json=short
 EOF
 
-tap_plan 25
+tap_plan 26
 
 # ---- boot 0: first install inside the guest -------------------------------------------
 
@@ -105,6 +105,7 @@ tap_ok "systemd-boot's loader/loader.conf is unchanged" cmp "$VM_WORK/loader.con
 
 vm_boot_default after-update
 tap_ok "boot 2 powered off cleanly" vm_last_boot_powered_off
+tap_is "$(vm_booted_image_version)" 2 "boot 2 ran v2's initramfs, read from the vfat disk"
 tap_is "$(jq -r '.booted' "$(vm_result status.json)" 2>&1)" "$staged" "boot 2 runs the deployment staged in boot 1"
 tap_is "$(jq -r '.last_finalize.result' "$(vm_result status.json)" 2>&1)" success \
   "status reports the last finalize as a success"

@@ -47,6 +47,8 @@
 # vm_systemctl ARGS...       systemctl --root=<guest root> ARGS (enable, mask)
 # vm_require_destdir         skip the test unless a stagehand build is given
 # vm_install_stagehand       install it into the guest root, enable its units
+# vm_install_build           the same without enabling anything (sets
+#                            VM_STAGEHAND)
 # vm_stagehand ARGS...       run it on the host with --sysroot/--boot set to
 #                            the mounted guest disks (first install: deploy)
 # vm_make_guest_images OS VERSION...
@@ -81,6 +83,10 @@
 # vm_result NAME [BOOT]      path of a file the guest's script recorded
 # vm_guest_exit_status [BOOT]  the guest script's exit status (or "none")
 # vm_last_boot_powered_off   true if the last boot ended in a clean poweroff
+# vm_booted_image_version [BOOT]
+#                            the VERSION of the vm_make_image initramfs that
+#                            boot BOOT ran, from its kernel log (empty if its
+#                            appended archive was not unpacked)
 # vm_journal ARGS...         journalctl on the guest's journal (host side)
 # vm_journal_mono BOOT MATCH...
 #                            the __MONOTONIC_TIMESTAMP (µs since that boot's
@@ -297,7 +303,7 @@ vm_init() {
   VM_GUEST=$("$VM_DIR/build-guest" --quiet) || vm_bail "building the guest failed (tests/vm/build-guest)"
   VM_KVER=$(cat "$VM_GUEST/kver")
 
-  name=$(basename "$0" .sh)
+  name=${VM_TEST_NAME:-$(basename "$0" .sh)}
   base=${STAGEHAND_VM_ARTIFACTS:-/var/tmp/stagehand-vm-tests}
   mkdir -p "$base"
   chmod 0700 "$base"
@@ -414,12 +420,22 @@ vm_make_image() {
   mkdir -p "$dir/usr/lib/modules/$VM_KVER" "$dir/etc"
   cp "$VM_GUEST/vmlinuz" "$dir/usr/lib/modules/$VM_KVER/vmlinuz"
   # The kernel unpacks concatenated cpio archives, so appending one keeps the
-  # initramfs bootable while giving each version its own boot checksum.
+  # initramfs bootable while giving each version its own boot checksum.  An
+  # uncompressed archive is only recognised at a 4-byte aligned offset: after
+  # the (compressed) initrd the kernel skips zero bytes, and without them it
+  # reports "Initramfs unpacking failed: invalid magic" and drops the rest.
+  # The stamp is a conf.d file, which initramfs-tools' init sources early
+  # (with /dev mounted): it says in the kernel log which image booted, so
+  # the host can check that the appended archive really was unpacked
+  # (vm_booted_image_version).
   stamp=$(mktemp -d)
-  mkdir -p "$stamp/etc"
-  printf 'IMAGE_VERSION=%s\n' "$version" >"$stamp/etc/stagehand-vm-image"
+  mkdir -p "$stamp/conf/conf.d"
+  printf 'echo "<5>stagehand-vm-image: IMAGE_VERSION=%s" >/dev/kmsg 2>/dev/null || true\n' "$version" \
+    >"$stamp/conf/conf.d/stagehand-vm-image"
   { cat "$VM_GUEST/initrd.img"
-    (cd "$stamp" && printf 'etc\netc/stagehand-vm-image\n' | cpio --quiet -o -H newc --reproducible)
+    head -c $(( (4 - $(stat -c %s "$VM_GUEST/initrd.img") % 4) % 4 )) /dev/zero
+    (cd "$stamp" && printf 'conf\nconf/conf.d\nconf/conf.d/stagehand-vm-image\n' \
+      | cpio --quiet -o -H newc --reproducible)
   } >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
   rm -rf "$stamp"
   cat >"$dir/usr/lib/os-release" <<EOF
@@ -471,7 +487,16 @@ vm_require_destdir() {
 # (stagehand-boot-complete.service).  Sets VM_STAGEHAND to the host-side
 # binary of the same build (for vm_stagehand).
 vm_install_stagehand() {
+  vm_install_build
+  vm_systemctl enable stagehand-boot-complete.service >/dev/null 2>&1 \
+    || vm_bail "systemctl --root enable stagehand-boot-complete.service failed"
+}
+
+# The install alone: the build's files in the guest root, no unit enabled.
+vm_install_build() {
   if [ -z "${STAGEHAND_VM_DESTDIR:-}" ] || [ ! -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
+    [ -n "${STAGEHAND_VM_BUILDDIR:-}" ] && [ -f "$STAGEHAND_VM_BUILDDIR/build.ninja" ] \
+      || vm_bail "no stagehand build to install (set STAGEHAND_VM_DESTDIR or STAGEHAND_VM_BUILDDIR)"
     STAGEHAND_VM_DESTDIR=$VM_WORK/destdir
     meson install -C "$STAGEHAND_VM_BUILDDIR" --no-rebuild --quiet --destdir "$STAGEHAND_VM_DESTDIR" \
       >"$VM_WORK/meson-install.log" 2>&1 \
@@ -479,8 +504,6 @@ vm_install_stagehand() {
   fi
   VM_STAGEHAND=$STAGEHAND_VM_DESTDIR/usr/bin/stagehand
   vm_install_destdir "$STAGEHAND_VM_DESTDIR"
-  vm_systemctl enable stagehand-boot-complete.service >/dev/null 2>&1 \
-    || vm_bail "systemctl --root enable stagehand-boot-complete.service failed"
 }
 
 # Run the host-side stagehand on the guest's disks (root as --sysroot, the
@@ -605,6 +628,14 @@ vm_boot_default() {
     *) options="root=LABEL=$VM_ROOT_LABEL rw $options" ;;
   esac
   vm_boot "$kdir/linux" "$kdir/initrd" "$options $(vm__harness_args "$script")${*:+ $*}"
+}
+
+# The IMAGE_VERSION that the initramfs of boot N (default: the last) wrote to
+# the kernel log from the archive vm_make_image appends; nothing if the
+# kernel did not unpack it.
+vm_booted_image_version() {
+  sed -n 's/.*stagehand-vm-image: IMAGE_VERSION=\([^[:space:]]*\).*/\1/p' \
+    "$VM_WORK/boot${1:-$VM_BOOT_N}/serial.log" | head -n 1
 }
 
 vm_last_boot_powered_off() {
