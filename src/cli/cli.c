@@ -4,6 +4,8 @@
 #include "errors.h"
 #include "journal.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -57,6 +59,14 @@ gboolean
 cli_parse_options (const char *verb, const char *params, const char *summary,
                    const GOptionEntry *entries, int *argc, char ***argv)
 {
+  return cli_parse_options_full (verb, params, summary, entries, NULL, argc, argv);
+}
+
+gboolean
+cli_parse_options_full (const char *verb, const char *params, const char *summary,
+                        const GOptionEntry *entries, const gboolean *keep_signals_blocked,
+                        int *argc, char ***argv)
+{
   g_autofree char *title
       = g_strdup_printf ("%s%s%s", verb, params ? " " : "", params ? params : "");
   g_autoptr (GOptionContext) ctx = g_option_context_new (title);
@@ -72,6 +82,20 @@ cli_parse_options (const char *verb, const char *params, const char *summary,
     }
   if (cli_globals.verbose)
     log_set_stderr_level (LOG_INFO);
+  /* Decided from the parsed value, not by looking for "--hold" in argv:
+   * an option means the same wherever it stands (issue 14: with --hold
+   * before the verb the signals stayed unblocked, and the first SIGTERM
+   * killed the finalizer). Every other verb is safe to interrupt: all its
+   * state changes are atomic. */
+  if (keep_signals_blocked == NULL || !*keep_signals_blocked)
+    {
+      sigset_t mask;
+      sigemptyset (&mask);
+      sigaddset (&mask, SIGTERM);
+      sigaddset (&mask, SIGINT);
+      sigaddset (&mask, SIGHUP);
+      pthread_sigmask (SIG_UNBLOCK, &mask, NULL);
+    }
   return TRUE;
 }
 

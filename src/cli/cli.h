@@ -27,6 +27,14 @@ extern CliGlobals cli_globals;
 gboolean cli_parse_options (const char *verb, const char *params, const char *summary,
                             const GOptionEntry *entries, int *argc, char ***argv);
 
+/* cli_parse_options(), for the verb that may wait for signals: main blocks
+ * SIGTERM, SIGINT and SIGHUP before anything else, and parsing unblocks
+ * them unless @keep_signals_blocked (an option's value, may be NULL) is
+ * TRUE once every option, before or after the verb, has been read. */
+gboolean cli_parse_options_full (const char *verb, const char *params, const char *summary,
+                                 const GOptionEntry *entries, const gboolean *keep_signals_blocked,
+                                 int *argc, char ***argv);
+
 /* Prints "stagehand: <message>" as exactly one line on stderr: control
  * characters in the message (from a path, an option value) show escaped. */
 void cli_print_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);

@@ -103,7 +103,8 @@ main (int argc, char **argv)
   /* Before anything else, and before any library can start a thread that
    * would inherit an unblocked mask: finalize-staged --hold waits for these
    * with sigwait(), and no signal handler ever runs (see docs/design.md:
-   * a SIGTERM handler calling syslog() deadlocked a mail server). */
+   * a SIGTERM handler calling syslog() deadlocked a mail server). Every
+   * other verb gets them back once its options are parsed (cli.c). */
   sigset_t mask;
   sigemptyset (&mask);
   sigaddset (&mask, SIGTERM);
@@ -153,15 +154,9 @@ main (int argc, char **argv)
       return EXIT_USAGE;
     }
 
-  /* Only the holding finalizer waits for signals; every other verb is safe
-   * to interrupt (all state changes are atomic) and gets them back. */
-  gboolean hold = FALSE;
-  for (int i = vi + 1; i < argc; i++)
-    if (strcmp (argv[i], "--hold") == 0)
-      hold = TRUE;
-  if (!(hold && strcmp (verb->name, "finalize-staged") == 0))
-    pthread_sigmask (SIG_UNBLOCK, &mask, NULL);
-
+  /* The signals stay blocked until the verb's options are parsed: only
+   * then is it known, wherever --hold stood, whether this is the holding
+   * finalizer (cli_parse_options_full()). */
   /* The verb sees "stagehand VERB" as its program name and every other
    * argument, so global options work before and after the verb. */
   g_autofree char *prgname = g_strdup_printf ("stagehand %s", verb->name);

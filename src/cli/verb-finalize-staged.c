@@ -116,10 +116,10 @@ verb_finalize_staged (int argc, char **argv)
       NULL },
     { NULL },
   };
-  if (!cli_parse_options ("finalize-staged", NULL,
-                          "Make the staged deployment the default: now, or with --hold when "
-                          "SIGTERM arrives.",
-                          entries, &argc, &argv))
+  if (!cli_parse_options_full ("finalize-staged", NULL,
+                               "Make the staged deployment the default: now, or with --hold when "
+                               "SIGTERM arrives.",
+                               entries, &hold, &argc, &argv))
     return EXIT_USAGE;
   if (argc > 1)
     return cli_usage_error ("finalize-staged", "unexpected argument \"%s\"", argv[1]);

@@ -125,6 +125,7 @@ add_boot (JsonBuilder *b, Sysroot *s, const char *mounts)
   add_string_or_null (b, "directory", s->boot_path);
   add_string_or_null (b, "mode", boot_mode_to_string (bc->mode));
   add_boolean (b, "atomic", bc->atomic);
+  add_string_or_null (b, "atomic_reason", bc->atomic_reason);
   json_builder_set_member_name (b, "loader_version");
   if (bc->version >= 0)
     json_builder_add_int_value (b, bc->version);
@@ -193,6 +194,7 @@ add_verdict (JsonBuilder *b, const Verdict *v)
   add_string_or_null (b, "step", v->step);
   add_string_or_null (b, "error", v->error);
   add_string_or_null (b, "boot_id", v->boot_id);
+  add_string_or_null (b, "switch", v->switched);
   add_boolean (b, "reported", v->reported);
   add_int (b, "started_usec", v->started);
   add_int (b, "finished_usec", v->finished);
@@ -302,6 +304,8 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
   printf ("  mode: %s%s", boot_mode_to_string (bc->mode), bc->atomic ? ", atomic swap" : "");
   if (bc->version >= 0)
     printf (", live loader.%d", bc->version);
+  if (bc->atomic_reason != NULL)
+    printf ("\n  swap: %s", bc->atomic_reason);
   printf ("\n  mounts: %s\n", mounts);
   g_autofree char *counting_reason = NULL;
   guint tries = boot_counting_tries (s, &counting_reason);
@@ -330,6 +334,8 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
             v->deployment ? v->deployment : "?", v->step ? v->step : "?", v->error);
   else
     printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
+  if (v != NULL && v->switched != NULL)
+    printf ("  switch: %s\n", v->switched);
 
   if (failed != NULL)
     {

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "boot-config.h"
+#include "boot-config-private.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "journal.h"
@@ -8,20 +9,13 @@
 #include "kernel.h"
 
 #include <dirent.h>
-#include <linux/fs.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <unistd.h>
-
-#define LOADER "loader"
-#define ENTRIES "entries"
-#define EXCHANGE_NEW_NAME "entries.new"
-#define EXCHANGE_NEW LOADER "/" EXCHANGE_NEW_NAME
 
 const char *
 boot_mode_to_string (BootMode mode)
@@ -46,6 +40,8 @@ boot_config_free (BootConfig *config)
   g_ptr_array_unref (config->entries);
   g_ptr_array_unref (config->warnings);
   g_free (config->entries_path);
+  g_free (config->atomic_reason);
+  g_free (config->live_fingerprint);
   g_free (config);
 }
 
@@ -101,9 +97,8 @@ entries_dir_path (BootMode mode, int version)
   return g_strdup (LOADER "/" ENTRIES);
 }
 
-/* What boot loaders read as an entry in an entries directory. */
-static gboolean
-is_entry_name (const char *name)
+gboolean
+boot_is_entry_name (const char *name)
 {
   return name[0] != '.' && g_str_has_suffix (name, ".conf");
 }
@@ -113,12 +108,11 @@ is_entry_name (const char *name)
 static gboolean
 is_own_entry_name (const char *name)
 {
-  return is_entry_name (name) && g_str_has_prefix (name, BOOT_ENTRY_PREFIX);
+  return boot_is_entry_name (name) && g_str_has_prefix (name, BOOT_ENTRY_PREFIX);
 }
 
-/* The entry file names (*.conf, not hidden) in @dfd. */
-static gboolean
-list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
+gboolean
+boot_list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **error)
 {
   g_autoptr (GPtrArray) all = NULL;
   if (!fs_list_dir (dfd, what, &all, error))
@@ -127,7 +121,7 @@ list_entry_names (int dfd, const char *what, GPtrArray **ret_names, GError **err
   for (guint i = 0; i < all->len; i++)
     {
       const char *n = all->pdata[i];
-      if (is_entry_name (n))
+      if (boot_is_entry_name (n))
         g_ptr_array_add (names, g_strdup (n));
     }
   *ret_names = g_steal_pointer (&names);
@@ -138,7 +132,7 @@ static gboolean
 load_entries (int dfd, const char *what, GPtrArray *entries, GPtrArray *warnings, GError **error)
 {
   g_autoptr (GPtrArray) names = NULL;
-  if (!list_entry_names (dfd, what, &names, error))
+  if (!boot_list_entry_names (dfd, what, &names, error))
     return FALSE;
 
   for (guint i = 0; i < names->len; i++)
@@ -205,6 +199,73 @@ check_entry_files (int boot_dfd, const char *what, GPtrArray *entries, GPtrArray
     }
 }
 
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *)a, *(char *const *)b);
+}
+
+/* What another tool could change in the live directory @path below
+ * @boot_dfd (recursively: names, types, inodes, sizes, modification and
+ * change times), as one string; "" when it does not exist. Two equal
+ * fingerprints mean nothing was added, removed, renamed or rewritten. */
+static gboolean
+append_fingerprint (int dfd, const char *path, GString *out, guint depth, GError **error)
+{
+  struct stat st;
+  if (fstat (dfd, &st) < 0)
+    return throw_errno (error, "reading %s", path);
+  g_string_append_printf (out, "%s/ %lu %ld.%09ld %ld.%09ld\n", path, (gulong)st.st_ino,
+                          (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec,
+                          st.st_ctim.tv_nsec);
+  g_autoptr (GPtrArray) names = NULL;
+  if (!fs_list_dir (dfd, path, &names, error))
+    return FALSE;
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = names->pdata[i];
+      if (fstatat (dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return throw_errno (error, "reading %s/%s", path, name);
+      g_string_append_printf (out, "%s/%s %o %lu %lld %ld.%09ld %ld.%09ld\n", path, name,
+                              (guint)st.st_mode, (gulong)st.st_ino, (long long)st.st_size,
+                              (long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long)st.st_ctim.tv_sec,
+                              st.st_ctim.tv_nsec);
+      if (S_ISDIR (st.st_mode) && depth < 16)
+        {
+          g_autofree char *sub_path = g_strdup_printf ("%s/%s", path, name);
+          autofd sub = -1;
+          if (!fs_opendir_at (dfd, name, &sub, error)
+              || !append_fingerprint (sub, sub_path, out, depth + 1, error))
+            return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+live_fingerprint (int boot_dfd, const char *path, char **ret_fingerprint, GError **error)
+{
+  autofd dfd = -1;
+  if (!fs_opendir_at_optional (boot_dfd, path, &dfd, error))
+    return FALSE;
+  g_autoptr (GString) out = g_string_new (NULL);
+  if (dfd >= 0 && !append_fingerprint (dfd, path, out, 0, error))
+    return FALSE;
+  *ret_fingerprint = g_string_free (g_steal_pointer (&out), FALSE);
+  return TRUE;
+}
+
+/* The live directory a new set is built from: loader.N (entries and what
+ * lies beside them) in symlink mode, loader/entries in exchange mode. */
+static char *
+live_source_path (BootMode mode, int version)
+{
+  if (mode == BOOT_MODE_SYMLINK)
+    return g_strdup_printf ("loader.%d", version);
+  return g_strdup (LOADER "/" ENTRIES);
+}
+
 gboolean
 boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
 {
@@ -213,10 +274,34 @@ boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error)
   config->warnings = g_ptr_array_new_with_free_func (g_free);
   if (!detect_mode (boot_dfd, &config->mode, &config->version, error))
     return prefix_error (error, "reading the boot configuration: ");
-  config->atomic = config->mode == BOOT_MODE_SYMLINK
-                   || (config->mode == BOOT_MODE_EXCHANGE && boot_exchange_is_atomic ());
+  if (config->mode == BOOT_MODE_SYMLINK)
+    {
+      config->atomic = TRUE;
+      config->atomic_reason = g_strdup ("a new symlink is renamed over " LOADER);
+    }
+  else if (config->mode == BOOT_MODE_EXCHANGE)
+    {
+      config->atomic = boot_exchange_expect_atomic_at (boot_dfd, &config->atomic_reason);
+      struct stat st;
+      if (fstatat (boot_dfd, EXCHANGE_OLD, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        {
+          config->switch_interrupted = TRUE;
+          g_ptr_array_add (config->warnings,
+                           g_strdup (EXCHANGE_OLD
+                                     ": a switch of the entries one at a time was "
+                                     "interrupted, so the menu may hold entries of the old and "
+                                     "the new set; the next cleanup, stage, finalize or rollback "
+                                     "writes it whole again"));
+        }
+    }
   if (config->mode != BOOT_MODE_NONE)
     {
+      /* First, so a change from now on is seen before the commit point.
+       * Not an error here, it stays NULL: status, run by any user, may
+       * not be able to read all of it (a 0700 keys/); a swap reads it
+       * again and fails there, or retries. */
+      g_autofree char *source = live_source_path (config->mode, config->version);
+      (void)live_fingerprint (boot_dfd, source, &config->live_fingerprint, NULL);
       g_autofree char *path = entries_dir_path (config->mode, config->version);
       autofd dfd = -1;
       if (!fs_opendir_at_optional (boot_dfd, path, &dfd, error))
@@ -234,20 +319,6 @@ BootMode
 boot_mode_for_filesystem (long f_type)
 {
   return f_type == MSDOS_SUPER_MAGIC ? BOOT_MODE_EXCHANGE : BOOT_MODE_SYMLINK;
-}
-
-gboolean
-boot_exchange_is_atomic (void)
-{
-  /* RENAME_EXCHANGE works on vfat since Linux 6.0. The debug switch forces
-   * the non-atomic fallback so tests can exercise it. */
-  if (g_getenv ("STAGEHAND_DEBUG_NO_EXCHANGE") != NULL)
-    return FALSE;
-  struct utsname u;
-  guint major = 0, minor = 0;
-  if (uname (&u) < 0 || sscanf (u.release, "%u.%u", &major, &minor) != 2)
-    return FALSE;
-  return major >= 6;
 }
 
 static gboolean
@@ -513,8 +584,8 @@ write_entry_set (int boot_dfd, const char *top, const char *entries_path, const 
   return TRUE;
 }
 
-static void
-fsync_after_commit (int dfd, const char *what)
+void
+boot_fsync_after_commit (int dfd, const char *what)
 {
   g_autoptr (GError) local_error = NULL;
   if (!fs_fsync_fd (dfd, what, &local_error))
@@ -533,7 +604,7 @@ discard_new_set (int boot_dfd, const char *top)
 
 /* Symlink mode: a new symlink renamed over <boot>/loader. */
 static gboolean
-swap_symlink (int boot_dfd, const char *new_dir, GError **error)
+swap_symlink (int boot_dfd, const char *new_dir, char **ret_how, GError **error)
 {
   g_autofree char *tmp = fs_temp_name (LOADER);
   if (symlinkat (new_dir, boot_dfd, tmp) < 0)
@@ -545,91 +616,8 @@ swap_symlink (int boot_dfd, const char *new_dir, GError **error)
       (void)unlinkat (boot_dfd, tmp, 0); /* best effort: our own temp link */
       return FALSE;
     }
-  fsync_after_commit (boot_dfd, "the boot directory");
-  return TRUE;
-}
-
-/* The fallback where RENAME_EXCHANGE is refused: move the new files into
- * loader/entries first (new names appear, same names are replaced by a
- * rename, which never leaves a partial file), sync, then remove the
- * obsolete stagehand entries. At every step a complete default exists, but
- * a crash can leave old and new entries side by side. */
-static gboolean
-swap_merge (int loader_dfd, GError **error)
-{
-  autofd new_dfd = -1, live_dfd = -1;
-  if (!fs_opendir_at (loader_dfd, EXCHANGE_NEW_NAME, &new_dfd, error)
-      || !fs_opendir_at (loader_dfd, ENTRIES, &live_dfd, error))
-    return FALSE;
-  g_autoptr (GPtrArray) new_names = NULL, live_names = NULL;
-  if (!list_entry_names (new_dfd, EXCHANGE_NEW, &new_names, error)
-      || !list_entry_names (live_dfd, LOADER "/" ENTRIES, &live_names, error))
-    return FALSE;
-  g_autoptr (GHashTable) wanted = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < new_names->len; i++)
-    g_hash_table_add (wanted, new_names->pdata[i]);
-  GHashTableIter it;
-  gpointer name;
-  g_hash_table_iter_init (&it, wanted);
-  while (g_hash_table_iter_next (&it, &name, NULL))
-    if (renameat (new_dfd, name, live_dfd, name) < 0)
-      return throw_errno (error, "moving entry %s into place", (char *)name);
-  if (!fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, error))
-    return FALSE;
-  for (guint i = 0; i < live_names->len; i++)
-    {
-      const char *n = live_names->pdata[i];
-      if (g_str_has_prefix (n, BOOT_ENTRY_PREFIX) && !g_hash_table_contains (wanted, n)
-          && !fs_unlink_at_optional (live_dfd, n, 0, error))
-        return FALSE;
-    }
-  return fs_fsync_fd (live_dfd, LOADER "/" ENTRIES, error);
-}
-
-/* Exchange mode: renameat2(RENAME_EXCHANGE) of loader/entries with the
- * complete loader/entries.new. We exchange entries/ rather than loader/
- * itself because loader/ also holds files that are not ours (systemd-boot's
- * loader.conf, random-seed) which must stay where they are. */
-static gboolean
-swap_exchange (int boot_dfd, gboolean *ret_atomic, GError **error)
-{
-  autofd loader_dfd = -1;
-  if (!fs_opendir_at (boot_dfd, LOADER, &loader_dfd, error))
-    return FALSE;
-  *ret_atomic = TRUE;
-  struct stat st;
-  gboolean has_live;
-  if (!fs_stat_optional (loader_dfd, ENTRIES, &st, &has_live, error))
-    return FALSE;
-  if (!has_live)
-    {
-      /* First entry set: a plain rename is just as atomic. */
-      if (renameat (loader_dfd, EXCHANGE_NEW_NAME, loader_dfd, ENTRIES) < 0)
-        return throw_errno (error, "renaming the new entry set into place");
-    }
-  else
-    {
-      gboolean exchanged = FALSE;
-      if (boot_exchange_is_atomic ())
-        {
-          /* The commit point. */
-          if (renameat2 (loader_dfd, EXCHANGE_NEW_NAME, loader_dfd, ENTRIES, RENAME_EXCHANGE) == 0)
-            exchanged = TRUE;
-          else if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return throw_errno (error, "exchanging " LOADER "/" ENTRIES " with the new set");
-        }
-      if (!exchanged)
-        {
-          *ret_atomic = FALSE;
-          log_event (
-              LOG_WARNING, NULL,
-              "RENAME_EXCHANGE is not available on the boot filesystem: switching the entries "
-              "without an atomic swap (\"atomic\": false)");
-          if (!swap_merge (loader_dfd, error))
-            return FALSE;
-        }
-    }
-  fsync_after_commit (loader_dfd, LOADER);
+  boot_fsync_after_commit (boot_dfd, "the boot directory");
+  *ret_how = g_strdup ("atomic: a new symlink renamed over " LOADER);
   return TRUE;
 }
 
@@ -672,15 +660,41 @@ boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current, GPtr
   verdict_end_step (timings);
 
   verdict_begin_step (timings, "swap");
-  gboolean atomic = TRUE;
-  gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, error)
-                                                   : swap_exchange (boot_dfd, &atomic, error);
+  /* The new set is a copy of what the live directory held when it was
+   * read (@current), so an entry another tool wrote there since would be
+   * gone after the swap: look again right before the commit point, and let
+   * the caller read it again and retry. (What changes between this look
+   * and the rename, microseconds, is still lost: other tools do not take
+   * our lock.) */
+  g_autofree char *source = live_source_path (current->mode, current->version);
+  g_autofree char *now = NULL;
+  if (!live_fingerprint (boot_dfd, source, &now, error))
+    {
+      discard_new_set (boot_dfd, top);
+      return prefix_error (error, "swapping the boot configuration: ");
+    }
+  if (g_strcmp0 (now, current->live_fingerprint) != 0)
+    {
+      discard_new_set (boot_dfd, top);
+      return throw_error (error, STAGEHAND_ERROR_CHANGED,
+                          "swapping the boot configuration: another tool changed %s while the "
+                          "new entry set was written",
+                          source);
+    }
+  g_autofree char *how = NULL;
+  gboolean ok = current->mode == BOOT_MODE_SYMLINK ? swap_symlink (boot_dfd, top, &how, error)
+                                                   : boot_swap_exchange (boot_dfd, &how, error);
   if (!ok)
     {
       discard_new_set (boot_dfd, top);
       return prefix_error (error, "swapping the boot configuration: ");
     }
   verdict_end_step (timings);
+  if (timings != NULL)
+    {
+      g_free (timings->switched);
+      timings->switched = g_steal_pointer (&how);
+    }
   return TRUE;
 }
 
@@ -697,6 +711,7 @@ boot_config_tidy (int boot_dfd, GError **error)
       return fs_rm_rf_at (boot_dfd, old, error);
     }
   if (mode == BOOT_MODE_EXCHANGE)
-    return fs_rm_rf_at (boot_dfd, EXCHANGE_NEW, error);
+    return fs_rm_rf_at (boot_dfd, EXCHANGE_NEW, error)
+           && fs_rm_rf_at (boot_dfd, EXCHANGE_OLD, error);
   return TRUE;
 }

@@ -8,7 +8,9 @@
  *
  * Exchange mode (vfat, which has no symlinks): <boot>/loader is a real
  * directory and the swap is renameat2(RENAME_EXCHANGE) of loader/entries
- * with a complete sibling, loader/entries.new.
+ * with a complete sibling, loader/entries.new; where the filesystem
+ * refuses the exchange, a series of renames that is undone if one fails
+ * (boot-exchange.c).
  */
 #pragma once
 
@@ -36,10 +38,18 @@ typedef struct
 {
   BootMode mode;
   int version;         /* symlink mode: the N of the live loader.N; else -1 */
-  gboolean atomic;     /* the swap is a single rename */
+  gboolean atomic;     /* the swap is expected to be a single rename */
+  char *atomic_reason; /* why (or why not) */
   GPtrArray *entries;  /* BootEntry*, menu order: the first is the default */
   GPtrArray *warnings; /* char*: entries that could not be read, and why */
   char *entries_path;  /* the live entries directory below <boot>, or NULL */
+  /* Exchange mode: loader/entries.old is there, so a non-atomic switch was
+   * interrupted and the menu may hold entries of two sets (boot-exchange.c);
+   * sysroot_repair_interrupted_switch() writes it whole again. */
+  gboolean switch_interrupted;
+  /* What the live directory a new set is copied from held when this was
+   * read; boot_config_swap() compares it right before the commit point. */
+  char *live_fingerprint;
 } BootConfig;
 
 void boot_config_free (BootConfig *config);
@@ -56,9 +66,17 @@ gboolean boot_config_load (int boot_dfd, BootConfig **ret_config, GError **error
  * gets: exchange on vfat, which has no symlinks; symlink elsewhere. */
 BootMode boot_mode_for_filesystem (long f_type);
 
-/* TRUE when an exchange-mode swap is one renameat2(RENAME_EXCHANGE):
- * Linux >= 6.0, and not disabled by STAGEHAND_DEBUG_NO_EXCHANGE. */
-gboolean boot_exchange_is_atomic (void);
+/* Whether an exchange-mode swap on a filesystem of type @f_type (statfs)
+ * under kernel @kernel_release (uname; may be NULL) is expected to be one
+ * renameat2(RENAME_EXCHANGE), and why, for status. The swap itself always
+ * tries the exchange and falls back only when the filesystem refuses it;
+ * @forced_off stands for STAGEHAND_DEBUG_NO_EXCHANGE, which makes it
+ * behave as refused. */
+gboolean boot_exchange_expect_atomic (long f_type, const char *kernel_release, gboolean forced_off,
+                                      char **ret_reason);
+
+/* The same for the boot directory @boot_dfd on this kernel. */
+gboolean boot_exchange_expect_atomic_at (int boot_dfd, char **ret_reason);
 
 /* Creates an empty configuration in an uninitialised boot directory, in
  * @requested mode (BOOT_MODE_NONE: what the filesystem supports).
@@ -77,9 +95,12 @@ BootEntry *boot_entry_new_for_origin (const Origin *origin, guint priority);
  * inactive set (fsync each file and the
  * directories), syncfs() of <boot> and of @sysroot_dfd, swap, fsync of the
  * directory holding the swapped name. Step durations are added to @timings
- * (may be NULL). Returns FALSE only before the commit point, with the live
- * configuration untouched; a failure after it (the final fsync) is logged
- * as a warning. */
+ * (may be NULL), and how the switch was made (->switched). When the live
+ * directory changed since @current was read (another tool wrote into it),
+ * fails with STAGEHAND_ERROR_CHANGED before the commit point: read it
+ * again and retry. Returns FALSE only before the commit
+ * point, with the live configuration untouched; a failure after it (the final fsync) is logged as a
+ * warning. */
 gboolean boot_config_swap (int boot_dfd, int sysroot_dfd, const BootConfig *current,
                            GPtrArray *entries, Verdict *timings, GError **error);
 

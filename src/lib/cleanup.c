@@ -275,6 +275,10 @@ sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error)
                         "cleanup: the boot directory %s has no loader (not initialised, or not "
                         "mounted?); refusing to remove deployments that its entries may name",
                         self->boot_path);
+  /* First: a menu that holds two sets names deployments the whole one
+   * will not keep. Nothing is removed before it is one set again. */
+  if (!sysroot_repair_interrupted_switch (self, error))
+    return FALSE;
   g_autoptr (GPtrArray) still_there = g_ptr_array_new ();
   CleanupRun run = { .self = self, .stats = &stats, .still_there = still_there };
   gboolean (*const steps[]) (CleanupRun *, GError **) = {

@@ -31,6 +31,8 @@ typedef enum
   STAGEHAND_ERROR_STATE,
   /* Not enough free space for the operation. */
   STAGEHAND_ERROR_NO_SPACE,
+  /* Another tool changed the boot configuration while it was switched. */
+  STAGEHAND_ERROR_CHANGED,
 } StagehandError;
 
 /* Sets @error from errno with a printf-style prefix: "<prefix>: <strerror>".

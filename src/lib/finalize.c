@@ -90,7 +90,7 @@ live_entry_of (Sysroot *self, const Deployment *d)
 }
 
 static gboolean
-switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
+switch_default_once (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
 {
   g_autoptr (GPtrArray) plan = plan_menu (self, new_default);
 
@@ -120,6 +120,37 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
                            error);
 }
 
+/* Another tool's entry written while the new set was being written would
+ * be lost by the swap: boot_config_swap() notices, and the set is written
+ * again from a fresh read, a bounded number of times. */
+#define SWITCH_ATTEMPTS 3
+
+static gboolean
+switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError **error)
+{
+  for (guint attempt = 1;; attempt++)
+    {
+      g_autoptr (GError) local_error = NULL;
+      if (switch_default_once (self, new_default, timings, &local_error))
+        return TRUE;
+      if (attempt >= SWITCH_ATTEMPTS
+          || !g_error_matches (local_error, STAGEHAND_ERROR, STAGEHAND_ERROR_CHANGED))
+        {
+          if (attempt > 1)
+            g_prefix_error (&local_error, "(attempt %u) ", attempt);
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+      log_event (LOG_NOTICE, NULL, "%s; reading it again and writing the new set again",
+                 local_error->message);
+      g_autoptr (BootConfig) fresh = NULL;
+      if (!boot_config_load (self->boot_dfd, &fresh, error))
+        return FALSE;
+      boot_config_free (self->boot_config);
+      self->boot_config = g_steal_pointer (&fresh);
+    }
+}
+
 static void
 tidy_after_commit (Sysroot *self, Verdict *timings)
 {
@@ -129,6 +160,27 @@ tidy_after_commit (Sysroot *self, Verdict *timings)
     log_event (LOG_WARNING, NULL, "after the swap, tidying the old entry set: %s",
                local_error->message);
   verdict_end_step (timings);
+}
+
+gboolean
+sysroot_repair_interrupted_switch (Sysroot *self, GError **error)
+{
+  g_assert (self->loaded && self->lock != NULL);
+  if (!self->boot_config->switch_interrupted)
+    return TRUE;
+  Deployment *d = self->default_deployment;
+  if (d != NULL)
+    {
+      /* The menu as it stands, default first, each deployment once: what
+       * plan_menu() makes of a menu that holds two sets. */
+      if (!switch_default (self, d, NULL, error))
+        return prefix_error (error, "completing an interrupted switch of the boot entries: ");
+      log_event (LOG_NOTICE, NULL,
+                 "completed an interrupted switch of the boot entries: %s/%s is the default", d->os,
+                 d->id);
+    }
+  tidy_after_commit (self, NULL);
+  return sysroot_load (self, error);
 }
 
 gboolean

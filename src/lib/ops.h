@@ -82,6 +82,12 @@ typedef struct
  * staged record, the booted deployment), and leftovers of interrupted runs. */
 gboolean sysroot_cleanup (Sysroot *self, CleanupStats *ret_stats, GError **error);
 
+/* When the boot configuration says a non-atomic switch was interrupted
+ * (BootConfig.switch_interrupted), writes the menu whole again as it
+ * stands (its default first, each deployment once) and reloads the state;
+ * otherwise does nothing. cleanup calls it first. */
+gboolean sysroot_repair_interrupted_switch (Sysroot *self, GError **error);
+
 /* The boot-time check: if the last finalize failed (or was not attempted)
  * in an earlier boot and nobody reported it yet, marks it reported and
  * returns it; otherwise *ret_verdict is NULL. Needs the lock, not a loaded

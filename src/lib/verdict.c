@@ -33,6 +33,7 @@ verdict_free (Verdict *verdict)
   g_free (verdict->step);
   g_free (verdict->error);
   g_free (verdict->boot_id);
+  g_free (verdict->switched);
   g_ptr_array_unref (verdict->steps);
   g_free (verdict);
 }
@@ -80,6 +81,8 @@ verdict_to_data (const Verdict *v, gsize *ret_len)
   g_key_file_set_int64 (kf, GROUP, "finished", v->finished);
   if (v->boot_id)
     g_key_file_set_string (kf, GROUP, "boot-id", v->boot_id);
+  if (v->switched)
+    g_key_file_set_string (kf, GROUP, "switch", v->switched);
   g_key_file_set_boolean (kf, GROUP, "reported", v->reported);
   for (guint i = 0; i < v->steps->len; i++)
     {
@@ -109,6 +112,7 @@ verdict_parse (const char *data, gsize len, const char *what, Verdict **ret_verd
   v->started = g_key_file_get_int64 (kf, GROUP, "started", NULL);
   v->finished = g_key_file_get_int64 (kf, GROUP, "finished", NULL);
   v->boot_id = g_key_file_get_string (kf, GROUP, "boot-id", NULL);
+  v->switched = g_key_file_get_string (kf, GROUP, "switch", NULL);
   v->reported = g_key_file_get_boolean (kf, GROUP, "reported", NULL);
   g_auto (GStrv) keys = g_key_file_get_keys (kf, STEPS_GROUP, NULL, NULL);
   for (char **k = keys; k && *k; k++)

@@ -28,6 +28,8 @@ typedef struct
   gint64 started;   /* realtime µs */
   gint64 finished;  /* realtime µs */
   char *boot_id;
+  char *switched;      /* key switch=: how the boot configuration was switched, "atomic: <how>"
+                        * or "not atomic: <why>; <how>" (success only) */
   gboolean reported;   /* the boot-complete unit has reported this failure */
   GPtrArray *steps;    /* VerdictStep*, in order */
   gint64 step_started; /* monotonic µs when the current step began */

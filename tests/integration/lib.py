@@ -22,7 +22,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
+import socket
 import stat
 import sys
 import tarfile
@@ -357,6 +359,106 @@ def sparse_file(path):
         f.write(b"B" * 4096)
 
 
+def durable_before_commit(trace_path, boot, sysroot):
+    """Reads an `strace -f -y` trace of a finalize (openat, mkdirat,
+    renameat, renameat2, symlinkat, fsync, fdatasync, syncfs) and prints one
+    line per violation of the durability order: before the commit point
+    (the rename over loader, the RENAME_EXCHANGE of loader/entries, or the
+    first entry moved into loader/entries by the fallback), every file
+    written into the new entry set was f(data)synced, every directory of
+    the set was fsynced after the last name was added to it, and both the
+    boot filesystem and the sysroot were syncfs'ed after the last of those.
+    A call strace skipped (INJECTED) does not count."""
+    line_re = re.compile(r"^\d+\s+([a-z0-9_]+)\((.*)\)\s+=\s+(-?\d+)")
+    fd_re = re.compile(r"(-?\d+|AT_FDCWD)<([^>]*)>")
+    calls = []
+    for line in open(trace_path):
+        m = line_re.match(line)
+        if not m or "INJECTED" in line or int(m.group(3)) < 0:
+            continue
+        name, args = m.group(1), m.group(2)
+        fds = fd_re.findall(args)
+        strs = re.findall(r'"((?:[^"\\]|\\.)*)"', args)
+        ret_fd = re.search(r"=\s+\d+<([^>]*)>\s*$", line.strip())
+        calls.append((name, [f[1] for f in fds], strs, args, ret_fd.group(1) if ret_fd else None))
+
+    entries_new = os.path.join(boot, "loader", "entries.new")
+    commit = None
+    top = None
+    for i, (name, dirs, strs, args, _) in enumerate(calls):
+        if name == "renameat" and len(dirs) == 2 and dirs[1] == boot and strs[1:] == ["loader"]:
+            commit = i
+            # the link renamed over loader names the new loader.M
+            for j in range(i - 1, -1, -1):
+                if calls[j][0] == "symlinkat":
+                    top = os.path.join(boot, calls[j][2][0])
+                    break
+            break
+        if name == "renameat2" and "RENAME_EXCHANGE" in args:
+            commit, top = i, entries_new
+            break
+        if (name == "renameat" and len(dirs) == 2 and dirs[0] == entries_new
+                and dirs[1] == os.path.join(boot, "loader", "entries")):
+            commit, top = i, entries_new
+            break
+    if commit is None or top is None:
+        print("no commit point found in the trace")
+        return
+    before = calls[:commit]
+    under = lambda p: p == top or p.startswith(top + "/")
+
+    synced = set()
+    last_sync = {}
+    for i, (name, dirs, strs, args, _) in enumerate(before):
+        if name in ("fsync", "fdatasync") and dirs:
+            synced.add(dirs[0])
+            last_sync[dirs[0]] = i
+    # files created in the new set, and each directory's last change
+    changed = {top: -1}
+    last_write = -1
+    for i, (name, dirs, strs, args, ret) in enumerate(before):
+        if name == "openat" and "O_CREAT" in args and ret and under(ret):
+            last_write = max(last_write, i)
+            if ret not in synced:
+                print("written, never synced before the commit point: " + ret)
+        if name == "mkdirat" and dirs:
+            path = os.path.normpath(os.path.join(dirs[0], strs[0]))
+            if under(path):
+                changed[path] = max(changed.get(path, -1), -1)
+                parent = os.path.dirname(path)
+                changed[parent] = i
+                last_write = max(last_write, i)
+        if name == "renameat" and len(dirs) == 2:
+            dest = os.path.normpath(os.path.join(dirs[1], strs[1]))
+            if under(dest):
+                changed[os.path.dirname(dest)] = i
+                last_write = max(last_write, i)
+    # (The boot directory itself, where loader.M appears, is covered by the
+    # syncfs of the boot filesystem.)
+    for d, i in sorted(changed.items()):
+        if under(d) and last_sync.get(d, -2) <= i:
+            print("directory not fsynced after its last change before the commit point: " + d)
+    for fs, what in ((boot, "the boot filesystem"), (sysroot, "the sysroot")):
+        if not any(n == "syncfs" and ds and ds[0] == fs and i > last_write
+                   for i, (n, ds, _, _, _) in enumerate(before)):
+            print("no syncfs of %s after the new set was written and before the commit point" % what)
+
+
+def notify_listen(sock_path, log_path):
+    """An sd_notify receiver: binds a datagram socket at sock_path, writes
+    "LISTENING" to log_path, then appends every message received (its
+    newlines as spaces), one a line, until killed."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    with open(log_path, "a") as log:
+        log.write("LISTENING\n")
+        log.flush()
+        while True:
+            msg = s.recv(65536)
+            log.write(msg.decode("utf-8", "replace").replace("\n", " ") + "\n")
+            log.flush()
+
+
 def main():
     # `lib.py bls-order DIR | head -n1` is fine: die quietly as shell tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -380,6 +482,10 @@ def main():
         hostile_tar(args[0], args[1], args[2])
     elif cmd == "sparse-file":
         sparse_file(args[0])
+    elif cmd == "durable-before-commit":
+        durable_before_commit(args[0], args[1], args[2])
+    elif cmd == "notify-listen":
+        notify_listen(args[0], args[1])
     else:
         raise SystemExit("lib.py: unknown command %s" % cmd)
 

@@ -273,6 +273,66 @@ deployment_dir() {
   printf '%s/stagehand/deploy/%s\n' "$1" "$2"
 }
 
+# --------------------------------------------------- sd_notify readiness
+
+# notify_listen NAME: a listener for sd_notify messages at
+# $TEST_TMP/NAME.sock, logging each message as a line of $TEST_TMP/NAME.log;
+# returns once it is bound. Stopped when the script exits. Pass
+# NOTIFY_SOCKET=$TEST_TMP/NAME.sock to the process that notifies.
+notify_listen() {
+  local sock="$TEST_TMP/$1.sock" log="$TEST_TMP/$1.log" pid i
+  rm -f "$sock" "$log"
+  "$PYTHON" "$LIBPY" notify-listen "$sock" "$log" </dev/null >/dev/null 2>&1 &
+  pid=$!
+  at_exit kill "$pid"
+  for ((i = 0; i < 100; i++)); do
+    grep -qx LISTENING "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  bail "the sd_notify listener $1 did not start"
+}
+
+# wait_notified NAME REGEX PID: waits (at most 30 s) until the listener NAME
+# has logged a message matching REGEX (extended); fails at once when PID
+# exits first.
+wait_notified() {
+  local log="$TEST_TMP/$1.log" i
+  for ((i = 0; i < 300; i++)); do
+    grep -Eq -- "$2" "$log" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# blocked_signals PID: which of HUP, INT and TERM PID blocks, by name,
+# space-separated, from /proc/PID/status (SigBlk).
+blocked_signals() {
+  local mask sig names=()
+  mask=$(awk '$1 == "SigBlk:" { print $2 }' "/proc/$1/status") || return 1
+  for sig in HUP INT TERM; do
+    (((0x$mask >> ($(kill -l "$sig") - 1)) & 1)) && names+=("$sig")
+  done
+  echo "${names[*]}"
+}
+
+# blocked_signals_stopped PID: blocked_signals of PID while it is stopped.
+# A process in sigwait() shows the signals it waits for as unblocked (the
+# kernel unblocks them for the sleep and keeps the real mask aside): a
+# stopped one has left the call and shows its own mask.
+blocked_signals_stopped() {
+  local i state
+  kill -STOP "$1" || return 1
+  for ((i = 0; i < 100; i++)); do
+    state=$(awk '$1 == "State:" { print $2 }' "/proc/$1/status")
+    [ "$state" = T ] && break
+    sleep 0.05
+  done
+  blocked_signals "$1"
+  kill -CONT "$1"
+}
+
 # ------------------------------------------------------- refused commands
 
 # refused DESCRIPTION SYSROOT EXPECTED_RC STDERR_REGEX -- ARGS...

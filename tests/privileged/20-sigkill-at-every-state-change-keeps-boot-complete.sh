@@ -1,8 +1,11 @@
 #!/bin/bash
 # SIGKILL before every state-changing system call of stage, finalize-staged,
 # deploy, rollback and cleanup: the boot configuration stays complete (old or
-# new, never between), running the command again reaches the intended end
-# state, and cleanup then leaves no temp file behind.
+# new, never between; with the non-atomic exchange fallback, every entry
+# complete, old and new side by side), running the command again reaches the
+# intended end state, and cleanup then leaves no temp file behind.
+# finalize-staged and rollback run in symlink mode and again in exchange
+# mode, with RENAME_EXCHANGE and with the fallback.
 #
 # How: each command first runs once under strace to count its calls of each
 # state-changing syscall. Then, for every syscall S and every N up to its
@@ -40,10 +43,17 @@ STATE_SYSCALLS=$(echo $STATE_SYSCALLS | tr ' ' ,)
 
 # ------------------------------------------------------------------ commands
 
+# A command may carry a boot mode after a colon: CMD:exchange runs on a boot
+# directory in exchange mode (a real loader/, RENAME_EXCHANGE of
+# loader/entries), CMD:fallback the same with STAGEHAND_DEBUG_NO_EXCHANGE=1,
+# which makes the swap behave as on a filesystem that refuses the exchange:
+# the entries are moved one at a time (docs/design.md, "The fallback is
+# rolled back on failure"). Without one: symlink mode.
+
 # command_args CMD: the arguments of CMD in the sweep; command_template CMD:
 # the starting state it runs on (built below).
 command_args() {
-  case $1 in
+  case ${1%%:*} in
     stage) echo "stage $T/img2.tar --no-start" ;;
     finalize-staged) echo "finalize-staged" ;;
     deploy) echo "deploy $T/img2.tar" ;;
@@ -53,11 +63,22 @@ command_args() {
 }
 
 command_template() {
+  local suffix=""
+  case $1 in *:*) suffix=-x ;; esac
+  case ${1%%:*} in
+    stage | deploy) echo base$suffix ;;     # testos/1 deployed
+    finalize-staged) echo staged$suffix ;;  # testos/1 default, testos/2 staged
+    rollback) echo two$suffix ;;            # menu testos/2, testos/1
+    cleanup) echo messy ;;                  # menu testos/3, testos/2; testos/1 and leftovers
+  esac
+}
+
+# command_env CMD: the environment CMD runs in (for its kill and its
+# recovery alike: the same machine).
+command_env() {
   case $1 in
-    stage | deploy) echo base ;;     # testos/1 deployed
-    finalize-staged) echo staged ;;  # testos/1 default, testos/2 staged
-    rollback) echo two ;;            # menu testos/2, testos/1
-    cleanup) echo messy ;;           # menu testos/3, testos/2; testos/1 and leftovers
+    *:fallback) echo STAGEHAND_DEBUG_NO_EXCHANGE=1 ;;
+    *) echo STAGEHAND_SWEEP=1 ;;
   esac
 }
 
@@ -68,7 +89,9 @@ command_template() {
 # failure for diagnosis.
 run_point() {
   local cmd=$1 sc=$2 n=$3 W S rc sum problems=()
-  W=$T/points/$cmd-$sc-$n
+  # shellcheck disable=SC2046 # one VAR=VALUE word
+  export $(command_env "$cmd")
+  W=$T/points/${cmd/:/-}-$sc-$n
   S=$W/sysroot
   mkdir -p "$W"
   cp -a "$T/tpl/$(command_template "$cmd")" "$S"
@@ -116,8 +139,8 @@ run_point() {
   # both (cleanup changes neither the menu, nor what is staged, nor the
   # verdict, so what the recovery must reach is still visible then).
   point_check kill
-  [ "$cmd" != finalize-staged ] || point_carried kill
-  case $cmd in
+  [ "${cmd%%:*}" != finalize-staged ] || point_carried kill
+  case ${cmd%%:*} in
     stage)
       # Stage the same image again: it must succeed and be staged; then the
       # staged deployment must finalize like any other.
@@ -149,7 +172,7 @@ run_point() {
   point_check recovery-and-cleanup
 
   local menu deps
-  case $cmd in
+  case ${cmd%%:*} in
     stage | deploy)
       # img2 is the default (after it: testos/1, or for deploy the killed
       # run's testos/2 if that had already committed); cleanup left exactly
@@ -179,7 +202,17 @@ run_point() {
   temps=$(temp_names "$S" | sed "s|^$S/||" | paste -sd' ')
   [ -z "$temps" ] || problems+=("after cleanup, temp names remain: $temps")
   top=$(ls -A "$S/boot" | grep -vx 'loader\|stagehand' | paste -sd' ')
-  [[ $top == loader.[01] ]] || problems+=("after cleanup, <boot> holds '$top' besides loader and stagehand, expected one loader.N")
+  case $cmd in
+    *:*)
+      [ -z "$top" ] || problems+=("after cleanup, <boot> holds '$top' besides loader and stagehand")
+      top=$(ls -A "$S/boot/loader" | grep -vx 'loader.conf\|keys' | paste -sd' ')
+      [ "$top" = entries ] ||
+        problems+=("after cleanup, <boot>/loader holds '$top' besides another tool's files, expected entries alone")
+      ;;
+    *)
+      [[ $top == loader.[01] ]] || problems+=("after cleanup, <boot> holds '$top' besides loader and stagehand, expected one loader.N")
+      ;;
+  esac
 
   if [ ${#problems[@]} -eq 0 ]; then
     echo "$cmd $sc $n ok"
@@ -246,7 +279,20 @@ echo leftover >"$M/boot/$inactive/entries/.stagehand-9-testos-9.conf-tmp-Ab12Cd"
 echo leftover >"$M/run/stagehand/.staged-tmp-Ab12Cd"
 echo leftover >"$M/stagehand/.finalize-result-tmp-Ab12Cd"
 
-for t in base staged two messy; do
+# The same in exchange mode: a real loader/ with another tool's files in it
+# (the staged template), entries/ swapped by RENAME_EXCHANGE or, with the
+# fallback, by moving entries one at a time.
+tpl_run base-x init --mode=exchange
+tpl_run base-x deploy "$T/img1.tar"
+cp -a "$T/tpl/base-x" "$T/tpl/staged-x"
+tpl_run staged-x stage "$T/img2.tar" --no-start
+printf 'timeout 3\neditor no\n' >"$T/tpl/staged-x/boot/loader/loader.conf"
+mkdir -p "$T/tpl/staged-x/boot/loader/keys"
+printf 'key\0bytes' >"$T/tpl/staged-x/boot/loader/keys/db.auth"
+cp -a "$T/tpl/base-x" "$T/tpl/two-x"
+tpl_run two-x deploy "$T/img2.tar"
+
+for t in base staged two messy base-x staged-x two-x; do
   invariant "$T/tpl/$t" || bail "template $t does not satisfy the invariant"
 done
 is "$(summary "$T/tpl/messy")" \
@@ -255,13 +301,13 @@ is "$(summary "$T/tpl/messy")" \
 
 # ------------------------------------------------------------------ counting
 
-COMMANDS=${SWEEP_COMMANDS:-"stage finalize-staged deploy rollback cleanup"}
+COMMANDS=${SWEEP_COMMANDS:-"stage finalize-staged deploy rollback cleanup finalize-staged:exchange rollback:exchange finalize-staged:fallback rollback:fallback"}
 : >"$T/points.txt"
 for cmd in $COMMANDS; do
   C=$T/count-$cmd
   cp -a "$T/tpl/$(command_template "$cmd")" "$C"
   # shellcheck disable=SC2046 # the arguments are words
-  strace -f -qq -o "$T/trace-$cmd" -e trace="$STATE_SYSCALLS" \
+  env $(command_env "$cmd") strace -f -qq -o "$T/trace-$cmd" -e trace="$STATE_SYSCALLS" \
     "$STAGEHAND" --sysroot="$C" $(command_args "$cmd") </dev/null >"$T/count-$cmd.log" 2>&1 ||
     { diag_file "$T/count-$cmd.log"; bail "$cmd failed under strace in the counting run"; }
   [ "$(awk '{ print $1 }' "$T/trace-$cmd" | sort -u | wc -l)" -eq 1 ] ||

@@ -25,6 +25,15 @@
 #
 # Which call is which comes from a counting run under `strace -y` (fd paths).
 # Writes to stdout and stderr are not injection points.
+#
+# finalize-staged also runs in exchange mode (a real loader/, another
+# tool's files in it): with RENAME_EXCHANGE, and with the fallback that
+# moves the entries one at a time (STAGEHAND_DEBUG_NO_EXCHANGE=1 behaves as
+# a filesystem that refuses the exchange). There every rename out of a
+# directory in <boot> is an injection point too (a full vfat directory
+# refuses a new name with ENOSPC): a failed move is undone, so <boot> is
+# byte for byte as it was and the verdict says failed during swap
+# (docs/design.md, "The fallback is rolled back on failure").
 
 # shellcheck source=tests/lib/fault-lib.sh
 . "$(dirname "$0")/../lib/fault-lib.sh"
@@ -180,10 +189,13 @@ finalize_case() {
     *:"<sysroot>/boot/"*)
       case $target in
         "<sysroot>/boot/stagehand/"*) step=install-kernels ;;
+        # the fallback's copies of the entries it replaces, made in the swap
+        "<sysroot>/boot/loader/entries.old/"*) step=swap ;;
         *) step=write-entries ;;
       esac
       is "$SH_RC" 1 "$what: exits 1"
-      like "$(cat "$SH_ERR")" "stagehand: finalizing testos/2: during $step: *No space left on device*" \
+      # In the fallback, a failure in the swap follows its warning.
+      like "$(cat "$SH_ERR")" "$([ "$step" != swap ] || echo '*')stagehand: finalizing testos/2: during $step: *No space left on device*" \
         "$what: names the step and the error"
       is "$(tree_snapshot "$W/boot")" "$before_boot" "$what: <boot> is byte for byte as it was"
       is "$(verdict_field result):$(verdict_field step):$(verdict_field deployment)" \
@@ -209,7 +221,93 @@ finalize_case() {
   ok "$what: the invariant holds" invariant "$W" $([ "$tpl" != staged-nokernel ] || echo --no-staged-kernel)
 }
 
-for tpl in staged staged-extras staged-nokernel; do
+# Exchange mode, with another tool's files in loader/ and loader/entries.
+tpl_run base-x init --mode=exchange
+tpl_run base-x deploy "$T/img1.tar"
+cp -a "$T/tpl/base-x" "$T/tpl/staged-x"
+tpl_run staged-x stage "$T/img2.tar" --no-start
+printf 'timeout 3\neditor no\n' >"$T/tpl/staged-x/boot/loader/loader.conf"
+printf 'title another tool\nlinux /other\n' >"$T/tpl/staged-x/boot/loader/entries/other.conf"
+# The fallback's template: the same (run directories are named by template).
+cp -a "$T/tpl/staged-x" "$T/tpl/staged-xf"
+
+# rename_points TEMPLATE ARGS...: "SYSCALL N OLDDIR OLDNAME" for each
+# rename of the command whose source directory is in <boot>.
+rename_points() {
+  local tpl=$1 C
+  shift
+  C=$T/count-renames.$tpl
+  rm -rf "$C"
+  cp -a "$T/tpl/$tpl" "$C"
+  strace -f -qq -y -o "$T/trace-renames.$tpl" -e trace=renameat,renameat2 \
+    "$STAGEHAND" --sysroot="$C" "$@" </dev/null >"$T/count-renames.$tpl.log" 2>&1 ||
+    { diag_file "$T/count-renames.$tpl.log"; bail "the counting run of $* failed"; }
+  "$PYTHON" -S - "$T/trace-renames.$tpl" "$C" <<'EOF'
+import re, sys
+path, root = sys.argv[1:]
+counts = {}
+for line in open(path):
+    m = re.match(r'^\d+\s+(renameat2?)\(\d+<([^>]*)>, "([^"]*)"', line)
+    if not m:
+        continue
+    name, olddir, oldname = m.groups()
+    counts[name] = counts.get(name, 0) + 1
+    if olddir.startswith(root + "/boot"):
+        print(name, counts[name], olddir.replace(root, "<sysroot>"), oldname)
+EOF
+}
+
+# rename_case TEMPLATE SYSCALL N OLDDIR OLDNAME: that rename fails with
+# ENOSPC; before the commit point, so the old configuration stays whole.
+rename_case() {
+  local tpl=$1 sc=$2 n=$3 olddir=$4 oldname=$5 before_boot before_summary step what
+  before_boot=$(tree_snapshot "$T/tpl/$tpl/boot")
+  before_summary=$(summary "$T/tpl/$tpl")
+  what="finalize ($tpl), ENOSPC at $sc #$n ($olddir/$oldname)"
+  case $olddir/$oldname in
+    */entries.old/.*-tmp-*) step=swap ;;
+    */.*-tmp-*) step=write-entries ;;
+    *) step=swap ;;
+  esac
+  inject "$tpl" "$sc" "$n" finalize-staged
+  is "$SH_RC" 1 "$what: exits 1"
+  # (the fallback's warning that the switch is not atomic may come first)
+  like "$(cat "$SH_ERR")" "*stagehand: finalizing testos/2: during $step: *No space left on device*" \
+    "$what: names the step and the error"
+  case $tpl:$oldname in
+    staged-xf:stagehand-*)
+      like "$(cat "$SH_ERR")" "*; the previous entries were put back" \
+        "$what: says the entries moved so far were put back"
+      ;;
+  esac
+  is "$(tree_snapshot "$W/boot")" "$before_boot" "$what: <boot> is byte for byte as it was"
+  is "$(verdict_field result):$(verdict_field step):$(verdict_field deployment)" \
+    "failed:$step:testos/2" "$what: finalize-result records failed, the step and the deployment"
+  is "$(summary "$W" | sed 's/ verdict=[^ ]*//; s/ pending=[^ ]*//')" \
+    "$(sed 's/ verdict=[^ ]*//; s/ pending=[^ ]*//' <<<"$before_summary")" \
+    "$what: testos/1 is still the default and testos/2 still staged"
+  is "$(temp_names "$W")" "" "$what: no temp files left"
+  ok "$what: the invariant holds" invariant "$W"
+}
+
+for tpl in staged-x staged-xf; do
+  if [ "$tpl" = staged-xf ]; then export STAGEHAND_DEBUG_NO_EXCHANGE=1; fi
+  rename_points "$tpl" finalize-staged >"$T/renames.$tpl"
+  diag "finalize ($tpl): $(wc -l <"$T/renames.$tpl") renames in <boot>"
+  if [ "$tpl" = staged-xf ]; then
+    grep -q ' stagehand-[^ ]*$' "$T/renames.$tpl" ||
+      fail "finalize ($tpl) moved no entry one at a time: the fallback did not run"
+  else
+    grep -q '^renameat2 ' "$T/renames.$tpl" || fail "finalize ($tpl) made no renameat2 exchange"
+  fi
+  while read -r sc n olddir oldname; do
+    rename_case "$tpl" "$sc" "$n" "$olddir" "$oldname"
+  done <"$T/renames.$tpl"
+  unset STAGEHAND_DEBUG_NO_EXCHANGE
+done
+
+for tpl in staged staged-extras staged-nokernel staged-x staged-xf; do
+  if [ "$tpl" = staged-xf ]; then export STAGEHAND_DEBUG_NO_EXCHANGE=1; fi
   points "$tpl" finalize-staged >"$T/points.$tpl.all"
   if [ "$tpl" != staged-nokernel ]; then
     cp "$T/points.$tpl.all" "$T/points.$tpl"
@@ -221,6 +319,7 @@ for tpl in staged staged-extras staged-nokernel; do
   while read -r sc n target; do
     finalize_case "$tpl" "$sc" "$n" "$target"
   done <"$T/points.$tpl"
+  unset STAGEHAND_DEBUG_NO_EXCHANGE
 done
 grep -q ' <sysroot>/boot/stagehand/' "$T/points.staged-nokernel" ||
   fail "finalize with the kernel missing copied no kernel (no install-kernels point)"

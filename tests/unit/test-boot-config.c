@@ -40,9 +40,34 @@ test_symlink_capable_filesystems_get_symlink_mode (void)
 static void
 test_debug_switch_makes_exchange_non_atomic (void)
 {
-  g_setenv ("STAGEHAND_DEBUG_NO_EXCHANGE", "1", TRUE);
-  g_assert_false (boot_exchange_is_atomic ());
-  g_unsetenv ("STAGEHAND_DEBUG_NO_EXCHANGE");
+  g_autofree char *reason = NULL;
+  g_assert_false (boot_exchange_expect_atomic (EXT4_SUPER_MAGIC, "6.1.0", TRUE, &reason));
+  g_assert_nonnull (strstr (reason, "STAGEHAND_DEBUG_NO_EXCHANGE"));
+}
+
+/* Issue 14: atomicity was decided by the kernel version alone, so ext4,
+ * xfs and btrfs on 4.18 or 5.x (the Fedora/RHEL /boot/loader/entries
+ * layout) always took the non-atomic path. Only vfat depends on it. */
+static void
+test_exchange_is_atomic_by_filesystem_not_kernel_version (void)
+{
+  const long capable[] = { EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC, TMPFS_MAGIC };
+  const char *old_kernels[] = { "4.18.0-553.el8.x86_64", "5.14.0-427.el9.x86_64", "5.10.0-28" };
+  for (guint i = 0; i < G_N_ELEMENTS (capable); i++)
+    for (guint k = 0; k < G_N_ELEMENTS (old_kernels); k++)
+      {
+        g_autofree char *reason = NULL;
+        g_assert_true (boot_exchange_expect_atomic (capable[i], old_kernels[k], FALSE, &reason));
+        g_assert_nonnull (strstr (reason, "supports RENAME_EXCHANGE"));
+      }
+
+  g_autofree char *old_vfat = NULL, *new_vfat = NULL, *unknown = NULL;
+  g_assert_false (boot_exchange_expect_atomic (MSDOS_SUPER_MAGIC, "5.15.0", FALSE, &old_vfat));
+  g_assert_nonnull (
+      strstr (old_vfat, "vfat refuses RENAME_EXCHANGE before Linux 6.0 (this is 5.15.0)"));
+  g_assert_true (boot_exchange_expect_atomic (MSDOS_SUPER_MAGIC, "6.1.0", FALSE, &new_vfat));
+  g_assert_false (boot_exchange_expect_atomic (0x12345678, "6.1.0", FALSE, &unknown));
+  g_assert_nonnull (strstr (unknown, "type 0x12345678"));
 }
 
 /* FAT long names: at most 255 characters, none of "*:<>?\| or controls. */
@@ -112,6 +137,8 @@ main (int argc, char **argv)
                    test_symlink_capable_filesystems_get_symlink_mode);
   g_test_add_func ("/boot-config/debug-switch-makes-exchange-non-atomic",
                    test_debug_switch_makes_exchange_non_atomic);
+  g_test_add_func ("/boot-config/exchange-is-atomic-by-filesystem-not-kernel-version",
+                   test_exchange_is_atomic_by_filesystem_not_kernel_version);
   g_test_add_func ("/boot-config/entry-and-kernel-names-fit-fat",
                    test_entry_and_kernel_names_fit_fat);
   g_test_add_func ("/boot-config/entry-for-origin-content", test_entry_for_origin_content);

@@ -53,6 +53,7 @@ test_success_round_trips_with_steps_in_order (void)
   v->started = 1714550400000000;
   v->finished = 1714550400250000;
   v->boot_id = g_strdup ("0123456789abcdef0123456789abcdef");
+  v->switched = g_strdup ("atomic: renameat2(RENAME_EXCHANGE) of loader/entries");
   /* Not alphabetical: the order is the order the steps ran in. */
   verdict_add_step (v, "lock", 120);
   verdict_add_step (v, "write-entries", 48000);
@@ -68,6 +69,7 @@ test_success_round_trips_with_steps_in_order (void)
   g_assert_cmpint (back->started, ==, 1714550400000000);
   g_assert_cmpint (back->finished, ==, 1714550400250000);
   g_assert_cmpstr (back->boot_id, ==, "0123456789abcdef0123456789abcdef");
+  g_assert_cmpstr (back->switched, ==, "atomic: renameat2(RENAME_EXCHANGE) of loader/entries");
   g_assert_false (back->reported);
   g_assert_cmpuint (back->steps->len, ==, 5);
   static const char *const names[] = { "lock", "write-entries", "syncfs", "swap", "cleanup" };
