@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "sysroot.h"
+#include "deployment-karg.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "karg.h"
@@ -279,19 +280,17 @@ sysroot_read_cmdline (Sysroot *self)
   return cmdline;
 }
 
-/* Parses "/stagehand/deploy/<os>/<id>" into its parts. */
+/* Parses "/stagehand/deploy/<os>/<id>" into its parts, by the rules the
+ * initramfs root setup applies (deployment-karg.h). */
 static gboolean
 parse_deployment_karg (const char *value, char **ret_os, char **ret_id)
 {
-  const char *prefix = "/" STATE_DIR "/" DEPLOY_DIR "/";
-  if (value == NULL || !g_str_has_prefix (value, prefix))
+  const char *os, *id;
+  size_t os_len;
+  if (value == NULL || deployment_karg_check (value, &os, &os_len, &id) != NULL)
     return FALSE;
-  g_auto (GStrv) parts = g_strsplit (value + strlen (prefix), "/", -1);
-  if (g_strv_length (parts) != 2 || !os_name_is_valid (parts[0])
-      || !deployment_id_is_valid (parts[1]))
-    return FALSE;
-  *ret_os = g_strdup (parts[0]);
-  *ret_id = g_strdup (parts[1]);
+  *ret_os = g_strndup (os, os_len);
+  *ret_id = g_strdup (id);
   return TRUE;
 }
 
@@ -300,15 +299,10 @@ static char *
 read_booted_karg (Sysroot *self)
 {
   g_autofree char *cmdline = sysroot_read_cmdline (self);
-  g_auto (GStrv) kargs = kargs_split (cmdline);
-  char *value = NULL;
-  for (char **k = kargs; *k; k++)
-    if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
-      {
-        g_free (value);
-        value = g_strdup (*k + strlen (KARG_DEPLOYMENT_KEY "="));
-      }
-  return value;
+  char *value = deployment_karg_find (cmdline);
+  char *copy = g_strdup (value);
+  free (value);
+  return copy;
 }
 
 char *
