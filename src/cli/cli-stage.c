@@ -13,9 +13,11 @@
 
 typedef struct
 {
+  gboolean on_terminal;
   gint64 started;
   gint64 last_shown;
   gboolean shown;
+  guint64 devices_skipped;
 } Progress;
 
 /* One updating line on a terminal, at most ten times a second. */
@@ -23,6 +25,9 @@ static void
 show_progress (const ImportProgress *p, gpointer user_data)
 {
   Progress *state = user_data;
+  state->devices_skipped = p->devices_skipped;
+  if (!state->on_terminal)
+    return;
   gint64 now = g_get_monotonic_time ();
   if (!p->done && now - state->last_shown < G_USEC_PER_SEC / 10)
     return;
@@ -52,27 +57,37 @@ cli_check_stage_options (const char *verb, const CliStageOptions *opts)
   return 0;
 }
 
+char *
+cli_devices_skipped_line (guint64 devices_skipped)
+{
+  if (devices_skipped == 0)
+    return g_strdup ("");
+  return g_strdup_printf ("Skipped %" G_GUINT64_FORMAT " device node%s under the image's /dev "
+                          "(at boot /dev is a devtmpfs)\n",
+                          devices_skipped, devices_skipped == 1 ? "" : "s");
+}
+
 gboolean
 cli_stage (const char *operation, const char *image, const CliStageOptions *opts,
-           Sysroot **ret_sysroot, char **ret_deployment, GError **error)
+           Sysroot **ret_sysroot, char **ret_deployment, guint64 *ret_devices_skipped,
+           GError **error)
 {
   g_autoptr (Sysroot) sysroot = NULL;
   if (!cli_open_sysroot (operation, opts->lock_timeout, CLI_LOCK_TIMEOUT_FLAG, TRUE, &sysroot,
                          error))
     return FALSE;
-  Progress progress = { .started = g_get_monotonic_time () };
-  StageOptions stage_options
-      = { .os = opts->os, .kargs = opts->kargs, .mark_pending = opts->mark_pending };
-  if (isatty (STDERR_FILENO))
-    {
-      stage_options.progress = show_progress;
-      stage_options.progress_data = &progress;
-    }
+  Progress progress = { .started = g_get_monotonic_time (), .on_terminal = isatty (STDERR_FILENO) };
+  StageOptions stage_options = { .os = opts->os,
+                                 .kargs = opts->kargs,
+                                 .mark_pending = opts->mark_pending,
+                                 .progress = show_progress,
+                                 .progress_data = &progress };
   gboolean ok = sysroot_stage (sysroot, image, &stage_options, ret_deployment, error);
   if (progress.shown && !ok)
     fputc ('\n', stderr);
   if (!ok)
     return FALSE;
   *ret_sysroot = g_steal_pointer (&sysroot);
+  *ret_devices_skipped = progress.devices_skipped;
   return TRUE;
 }

@@ -190,6 +190,7 @@ tree_writer_report (TreeWriter *w)
     .bytes = __atomic_load_n (&w->progress.bytes, __ATOMIC_RELAXED),
     .linked_files = __atomic_load_n (&w->progress.linked_files, __ATOMIC_RELAXED),
     .linked_bytes = __atomic_load_n (&w->progress.linked_bytes, __ATOMIC_RELAXED),
+    .devices_skipped = w->progress.devices_skipped,
     .done = w->progress.done,
   };
   w->options->progress (&snapshot, w->options->progress_data);
@@ -518,6 +519,29 @@ tree_writer_copy_record (TreeWriter *w, const char *from_key, const char *to_key
   g_mutex_unlock (&w->lock);
 }
 
+/* A device node: skipped under the image's top-level dev/, refused
+ * anywhere else. Root trees made by mmdebstrap, debootstrap or `docker
+ * export` hold dev/null, dev/console and friends; at boot /dev is a
+ * devtmpfs over them, so they are useless there, and never created. Under
+ * usr/ (or anywhere else) a device node would hand out raw hardware
+ * access: the image is refused. */
+static gboolean
+tree_writer_skip_device (TreeWriter *w, const char *path, const TreeEntry *e, GError **error)
+{
+  g_auto (GStrv) comps = NULL;
+  if (!split_image_path (path, path, NULL, &comps, error))
+    return FALSE;
+  if (g_strv_length (comps) >= 2 && g_str_equal (comps[0], "dev"))
+    {
+      w->progress.devices_skipped++;
+      tree_writer_report (w);
+      return TRUE;
+    }
+  return import_throw_entry (error, path,
+                             "%s nodes are not allowed in an image (except under /dev)",
+                             e->type == NODE_CHAR_DEVICE ? "character device" : "block device");
+}
+
 /* Writes one entry. @path is the entry's name in the image, as the source
  * gives it (raw bytes, not yet checked). A regular file comes with @job
  * (consumed) when a worker is to write it. */
@@ -528,9 +552,8 @@ tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *j
   switch (e->type)
     {
     case NODE_CHAR_DEVICE:
-      return import_throw_entry (error, path, "character device nodes are not allowed in an image");
     case NODE_BLOCK_DEVICE:
-      return import_throw_entry (error, path, "block device nodes are not allowed in an image");
+      return tree_writer_skip_device (w, path, e, error);
     case NODE_SOCKET:
       return import_throw_entry (error, path, "sockets are not allowed in an image");
     case NODE_UNKNOWN:
