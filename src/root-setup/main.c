@@ -166,8 +166,11 @@ plan_checks (Plan *p, const char *karg)
                  p->tree_path);
 
   /* The mount points, inside the tree: it is never written to, so they
-   * must be there already (stagehand's install gives an image /sysroot). */
-  static const char *const needed[] = { "etc", "usr", "var", ROOT_SETUP_SYSROOT_DIR };
+   * must be there already (stagehand's install gives an image /sysroot).
+   * dev, proc, sys and run are where the initramfs moves its own mounts
+   * before the switch: without them the boot would fail later, obscurely. */
+  static const char *const needed[]
+      = { "etc", "usr", "var", ROOT_SETUP_SYSROOT_DIR, "dev", "proc", "sys", "run" };
   for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
     {
       int fd = open_dir (p->tree_fd, needed[i]);

@@ -29,7 +29,7 @@ mkdir -p "$DISK" "$ROOT" "$T/run"
 # content, and the empty /sysroot that stagehand's install provides.
 image() {
   make_test_image "$1" "$2"
-  mkdir -p "$1/var/lib/demo" "$1/var/log" "$1/sysroot"
+  mkdir -p "$1/var/lib/demo" "$1/var/log" "$1/sysroot" "$1/dev" "$1/proc" "$1/sys" "$1/run"
   printf 'state from image %s\n' "$2" >"$1/var/lib/demo/state"
   ln -s ../lib/demo/state "$1/var/log/state-link"
   # Equal times, so that deploy shares what it may between deployments.
@@ -140,6 +140,11 @@ fi
 refused "stagehand=/stagehand/deploy/testos/3" \
   "stagehand-root-setup: booting /stagehand/deploy/testos/3: $ROOT/stagehand/deploy/testos/3.origin: No such file or directory (an incomplete deployment)" \
   "a deployment without its origin"
+mkdir "$DEPLOY/4" && cp -a "$DEPLOY/1/." "$DEPLOY/4/" && cp "$DEPLOY/1.origin" "$DEPLOY/4.origin" &&
+  rmdir "$DEPLOY/4/sysroot" || bail "cannot make a tree without /sysroot"
+refused "stagehand=/stagehand/deploy/testos/4" \
+  "stagehand-root-setup: booting /stagehand/deploy/testos/4: $ROOT/stagehand/deploy/testos/4/sysroot: No such file or directory (install stagehand into the image: it provides /sysroot)" \
+  "a deployment without /sysroot"
 refused "stagehand=/stagehand/deploy/testos/../../../etc" \
   'stagehand-root-setup: refusing stagehand=/stagehand/deploy/testos/../../../etc: contains ".."' \
   "a path with .."
