@@ -66,6 +66,7 @@ log_line (int level, const char *fmt, ...)
 typedef struct
 {
   const char *root;
+  const char *karg;     /* the stagehand= value, for messages */
   char deployment[160]; /* "<os>/<id>" */
   char os[65];
   char tree_path[512]; /* for messages: ROOT/stagehand/deploy/<os>/<id> */
@@ -130,6 +131,7 @@ plan_checks (Plan *p, const char *karg)
   const char *reason = deployment_karg_check (karg, &os, &os_len, &id);
   if (reason != NULL)
     return fail ("refusing " DEPLOYMENT_KARG_KEY "=%s: %s", karg, reason);
+  p->karg = karg;
   memcpy (p->os, os, os_len);
   p->os[os_len] = '\0';
   snprintf (p->deployment, sizeof p->deployment, "%s/%s", p->os, id);
@@ -198,7 +200,7 @@ make_physical_root_writable (Plan *p)
 {
   struct statvfs sv;
   if (fstatvfs (p->root_fd, &sv) < 0)
-    return fail ("booting %s: checking %s: %s", p->deployment, p->root, strerror (errno));
+    return fail ("booting %s: checking %s: %s", p->karg, p->root, strerror (errno));
   if (!(sv.f_flag & ST_RDONLY))
     return ROOT_SETUP_EXIT_DONE;
   unsigned long keep = 0;
@@ -208,7 +210,7 @@ make_physical_root_writable (Plan *p)
   keep |= (sv.f_flag & ST_NOATIME) ? MS_NOATIME : 0;
   keep |= (sv.f_flag & ST_RELATIME) ? MS_RELATIME : 0;
   if (mount (NULL, p->root, NULL, MS_REMOUNT | MS_SILENT | keep, NULL) < 0)
-    return fail ("booting %s: making the physical root %s writable: %s", p->deployment, p->root,
+    return fail ("booting %s: making the physical root %s writable: %s", p->karg, p->root,
                  strerror (errno));
   return ROOT_SETUP_EXIT_DONE;
 }
@@ -221,18 +223,17 @@ static int
 open_or_create_var (Plan *p)
 {
   if (mkdirat (p->state_fd, "var", 0755) < 0 && errno != EEXIST)
-    return fail ("booting %s: creating %s/stagehand/var: %s", p->deployment, p->root,
-                 strerror (errno));
+    return fail ("booting %s: creating %s/stagehand/var: %s", p->karg, p->root, strerror (errno));
   int var_root = open_dir (p->state_fd, "var");
   if (var_root < 0)
-    return fail ("booting %s: %s/stagehand/var: %s", p->deployment, p->root,
+    return fail ("booting %s: %s/stagehand/var: %s", p->karg, p->root,
                  open_dir_reason (p->state_fd, "var", errno));
   p->var_fd = open_dir (var_root, p->os);
   if (p->var_fd >= 0 || errno != ENOENT)
     {
       int r = ROOT_SETUP_EXIT_DONE;
       if (p->var_fd < 0)
-        r = fail ("booting %s: %s/stagehand/var/%s: %s", p->deployment, p->root, p->os,
+        r = fail ("booting %s: %s/stagehand/var/%s: %s", p->karg, p->root, p->os,
                   open_dir_reason (var_root, p->os, errno));
       close (var_root);
       return r;
@@ -266,9 +267,9 @@ open_or_create_var (Plan *p)
     close (tmp_fd);
   if (r < 0)
     {
-      int ret = fail ("booting %s: creating /var %s/stagehand/var/%s from the image's /var%s%s: %s",
-                      p->deployment, p->root, p->os, where ? " at " : "", where ? where : "",
-                      strerror (-r));
+      int ret
+          = fail ("booting %s: creating /var %s/stagehand/var/%s from the image's /var%s%s: %s",
+                  p->karg, p->root, p->os, where ? " at " : "", where ? where : "", strerror (-r));
       free (where);
       close (var_root);
       return ret;
@@ -277,8 +278,7 @@ open_or_create_var (Plan *p)
   int errsv = errno;
   close (var_root);
   if (p->var_fd < 0)
-    return fail ("booting %s: %s/stagehand/var/%s: %s", p->deployment, p->root, p->os,
-                 strerror (errsv));
+    return fail ("booting %s: %s/stagehand/var/%s: %s", p->karg, p->root, p->os, strerror (errsv));
   log_line (6, "created /var for %s at %s/stagehand/var/%s from the image's /var", p->os, p->root,
             p->os);
   return ROOT_SETUP_EXIT_DONE;
@@ -311,7 +311,7 @@ bind_flags_of (const char *path)
 static int
 mount_failed (const Plan *p, const char *step, const char *tmp)
 {
-  return fail ("booting %s: %s (%s): %s", p->deployment, step, tmp, strerror (errno));
+  return fail ("booting %s: %s (%s): %s", p->karg, step, tmp, strerror (errno));
 }
 
 /* The mounts. ROOT itself cannot be moved under a directory inside it, so
@@ -380,10 +380,10 @@ write_marker (const Plan *p, const char *run_dir, long long usec)
   snprintf (tmp, sizeof tmp, "%s.tmp", path);
   /* The run dir's parent (/run) exists in every initramfs. */
   if (mkdir (run_dir, 0755) < 0 && errno != EEXIST)
-    return fail ("booting %s: creating %s: %s", p->deployment, run_dir, strerror (errno));
+    return fail ("booting %s: creating %s: %s", p->karg, run_dir, strerror (errno));
   int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0)
-    return fail ("booting %s: writing %s: %s", p->deployment, tmp, strerror (errno));
+    return fail ("booting %s: writing %s: %s", p->karg, tmp, strerror (errno));
   int n = dprintf (fd,
                    "# Written by " ROOT_SETUP_NAME " in the initramfs.\n"
                    "[booted]\n"
@@ -398,8 +398,7 @@ write_marker (const Plan *p, const char *run_dir, long long usec)
       errsv = errno;
     }
   if (n < 0 || rename (tmp, path) < 0)
-    return fail ("booting %s: writing %s: %s", p->deployment, path,
-                 strerror (n < 0 ? errsv : errno));
+    return fail ("booting %s: writing %s: %s", p->karg, path, strerror (n < 0 ? errsv : errno));
   return ROOT_SETUP_EXIT_DONE;
 }
 

@@ -161,7 +161,7 @@ printf 'in the way\n' >"$DISK/stagehand/var"
 boot "stagehand=/stagehand/deploy/testos/1"
 is "$RS_RC" 1 "a /var that cannot be created: exits 1"
 is "$(wc -l <"$RS_ERR")" 1 "a /var that cannot be created: one line"
-like "$(cat "$RS_ERR")" "stagehand-root-setup: booting testos/1: $ROOT/stagehand/var: not a directory*" \
+like "$(cat "$RS_ERR")" "stagehand-root-setup: booting /stagehand/deploy/testos/1: $ROOT/stagehand/var: not a directory" \
   "a /var that cannot be created: names the path and the reason"
 shutdown
 rm -f "$DISK/stagehand/var"
