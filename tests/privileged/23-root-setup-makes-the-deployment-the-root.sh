@@ -48,6 +48,9 @@ DEPLOY=$DISK/stagehand/deploy/testos
 # boot: mounts the physical root at ROOT (a bind mount stands in for the
 # block device) and runs the root setup with the command line "$1".
 boot() {
+  # systemd leaves every mount shared, in the initrd too; a mount under a
+  # shared parent cannot be moved, so this is what the root setup meets.
+  mount --make-rshared / || bail "cannot make / shared (in the test's own namespace)"
   mount --bind "$DISK" "$ROOT" || bail "cannot mount $DISK on $ROOT"
   printf '%s\n' "$1" >"$T/cmdline"
   RS_OUT=$T/rs.out RS_ERR=$T/rs.err
