@@ -19,6 +19,7 @@ typedef struct
   gint64 last_shown;
   gboolean shown;
   CliProgressFd *fd; /* --progress-fd, or NULL */
+  guint64 devices_skipped;
 } Progress;
 
 /* One updating line on a terminal, at most ten times a second. */
@@ -42,6 +43,7 @@ static void
 show_progress (const ImportProgress *p, gpointer user_data)
 {
   Progress *state = user_data;
+  state->devices_skipped = p->devices_skipped;
   if (state->on_terminal)
     show_on_terminal (state, p);
   if (state->fd != NULL)
@@ -77,9 +79,20 @@ cli_check_stage_options (const char *verb, const CliStageOptions *opts)
   return 0;
 }
 
+char *
+cli_devices_skipped_line (guint64 devices_skipped)
+{
+  if (devices_skipped == 0)
+    return g_strdup ("");
+  return g_strdup_printf ("Skipped %" G_GUINT64_FORMAT " device node%s under the image's /dev "
+                          "(at boot /dev is a devtmpfs)\n",
+                          devices_skipped, devices_skipped == 1 ? "" : "s");
+}
+
 gboolean
 cli_stage (const char *operation, const char *image, const CliStageOptions *opts,
-           Sysroot **ret_sysroot, char **ret_deployment, GError **error)
+           Sysroot **ret_sysroot, char **ret_deployment, guint64 *ret_devices_skipped,
+           GError **error)
 {
   g_autoptr (Sysroot) sysroot = NULL;
   if (!cli_open_sysroot (operation, opts->lock_timeout, CLI_LOCK_TIMEOUT_FLAG, TRUE, &sysroot,
@@ -88,19 +101,20 @@ cli_stage (const char *operation, const char *image, const CliStageOptions *opts
   Progress progress = { .on_terminal = isatty (STDERR_FILENO),
                         .started = g_get_monotonic_time (),
                         .fd = opts->progress_fd };
-  StageOptions stage_options
-      = { .os = opts->os, .kargs = opts->kargs, .mark_pending = opts->mark_pending };
-  if (progress.on_terminal || progress.fd != NULL)
-    {
-      stage_options.progress = show_progress;
-      stage_options.phase = show_phase;
-      stage_options.progress_data = &progress;
-    }
+  /* Always: the count of device nodes skipped comes with the progress. */
+  StageOptions stage_options = { .os = opts->os,
+                                 .kargs = opts->kargs,
+                                 .mark_pending = opts->mark_pending,
+                                 .progress = show_progress,
+                                 .progress_data = &progress };
+  if (progress.fd != NULL)
+    stage_options.phase = show_phase;
   gboolean ok = sysroot_stage (sysroot, image, &stage_options, ret_deployment, error);
   if (progress.shown && !ok)
     fputc ('\n', stderr);
   if (!ok)
     return FALSE;
   *ret_sysroot = g_steal_pointer (&sysroot);
+  *ret_devices_skipped = progress.devices_skipped;
   return TRUE;
 }

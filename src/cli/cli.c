@@ -12,10 +12,10 @@
 CliGlobals cli_globals;
 
 static const GOptionEntry global_entries[]
-    = { { "sysroot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.sysroot, "Sysroot (default: /)",
-          "DIR" },
+    = { { "sysroot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.sysroot,
+          "Sysroot (default: /, or /sysroot when booted into a deployment)", "DIR" },
         { "boot", 0, 0, G_OPTION_ARG_FILENAME, &cli_globals.boot,
-          "Boot directory (default: SYSROOT/boot)", "DIR" },
+          "Boot directory (default: SYSROOT/boot, or /boot when booted into a deployment)", "DIR" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &cli_globals.json, "Print JSON", NULL },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &cli_globals.verbose, "Say more", NULL },
         { NULL } };

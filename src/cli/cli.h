@@ -117,8 +117,13 @@ typedef struct
 int cli_check_stage_options (const char *verb, const CliStageOptions *opts);
 
 /* Opens and locks the sysroot and stages @image; prints progress on a
- * terminal. Returns "<os>/<id>" and the open, locked, loaded sysroot. */
+ * terminal. Returns "<os>/<id>", the open, locked, loaded sysroot, and how
+ * many device nodes under the image's /dev were skipped. */
 gboolean cli_stage (const char *operation, const char *image, const CliStageOptions *opts,
-                    Sysroot **ret_sysroot, char **ret_deployment, GError **error);
+                    Sysroot **ret_sysroot, char **ret_deployment, guint64 *ret_devices_skipped,
+                    GError **error);
+
+/* The line stage and deploy add when device nodes were skipped, or "". */
+char *cli_devices_skipped_line (guint64 devices_skipped);
 
 G_END_DECLS

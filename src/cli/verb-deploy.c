@@ -31,12 +31,14 @@ verb_deploy (int argc, char **argv)
   g_autoptr (Sysroot) sysroot = NULL;
   g_autofree char *deployment = NULL;
   g_autoptr (Verdict) verdict = NULL;
+  guint64 devices_skipped = 0;
   /* One lock hold for both halves: nobody can slip in between. */
-  if (!cli_stage ("deploy", argv[1], &opts, &sysroot, &deployment, &error)
+  if (!cli_stage ("deploy", argv[1], &opts, &sysroot, &deployment, &devices_skipped, &error)
       || !sysroot_load (sysroot, &error) || !sysroot_finalize_staged (sysroot, &verdict, &error))
     return cli_fail (error);
-  g_autofree char *text
-      = g_strdup_printf ("Deployed %s; it is the default from the next boot\n", deployment);
+  g_autofree char *skipped = cli_devices_skipped_line (devices_skipped);
+  g_autofree char *text = g_strdup_printf ("Deployed %s; it is the default from the next boot\n%s",
+                                           deployment, skipped);
   cli_report ("deploy", text, "deployment", deployment, NULL);
   return 0;
 }

@@ -67,7 +67,8 @@ verb_stage (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (Sysroot) sysroot = NULL;
   g_autofree char *deployment = NULL;
-  if (!cli_stage ("stage", argv[1], &opts, &sysroot, &deployment, &error))
+  guint64 devices_skipped = 0;
+  if (!cli_stage ("stage", argv[1], &opts, &sysroot, &deployment, &devices_skipped, &error))
     return fail (progress, error);
   /* The finalizer takes the lock itself at shutdown. */
   sysroot_lock_release (g_steal_pointer (&sysroot->lock));
@@ -87,9 +88,11 @@ verb_stage (int argc, char **argv)
         return fail (progress, error);
       unit_state = g_strdup ("started");
     }
-  g_autofree char *text = g_strdup_printf ("Staged %s; it becomes the default when the system "
-                                           "shuts down\n%s %s\n",
-                                           deployment, STAGEHAND_FINALIZE_UNIT, unit_state);
+  g_autofree char *skipped = cli_devices_skipped_line (devices_skipped);
+  g_autofree char *text
+      = g_strdup_printf ("Staged %s; it becomes the default when the system "
+                         "shuts down\n%s%s %s\n",
+                         deployment, skipped, STAGEHAND_FINALIZE_UNIT, unit_state);
   cli_report ("stage", text, "deployment", deployment, "finalize_unit", unit_state, NULL);
   if (progress != NULL)
     cli_progress_fd_finish (progress, 0, deployment, unit_state, NULL);

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "cli.h"
+#include "booted.h"
 #include "hold.h"
 #include "journal.h"
 #include "ops.h"
@@ -404,6 +405,34 @@ report_failed_boot (const FailedBoot *failed)
   fprintf (stderr, "stagehand: %s\n", msg);
 }
 
+/* Booted into a deployment: the root setup's own duration, from its
+ * marker, goes to the journal once per boot (the initramfs has no journal
+ * of its own to send it to). */
+static void
+report_root_setup (void)
+{
+  g_autoptr (BootedMarker) marker = NULL;
+  g_autoptr (GError) error = NULL;
+  if (!booted_marker_load (&marker, &error))
+    {
+      log_event (LOG_WARNING, NULL, "%s", error->message);
+      return;
+    }
+  if (marker == NULL)
+    return;
+  g_autofree char *name = g_strdup_printf ("%s/%s", marker->os, marker->id);
+  LogFields f = { .message_id = MESSAGE_ID_ROOT_SETUP,
+                  .os = marker->os,
+                  .deployment = name,
+                  .step = "root-setup",
+                  .duration_usec = marker->setup_usec };
+  log_event (
+      LOG_INFO, &f,
+      "booted deployment %s, physical root at %s; the initramfs root setup took %" G_GUINT64_FORMAT
+      " us",
+      name, marker->sysroot, marker->setup_usec);
+}
+
 /* For stagehand-boot-complete.service: a failed finalize of the previous
  * boot, a staging that no finalize ever took up, or a default that failed
  * to boot until the boot loader fell back, fails the unit, so it shows in
@@ -417,6 +446,7 @@ report_failure (void)
   g_autoptr (Sysroot) sysroot = NULL;
   g_autoptr (Verdict) v = NULL;
   g_autoptr (DeploymentRecord) lost = NULL;
+  report_root_setup ();
   /* Runs at every boot: never trigger the /boot automount for it. */
   if (!sysroot_open_without_boot (cli_globals.sysroot, &sysroot, &error))
     return cli_fail (error);

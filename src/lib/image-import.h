@@ -7,7 +7,8 @@
  * and file names that are not UTF-8, byte for byte.
  *
  * Hostile input is refused, not sanitised: `..` components, absolute paths,
- * a path through a symlink, hard links that leave the tree, device nodes.
+ * a path through a symlink, hard links that leave the tree, device nodes
+ * (except under the top-level dev/, where they are skipped and counted).
  * Everything is written relative to directory fds opened with O_NOFOLLOW.
  */
 #pragma once
@@ -24,7 +25,10 @@ typedef struct
   guint64 bytes;        /* file content bytes imported so far, written or shared */
   guint64 linked_files; /* regular files hard-linked from the reference tree */
   guint64 linked_bytes; /* their size */
-  gboolean done;        /* TRUE on the last call */
+  /* Device nodes under the image's top-level dev/, skipped (refused
+   * anywhere else): /dev is a devtmpfs at boot. */
+  guint64 devices_skipped;
+  gboolean done; /* TRUE on the last call */
 } ImportProgress;
 
 typedef void (*ImportProgressFunc) (const ImportProgress *progress, gpointer user_data);

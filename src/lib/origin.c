@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "origin.h"
+#include "deployment-karg.h"
 #include "errors.h"
 #include "karg.h"
 #include "osrelease.h"
@@ -41,12 +42,7 @@ bootcsum_is_valid (const char *s)
 gboolean
 deployment_id_is_valid (const char *id)
 {
-  if (id == NULL || id[0] == '\0' || id[0] == '0' || strlen (id) > 9)
-    return FALSE;
-  for (const char *p = id; *p; p++)
-    if (!g_ascii_isdigit (*p))
-      return FALSE;
-  return TRUE;
+  return deployment_id_string_is_valid (id);
 }
 
 char *

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "osrelease.h"
+#include "deployment-karg.h"
 #include "errors.h"
 #include "fsutil.h"
 
@@ -21,12 +22,8 @@ os_release_free (OsRelease *osr)
 gboolean
 os_name_is_valid (const char *name)
 {
-  if (name == NULL || name[0] == '\0' || name[0] == '.' || name[0] == '-' || strlen (name) > 64)
-    return FALSE;
-  for (const char *p = name; *p; p++)
-    if (!(g_ascii_islower (*p) || g_ascii_isdigit (*p) || *p == '.' || *p == '_' || *p == '-'))
-      return FALSE;
-  return TRUE;
+  /* The initramfs root setup checks stagehand= with the same rule. */
+  return deployment_os_name_is_valid (name);
 }
 
 /* Unquotes one os-release value: shell-like single or double quotes, with

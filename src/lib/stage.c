@@ -577,13 +577,19 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
                   .deployment = deployment,
                   .step = "stage",
                   .duration_usec = g_get_monotonic_time () - started };
+  g_autofree char *skipped
+      = progress.last.devices_skipped == 0
+            ? g_strdup ("")
+            : g_strdup_printf ("; %" G_GUINT64_FORMAT " device nodes under /dev skipped",
+                               progress.last.devices_skipped);
   if (shares)
     log_event (LOG_INFO, &f,
                "staged %s from %s; %" G_GUINT64_FORMAT " files (%" G_GUINT64_FORMAT
-               " bytes) shared with %s",
-               deployment, image, progress.last.linked_files, progress.last.linked_bytes, ref.name);
+               " bytes) shared with %s%s",
+               deployment, image, progress.last.linked_files, progress.last.linked_bytes, ref.name,
+               skipped);
   else
-    log_event (LOG_INFO, &f, "staged %s from %s", deployment, image);
+    log_event (LOG_INFO, &f, "staged %s from %s%s", deployment, image, skipped);
   *ret_deployment = g_steal_pointer (&deployment);
   return TRUE;
 }

@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include "sysroot.h"
+#include "booted.h"
+#include "deployment-karg.h"
 #include "errors.h"
 #include "fsutil.h"
 #include "karg.h"
@@ -87,14 +89,41 @@ open_sysroot (const char *path, const char *boot_path, gboolean open_boot, Sysro
 {
   g_autoptr (Sysroot) self = g_new0 (Sysroot, 1);
   self->sysroot_dfd = self->boot_dfd = self->state_dfd = -1;
-  self->path = g_strdup (path ? path : "/");
-  self->boot_path = boot_path ? g_strdup (boot_path) : g_build_filename (self->path, "boot", NULL);
+
+  /* Booted into a deployment (the root setup's marker in /run), the
+   * physical root is at /sysroot: that is the default sysroot, and the
+   * boot directory is the running system's /boot (the automount), not
+   * /sysroot/boot. A marker that does not parse fails only the commands
+   * that would have used it. */
+  const char *host_root = booted_host_root ();
+  g_autoptr (BootedMarker) booted = NULL;
+  g_autoptr (GError) booted_error = NULL;
+  if (!booted_marker_load (&booted, &booted_error) && path == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&booted_error));
+      return FALSE;
+    }
+  g_autofree char *booted_sysroot
+      = booted ? g_build_filename (host_root, booted->sysroot, NULL) : NULL;
+  if (path != NULL)
+    self->path = g_strdup (path);
+  else
+    self->path = g_strdup (booted_sysroot ? booted_sysroot : host_root);
+  if (boot_path != NULL)
+    self->boot_path = g_strdup (boot_path);
+  else if (path == NULL && booted_sysroot != NULL)
+    self->boot_path = g_build_filename (host_root, "boot", NULL);
+  else
+    self->boot_path = g_build_filename (self->path, "boot", NULL);
 
   self->sysroot_dfd = open (self->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (self->sysroot_dfd < 0)
     return throw_errno (error, "opening sysroot %s", self->path);
-  self->is_host = same_inode (self->sysroot_dfd, "/");
-  self->run_path = self->is_host ? g_strdup ("/run/stagehand")
+  /* The running system's sysroot: its runtime directory is the running
+   * system's /run/stagehand and its kernel command line /proc/cmdline. */
+  self->is_host = same_inode (self->sysroot_dfd, host_root)
+                  || (booted_sysroot != NULL && same_inode (self->sysroot_dfd, booted_sysroot));
+  self->run_path = self->is_host ? g_build_filename (host_root, "run", "stagehand", NULL)
                                  : g_build_filename (self->path, "run", "stagehand", NULL);
 
   self->without_boot = !open_boot;
@@ -292,19 +321,17 @@ sysroot_read_cmdline (Sysroot *self)
   return cmdline;
 }
 
-/* Parses "/stagehand/deploy/<os>/<id>" into its parts. */
+/* Parses "/stagehand/deploy/<os>/<id>" into its parts, by the rules the
+ * initramfs root setup applies (deployment-karg.h). */
 static gboolean
 parse_deployment_karg (const char *value, char **ret_os, char **ret_id)
 {
-  const char *prefix = "/" STATE_DIR "/" DEPLOY_DIR "/";
-  if (value == NULL || !g_str_has_prefix (value, prefix))
+  const char *os, *id;
+  size_t os_len;
+  if (value == NULL || deployment_karg_check (value, &os, &os_len, &id) != NULL)
     return FALSE;
-  g_auto (GStrv) parts = g_strsplit (value + strlen (prefix), "/", -1);
-  if (g_strv_length (parts) != 2 || !os_name_is_valid (parts[0])
-      || !deployment_id_is_valid (parts[1]))
-    return FALSE;
-  *ret_os = g_strdup (parts[0]);
-  *ret_id = g_strdup (parts[1]);
+  *ret_os = g_strndup (os, os_len);
+  *ret_id = g_strdup (id);
   return TRUE;
 }
 
@@ -313,15 +340,10 @@ static char *
 read_booted_karg (Sysroot *self)
 {
   g_autofree char *cmdline = sysroot_read_cmdline (self);
-  g_auto (GStrv) kargs = kargs_split (cmdline);
-  char *value = NULL;
-  for (char **k = kargs; *k; k++)
-    if (g_str_has_prefix (*k, KARG_DEPLOYMENT_KEY "="))
-      {
-        g_free (value);
-        value = g_strdup (*k + strlen (KARG_DEPLOYMENT_KEY "="));
-      }
-  return value;
+  char *value = deployment_karg_find (cmdline);
+  char *copy = g_strdup (value);
+  free (value);
+  return copy;
 }
 
 char *

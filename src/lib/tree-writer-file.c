@@ -8,7 +8,8 @@
  * hashed, and written only if the hash differs. Every regular file's hash
  * goes into the new tree's manifest. A hard-linked inode is shared by both
  * deployments, so the writer never writes into an inode it did not create
- * in this import (see the hard link with data in tree_writer_add()).
+ * in this import (see the hard link with data in tree_writer_add()). Files
+ * under etc/ are never linked: each deployment has its own /etc.
  */
 #include "config.h"
 
@@ -204,6 +205,12 @@ static const ManifestEntry *
 reference_candidate (TreeWriter *w, const TreeEntry *e, const ManifestEntry *me)
 {
   if (w->ref_manifest == NULL || e->times[1].tv_nsec == UTIME_OMIT)
+    return NULL;
+  /* etc/ becomes the booted system's writable /etc (docs/design.md,
+   * "Booting a deployment"): a file shared with another deployment would
+   * carry every edit into that one too, the rollback deployment included.
+   * Each deployment gets its own copy; the manifest still describes it. */
+  if (g_str_has_prefix (me->path, "etc/"))
     return NULL;
   const ManifestEntry *ref = manifest_lookup (w->ref_manifest, me->path);
   if (ref == NULL || ref->size != me->size || ref->mode != me->mode || ref->uid != me->uid

@@ -158,6 +158,7 @@ tree_writer_report (TreeWriter *w)
     .bytes = __atomic_load_n (&w->progress.bytes, __ATOMIC_RELAXED),
     .linked_files = __atomic_load_n (&w->progress.linked_files, __ATOMIC_RELAXED),
     .linked_bytes = __atomic_load_n (&w->progress.linked_bytes, __ATOMIC_RELAXED),
+    .devices_skipped = w->progress.devices_skipped,
     .done = w->progress.done,
   };
   w->options->progress (&snapshot, w->options->progress_data);
@@ -409,6 +410,28 @@ tree_writer_copy_record (TreeWriter *w, const char *from_key, const char *to_key
   g_mutex_unlock (&w->lock);
 }
 
+/* A device node is skipped under the image's top-level dev/ (TRUE), and
+ * check_entry_type() refuses it anywhere else. Root trees made by
+ * mmdebstrap, debootstrap or `docker export` hold dev/null, dev/console and
+ * friends; at boot /dev is a devtmpfs over them, so they are useless there,
+ * and never created. Under usr/ (or anywhere else) a device node would
+ * hand out raw hardware access: the image is refused. */
+static gboolean
+tree_writer_skip_device (TreeWriter *w, const char *path, const TreeEntry *e)
+{
+  if (e->type != NODE_CHAR_DEVICE && e->type != NODE_BLOCK_DEVICE)
+    return FALSE;
+  g_auto (GStrv) comps = NULL;
+  /* A path that does not split is refused by tree_writer_add(), below. */
+  if (!split_image_path (path, path, NULL, &comps, NULL))
+    return FALSE;
+  if (g_strv_length (comps) < 2 || !g_str_equal (comps[0], "dev"))
+    return FALSE;
+  w->progress.devices_skipped++;
+  tree_writer_report (w);
+  return TRUE;
+}
+
 /* An entry's type refused before anything else, with one message per kind
  * for both sources. */
 static gboolean
@@ -417,9 +440,10 @@ check_entry_type (const char *path, NodeType type, GError **error)
   switch (type)
     {
     case NODE_CHAR_DEVICE:
-      return import_throw_entry (error, path, "character device nodes are not allowed in an image");
     case NODE_BLOCK_DEVICE:
-      return import_throw_entry (error, path, "block device nodes are not allowed in an image");
+      return import_throw_entry (error, path,
+                                 "%s nodes are not allowed in an image (except under /dev)",
+                                 type == NODE_CHAR_DEVICE ? "character device" : "block device");
     case NODE_SOCKET:
       return import_throw_entry (error, path, "sockets are not allowed in an image");
     case NODE_UNKNOWN:
@@ -550,6 +574,8 @@ gboolean
 tree_writer_add (TreeWriter *w, const char *path, const TreeEntry *e, FileJob *job, GError **error)
 {
   g_autoptr (FileJob) owned_job = job;
+  if (tree_writer_skip_device (w, path, e))
+    return TRUE;
   if (!check_entry_type (path, e->type, error))
     return FALSE;
 

@@ -41,8 +41,8 @@ for kind in "${kinds[@]}"; do
     # nothing the import wrote (the import never looks through it).
     hardlink-through-symlink)
       why='image entry "[^"]*": hard link target "etc/escape/[^"]*" is not an entry written earlier in the image$' ;;
-    chardev) why='image entry "[^"]*": character device nodes are not allowed in an image$' ;;
-    blockdev) why='image entry "[^"]*": block device nodes are not allowed in an image$' ;;
+    chardev) why='image entry "[^"]*": character device nodes are not allowed in an image \(except under /dev\)$' ;;
+    blockdev) why='image entry "[^"]*": block device nodes are not allowed in an image \(except under /dev\)$' ;;
   esac
   refused "tar with $kind member" "$sysroot" 1 "$why" -- stage "$tarball"
   case "$kind" in

@@ -239,8 +239,10 @@ is "$SH_RC" 0 "... once"
 # ------------------------------------------------------------------ the unit
 
 unit=$FAULT_REPO_ROOT/data/systemd/stagehand-boot-complete.service.in
+# Booted into a deployment the sysroot is /sysroot, and the root setup's
+# marker alone is reason enough (its duration is logged).
 is "$(grep '^ConditionPathExists=' "$unit" | sort | paste -sd' ')" \
-  "ConditionPathExists=|/stagehand/finalize-result ConditionPathExists=|/stagehand/staged-pending" \
-  "stagehand-boot-complete.service runs when the verdict or the marker exists"
+  "ConditionPathExists=|/run/stagehand/booted ConditionPathExists=|/stagehand/finalize-result ConditionPathExists=|/stagehand/staged-pending ConditionPathExists=|/sysroot/stagehand/finalize-result ConditionPathExists=|/sysroot/stagehand/staged-pending" \
+  "stagehand-boot-complete.service runs when the verdict or the marker exists, under / or /sysroot, or when booted into a deployment"
 
 done_testing

@@ -18,7 +18,7 @@
 set -u -o pipefail
 export LC_ALL=C
 # A host variable must never make a test pretend a boot it did not ask for.
-unset STAGEHAND_DEBUG_CMDLINE STAGEHAND_DEBUG_EFIVARS_DIR
+unset STAGEHAND_DEBUG_CMDLINE STAGEHAND_DEBUG_EFIVARS_DIR STAGEHAND_DEBUG_ROOT
 
 TESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=${SOURCE_ROOT:-$(cd "$TESTS_DIR/../.." && pwd)}

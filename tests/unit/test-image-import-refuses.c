@@ -58,10 +58,14 @@ build_hostile (GByteArray *tar, const char *test, const char *outside)
       tar_add (tar, "d/", '5', 0755, NULL, NULL);
       tar_add (tar, "h", '1', 0644, "d", NULL);
     }
-  else if (g_str_equal (test, "refuses-char-device"))
-    tar_add (tar, "dev/null", '3', 0666, NULL, NULL);
-  else if (g_str_equal (test, "refuses-block-device"))
-    tar_add (tar, "dev/sda", '4', 0660, NULL, NULL);
+  else if (g_str_equal (test, "refuses-char-device-outside-dev"))
+    tar_add (tar, "usr/lib/null", '3', 0666, NULL, NULL);
+  else if (g_str_equal (test, "refuses-block-device-outside-dev"))
+    tar_add (tar, "usr/sda", '4', 0660, NULL, NULL);
+  else if (g_str_equal (test, "refuses-device-named-dev"))
+    tar_add (tar, "dev", '3', 0666, NULL, NULL);
+  else if (g_str_equal (test, "refuses-device-under-nested-dev"))
+    tar_add (tar, "usr/dev/null", '3', 0666, NULL, NULL);
   else if (g_str_equal (test, "refuses-replacing-directory"))
     {
       tar_add (tar, "d/", '5', 0755, NULL, NULL);
@@ -96,10 +100,17 @@ static const Hostile HOSTILE[] = {
   { "refuses-hardlink-to-unwritten-entry",
     "image entry \"h\": hard link target \"later\" is not an entry written earlier in the image" },
   { "refuses-hardlink-to-directory", "image entry \"h\": hard link target \"d\" is a directory" },
-  { "refuses-char-device",
-    "image entry \"dev/null\": character device nodes are not allowed in an image" },
-  { "refuses-block-device",
-    "image entry \"dev/sda\": block device nodes are not allowed in an image" },
+  { "refuses-char-device-outside-dev",
+    "image entry \"usr/lib/null\": character device nodes are not allowed in an image (except "
+    "under /dev)" },
+  { "refuses-block-device-outside-dev",
+    "image entry \"usr/sda\": block device nodes are not allowed in an image (except under /dev)" },
+  { "refuses-device-named-dev",
+    "image entry \"dev\": character device nodes are not allowed in an image (except under "
+    "/dev)" },
+  { "refuses-device-under-nested-dev",
+    "image entry \"usr/dev/null\": character device nodes are not allowed in an image (except "
+    "under /dev)" },
   { "refuses-replacing-directory",
     "image entry \"d\": would replace a directory with a regular file" },
   { "refuses-conflicting-duplicate",
@@ -164,12 +175,82 @@ test_directory_refuses_device_node (Tmp *t, gconstpointer data)
       return;
     }
   g_assert_no_errno (mkdirat (t->dfd, "image", 0755));
-  g_assert_no_errno (mkdirat (t->dfd, "image/dev", 0755));
-  g_assert_no_errno (mknodat (t->dfd, "image/dev/null", S_IFCHR | 0666, makedev (1, 3)));
+  g_assert_no_errno (mkdirat (t->dfd, "image/usr", 0755));
+  g_assert_no_errno (mknodat (t->dfd, "image/usr/null", S_IFCHR | 0666, makedev (1, 3)));
   g_autofree char *image = tmp_file (t, "image");
-  assert_refused_and_gone (
-      t, image, STAGEHAND_ERROR, STAGEHAND_ERROR_INVALID,
-      "image entry \"dev/null\": character device nodes are not allowed in an image");
+  assert_refused_and_gone (t, image, STAGEHAND_ERROR, STAGEHAND_ERROR_INVALID,
+                           "image entry \"usr/null\": character device nodes are not allowed in "
+                           "an image (except under /dev)");
+}
+
+static gint
+compare_paths (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+record_progress (const ImportProgress *progress, gpointer user_data)
+{
+  *(ImportProgress *)user_data = *progress;
+}
+
+/* Imports @image, which must succeed, and checks that dev/ holds only
+ * what is not a device node and that two device nodes were counted. */
+static void
+assert_dev_nodes_skipped (Tmp *t, const char *image)
+{
+  ImportProgress last = { 0 };
+  ImportOptions options = IMPORT_OPTIONS_INIT;
+  options.progress = record_progress;
+  options.progress_data = &last;
+  g_autoptr (GError) error = NULL;
+  g_assert_true (image_import (image, t->dfd, "deploy", &options, &error));
+  g_assert_no_error (error);
+  g_assert_true (last.done);
+  g_assert_cmpuint (last.devices_skipped, ==, 2);
+  int dfd = open_dir_at (t->dfd, "deploy");
+  g_autoptr (GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+  collect_paths (dfd, "", paths);
+  close (dfd);
+  g_ptr_array_sort (paths, compare_paths);
+  g_ptr_array_add (paths, NULL);
+  g_autofree char *joined = g_strjoinv (" ", (char **)paths->pdata);
+  g_assert_cmpstr (joined, ==, "dev dev/pts dev/stdout");
+}
+
+/* Root trees as mmdebstrap, debootstrap and `docker export` make them hold
+ * device nodes under /dev; /dev is a devtmpfs at boot, so they are skipped
+ * (never created) and counted, while the rest of dev/ is kept. */
+static void
+test_tar_skips_device_nodes_under_dev (Tmp *t, gconstpointer data)
+{
+  g_autoptr (GByteArray) tar = g_byte_array_new ();
+  tar_add (tar, "dev/", '5', 0755, NULL, NULL);
+  tar_add (tar, "dev/null", '3', 0666, NULL, NULL);
+  tar_add (tar, "dev/pts/", '5', 0755, NULL, NULL);
+  tar_add (tar, "dev/pts/ptmx", '3', 0666, NULL, NULL);
+  tar_add (tar, "dev/stdout", '2', 0777, "/proc/self/fd/1", NULL);
+  g_autofree char *path = tar_write (t, tar, "rootfs.tar");
+  assert_dev_nodes_skipped (t, path);
+}
+
+static void
+test_directory_skips_device_nodes_under_dev (Tmp *t, gconstpointer data)
+{
+  if (!is_root)
+    {
+      g_test_skip ("creating a device node needs root");
+      return;
+    }
+  g_assert_no_errno (mkdirat (t->dfd, "image", 0755));
+  g_assert_no_errno (mkdirat (t->dfd, "image/dev", 0755));
+  g_assert_no_errno (mkdirat (t->dfd, "image/dev/pts", 0755));
+  g_assert_no_errno (mknodat (t->dfd, "image/dev/null", S_IFCHR | 0666, makedev (1, 3)));
+  g_assert_no_errno (mknodat (t->dfd, "image/dev/pts/loop0", S_IFBLK | 0660, makedev (7, 0)));
+  g_assert_no_errno (symlinkat ("/proc/self/fd/1", t->dfd, "image/dev/stdout"));
+  g_autofree char *image = tmp_file (t, "image");
+  assert_dev_nodes_skipped (t, image);
 }
 
 /* `stagehand deploy /` with the sysroot at / would import the deployment
@@ -260,6 +341,10 @@ main (int argc, char **argv)
               test_directory_refuses_socket, tmp_teardown);
   g_test_add ("/import/directory/refuses-device-node", Tmp, NULL, tmp_setup,
               test_directory_refuses_device_node, tmp_teardown);
+  g_test_add ("/import/tar/skips-device-nodes-under-dev", Tmp, NULL, tmp_setup,
+              test_tar_skips_device_nodes_under_dev, tmp_teardown);
+  g_test_add ("/import/directory/skips-device-nodes-under-dev", Tmp, NULL, tmp_setup,
+              test_directory_skips_device_nodes_under_dev, tmp_teardown);
   g_test_add ("/import/directory/refuses-to-contain-destination", Tmp, NULL, tmp_setup,
               test_directory_refuses_to_contain_destination, tmp_teardown);
   g_test_add ("/import/refuses-existing-destination", Tmp, NULL, tmp_setup,
