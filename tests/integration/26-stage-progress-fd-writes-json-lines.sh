@@ -10,7 +10,7 @@ plan 17
 
 img="$TEST_TMP/big"
 make_image "$img" --version 1.0
-# Thousands of small files and 48 MiB of data: long enough for many updates.
+# Thousands of small files and 48 MiB of data.
 "$PYTHON" -c '
 import hashlib, os, sys
 root = sys.argv[1]
@@ -29,8 +29,26 @@ with open(f"{root}/usr/lib/blob", "wb") as o:
 nfiles=$(find "$img" | wc -l)
 nbytes=$(find "$img" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 
+# Fed as a tar through a FIFO by a writer that paces itself (2 ms every
+# 64 KiB, about a second and a half in all), so the import lasts long
+# enough for many updates however fast this machine is.
+mkfifo "$TEST_TMP/image.fifo"
+"$PYTHON" -c '
+import subprocess, sys, time
+tar = subprocess.Popen(["tar", "-C", sys.argv[1], "-cf", "-", "."], stdout=subprocess.PIPE)
+with open(sys.argv[2], "wb") as out:
+    while True:
+        chunk = tar.stdout.read(65536)
+        if not chunk:
+            break
+        out.write(chunk)
+        time.sleep(0.002)
+sys.exit(tar.wait())
+' "$img" "$TEST_TMP/image.fifo" &
+writer=$!
 root=$(new_sysroot on-fd)
-sh_on "$root" stage --progress-fd=3 "$img" 3>"$TEST_TMP/progress"
+sh_on "$root" stage --progress-fd=3 "$TEST_TMP/image.fifo" 3>"$TEST_TMP/progress"
+wait "$writer" || bail "the paced tar writer failed"
 is "$RC" 0 "stage --progress-fd exits 0"
 like "$OUT" '^Staged demo/1' "stdout still says what was staged"
 is "$ERR" "" "stderr stays empty"
