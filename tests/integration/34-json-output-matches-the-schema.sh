@@ -92,11 +92,14 @@ sh_on "$root" status --json
 conforms status "status --json with a staging that was never finalized"
 is "$(json 'j["never_finalized"] is not None')" true "... which it shows"
 
-# A failed finalize: an unreadable foreign entry stops it before the commit.
+# A failed finalize: a boot directory where nothing can be created stops it
+# before the commit (chattr +i as root, mode a-w otherwise; another tool's
+# files no longer stop a finalize).
 must "$root" stage "$TEST_TMP/v1"
-ln -s /nonexistent "$(entries_dir "$root")/broken.conf"
+if [ "$(id -u)" -eq 0 ]; then chattr +i "$root/boot"; else chmod a-w "$root/boot"; fi ||
+  bail "cannot make $root/boot unwritable"
 sh_on "$root" --json finalize-staged
-rm "$(entries_dir "$root")/broken.conf"
+if [ "$(id -u)" -eq 0 ]; then chattr -i "$root/boot"; else chmod u+w "$root/boot"; fi
 sh_on "$root" status --json
 conforms status "status --json after a failed finalize"
 is "$(json '[j["last_finalize"]["result"], j["last_finalize"]["step"]]')" '["failed", "write-entries"]' \
