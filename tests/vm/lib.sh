@@ -64,6 +64,13 @@
 #                            usr/lib/os-release.  Build it under
 #                            "$(vm_root_mount)/..." or copy it with vm_install.
 #
+# ---- a stagehand sysroot as the root disk (booting into a deployment) -------
+# vm_os_image DIR VERSION    a bootable OS image tree (the guest's root with
+#                            this build installed and its own initramfs)
+# vm_sysroot_create [FS]     the root disk becomes an empty sysroot disk, the
+#                            boot disk an empty FS (ext4) disk
+# vm_sysroot_deploy IMAGE    host side: init + deploy IMAGE onto them
+#
 # ---- booting ----------------------------------------------------------------
 # vm_boot_guest SCRIPT [KARG...]
 #                            boot the cached kernel+initramfs with the root on
@@ -154,6 +161,11 @@ exec {VM_TAP_FD}>&1
 
 VM_GUEST_LIBDIR=/usr/local/lib/stagehand-vm
 VM_GUEST_RESULTS=/var/lib/stagehand-vm/results
+# Where, on the root disk, the guest's /var and the per-test scripts are:
+# the guest's own when the root disk is a plain root, elsewhere when it is a
+# stagehand sysroot (vm_sysroot_create).
+VM_VAR_ON_DISK=/var
+VM_SCRIPTS_ON_DISK=$VM_GUEST_LIBDIR/scripts
 VM_ROOT_LABEL=SHROOT
 VM_BOOT_LABEL=SHBOOT
 
@@ -378,36 +390,43 @@ vm_install() {
 }
 
 vm_install_destdir() {
-  local destdir=$1
+  local destdir=$1 target=${2:-}
   [ -d "$destdir" ] || vm_bail "vm_install_destdir: no directory $destdir"
-  vm__root
+  if [ -z "$target" ]; then
+    vm__root
+    target=$VM_MOUNTED_ROOT
+  fi
   # tar, not cp -a: Debian 12 is merged-/usr, and a DESTDIR's lib/systemd/...
   # must go through the guest's /lib -> usr/lib symlink, not replace it.
-  tar -C "$destdir" -cf - . | tar -C "$VM_MOUNTED_ROOT" -xf - --keep-directory-symlink --no-same-owner \
-    || vm_bail "vm_install_destdir: copying $destdir into the guest failed"
+  tar -C "$destdir" -cf - . | tar -C "$target" -xf - --keep-directory-symlink --no-same-owner \
+    || vm_bail "vm_install_destdir: copying $destdir into $target failed"
   if compgen -G "$destdir/usr/lib/systemd/catalog/*.catalog" >/dev/null \
      || compgen -G "$destdir/lib/systemd/catalog/*.catalog" >/dev/null; then
-    journalctl --root="$VM_MOUNTED_ROOT" --update-catalog || vm_bail "journalctl --update-catalog failed"
+    journalctl --root="$target" --update-catalog || vm_bail "journalctl --update-catalog failed"
   fi
 }
 
 vm_guest_script() {
   local name=$1 src=${2:--}
   vm__root
-  mkdir -p "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts"
+  mkdir -p "$VM_MOUNTED_ROOT$VM_SCRIPTS_ON_DISK"
   if [ "$src" = - ]; then
-    cat >"$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts/$name"
+    cat >"$VM_MOUNTED_ROOT$VM_SCRIPTS_ON_DISK/$name"
   else
-    cp "$src" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts/$name"
+    cp "$src" "$VM_MOUNTED_ROOT$VM_SCRIPTS_ON_DISK/$name"
   fi
-  chmod 0755 "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/scripts/$name"
+  chmod 0755 "$VM_MOUNTED_ROOT$VM_SCRIPTS_ON_DISK/$name"
 }
 
 vm_install_guest_runtime() {
-  vm__root
-  install -D -m 0755 "$VM_DIR/guest/run" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/run"
-  install -D -m 0644 "$VM_DIR/guest/lib.sh" "$VM_MOUNTED_ROOT$VM_GUEST_LIBDIR/lib.sh"
-  cp -r "$VM_DIR/guest/units/." "$VM_MOUNTED_ROOT/etc/systemd/system/"
+  local target=${1:-}
+  if [ -z "$target" ]; then
+    vm__root
+    target=$VM_MOUNTED_ROOT
+  fi
+  install -D -m 0755 "$VM_DIR/guest/run" "$target$VM_GUEST_LIBDIR/run"
+  install -D -m 0644 "$VM_DIR/guest/lib.sh" "$target$VM_GUEST_LIBDIR/lib.sh"
+  cp -r "$VM_DIR/guest/units/." "$target/etc/systemd/system/"
 }
 
 vm_systemctl() {
@@ -415,29 +434,34 @@ vm_systemctl() {
   systemctl --root="$VM_MOUNTED_ROOT" "$@"
 }
 
-vm_make_image() {
-  local dir=$1 os=$2 version=$3 stamp
-  mkdir -p "$dir/usr/lib/modules/$VM_KVER" "$dir/etc"
-  cp "$VM_GUEST/vmlinuz" "$dir/usr/lib/modules/$VM_KVER/vmlinuz"
-  # The kernel unpacks concatenated cpio archives, so appending one keeps the
-  # initramfs bootable while giving each version its own boot checksum.  An
-  # uncompressed archive is only recognised at a 4-byte aligned offset: after
-  # the (compressed) initrd the kernel skips zero bytes, and without them it
-  # reports "Initramfs unpacking failed: invalid magic" and drops the rest.
-  # The stamp is a conf.d file, which initramfs-tools' init sources early
-  # (with /dev mounted): it says in the kernel log which image booted, so
-  # the host can check that the appended archive really was unpacked
-  # (vm_booted_image_version).
+# vm__stamp_initrd INITRD VERSION: INITRD with a stamp archive appended, on
+# stdout.  The kernel unpacks concatenated cpio archives, so appending one
+# keeps the initramfs bootable while giving each version its own boot
+# checksum.  An uncompressed archive is only recognised at a 4-byte aligned
+# offset: after the (compressed) initrd the kernel skips zero bytes, and
+# without them it reports "Initramfs unpacking failed: invalid magic" and
+# drops the rest.  The stamp is a conf.d file, which initramfs-tools' init
+# sources early (with /dev mounted): it says in the kernel log which image
+# booted, so the host can check that the appended archive really was
+# unpacked (vm_booted_image_version).
+vm__stamp_initrd() {
+  local initrd=$1 version=$2 stamp
   stamp=$(mktemp -d)
   mkdir -p "$stamp/conf/conf.d"
   printf 'echo "<5>stagehand-vm-image: IMAGE_VERSION=%s" >/dev/kmsg 2>/dev/null || true\n' "$version" \
     >"$stamp/conf/conf.d/stagehand-vm-image"
-  { cat "$VM_GUEST/initrd.img"
-    head -c $(( (4 - $(stat -c %s "$VM_GUEST/initrd.img") % 4) % 4 )) /dev/zero
-    (cd "$stamp" && printf 'conf\nconf/conf.d\nconf/conf.d/stagehand-vm-image\n' \
-      | cpio --quiet -o -H newc --reproducible)
-  } >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
+  cat "$initrd"
+  head -c $(( (4 - $(stat -c %s "$initrd") % 4) % 4 )) /dev/zero
+  (cd "$stamp" && printf 'conf\nconf/conf.d\nconf/conf.d/stagehand-vm-image\n' \
+    | cpio --quiet -o -H newc --reproducible)
   rm -rf "$stamp"
+}
+
+vm_make_image() {
+  local dir=$1 os=$2 version=$3
+  mkdir -p "$dir/usr/lib/modules/$VM_KVER" "$dir/etc"
+  cp "$VM_GUEST/vmlinuz" "$dir/usr/lib/modules/$VM_KVER/vmlinuz"
+  vm__stamp_initrd "$VM_GUEST/initrd.img" "$version" >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
   cat >"$dir/usr/lib/os-release" <<EOF
 NAME="stagehand test OS"
 ID=$os
@@ -468,6 +492,86 @@ vm_first_install() {
   vm_umount
 }
 
+# ---- a stagehand sysroot as the root disk -------------------------------------------
+
+# vm_os_image DIR VERSION: a whole bootable OS image at DIR, as an image
+# builder makes one: the guest's root filesystem with this stagehand build
+# installed, os "shtest" VERSION in os-release, /usr/share/stagehand-vm/
+# image-version, and an initramfs made by the image's own mkinitramfs (so it
+# runs stagehand's root setup) plus the image stamp (vm__stamp_initrd).  The
+# fstab has no / line (the deployment is mounted read-only by the root
+# setup, and remounting / from fstab would make it writable) and a tmpfs
+# on /tmp.  A second call for another VERSION copies the first image and
+# changes only what differs.
+vm_os_image() {
+  local dir=$1 version=$2 mnt=$VM_WORK/mnt/guest kdir m rc
+  kdir=usr/lib/modules/$VM_KVER
+  if [ -n "${VM__OS_IMAGE_BASE:-}" ]; then
+    cp -a "$VM__OS_IMAGE_BASE" "$dir" || vm_bail "vm_os_image: copying $VM__OS_IMAGE_BASE failed"
+  else
+    vm__destdir
+    mkdir -p "$mnt" "$dir"
+    mount -o loop,ro,noload "$VM_GUEST/root.img" "$mnt" || vm_bail "vm_os_image: cannot mount the guest image"
+    cp -a "$mnt/." "$dir/"
+    rc=$?
+    umount "$mnt"
+    [ "$rc" = 0 ] || vm_bail "vm_os_image: copying the guest tree failed"
+    vm_install_destdir "$STAGEHAND_VM_DESTDIR" "$dir"
+    vm_install_guest_runtime "$dir"
+    # What an image build does besides installing (README, "Debian package").
+    systemctl --root="$dir" enable stagehand-boot-complete.service >/dev/null 2>&1 \
+      || vm_bail "vm_os_image: systemctl --root enable stagehand-boot-complete.service failed"
+    sed -i '/^LABEL=SHROOT[[:space:]]/d' "$dir/etc/fstab"
+    echo 'tmpfs  /tmp  tmpfs  mode=1777,nosuid,nodev  0 0' >>"$dir/etc/fstab"
+    # The image's own mkinitramfs, with its hooks (stagehand's among them).
+    for m in proc sys dev; do
+      mount --bind "/$m" "$dir/$m" || vm_bail "vm_os_image: cannot bind /$m into the image"
+    done
+    cp "$dir/$kdir/config" "$dir/boot/config-$VM_KVER"
+    # The guest masks udev's 80-drivers.rules (build-guest), and
+    # mkinitramfs copies that mask in: load the disk drivers by name.
+    printf '%s\n' virtio_pci virtio_blk >>"$dir/etc/initramfs-tools/modules"
+    chroot "$dir" mkinitramfs -o "/$kdir/initramfs.img.base" "$VM_KVER" >"$VM_WORK/mkinitramfs.log" 2>&1
+    rc=$?
+    rm -f "$dir/boot/config-$VM_KVER"
+    for m in dev sys proc; do umount "$dir/$m"; done
+    [ "$rc" = 0 ] || vm_bail "mkinitramfs in the image failed: $(tail -n 20 "$VM_WORK/mkinitramfs.log")"
+    VM__OS_IMAGE_BASE=$dir
+  fi
+  mkdir -p "$dir/usr/share/stagehand-vm"
+  echo "$version" >"$dir/usr/share/stagehand-vm/image-version"
+  printf '%s\n' 'NAME="stagehand test OS"' ID=shtest "VERSION_ID=$version" "VERSION=\"$version\"" \
+    "PRETTY_NAME=\"stagehand test OS $version\"" >"$dir/usr/lib/os-release"
+  vm__stamp_initrd "$dir/$kdir/initramfs.img.base" "$version" >"$dir/$kdir/initramfs.img"
+}
+
+# vm_sysroot_create [FS]: make the root disk an empty ext4 (label SHROOT)
+# that becomes a stagehand sysroot (vm_sysroot_deploy), and the boot disk an
+# empty FS (ext4) disk.  From then on the guest's /var is the sysroot's
+# stagehand/var/shtest (made by the root setup on the first boot) and the
+# per-test scripts live on the physical root, at /sysroot/stagehand-vm in
+# the guest.
+vm_sysroot_create() {
+  vm_umount
+  rm -f "$VM_WORK/root.img"
+  truncate -s "${STAGEHAND_VM_ROOT_SIZE_MB:-3072}M" "$VM_WORK/root.img"
+  mkfs.ext4 -q -L "$VM_ROOT_LABEL" "$VM_WORK/root.img" || vm_bail "mkfs.ext4 of the sysroot disk failed"
+  vm_boot_disk_create "${1:-ext4}"
+  VM_VAR_ON_DISK=/stagehand/var/shtest
+  VM_SCRIPTS_ON_DISK=/stagehand-vm/scripts
+}
+
+# vm_sysroot_deploy IMAGE: on the host, init the sysroot disk and deploy
+# IMAGE with root=LABEL=SHROOT rw (the first install of an image builder).
+vm_sysroot_deploy() {
+  vm__destdir
+  vm_stagehand init >"$VM_WORK/host-init.log" 2>&1 \
+    || vm_bail "host-side stagehand init failed: $(cat "$VM_WORK/host-init.log")"
+  vm_stagehand deploy "$1" --karg=root=LABEL=$VM_ROOT_LABEL --karg=rw >"$VM_WORK/host-deploy.log" 2>&1 \
+    || vm_bail "host-side stagehand deploy failed: $(cat "$VM_WORK/host-deploy.log")"
+  vm_umount
+}
+
 # stagehand comes from STAGEHAND_VM_DESTDIR (a `meson install` DESTDIR tree)
 # or is installed from the meson build directory STAGEHAND_VM_BUILDDIR (what
 # tests/vm/meson.build passes).  Call this before vm_init: it skips the test
@@ -494,6 +598,13 @@ vm_install_stagehand() {
 
 # The install alone: the build's files in the guest root, no unit enabled.
 vm_install_build() {
+  vm__destdir
+  vm_install_destdir "$STAGEHAND_VM_DESTDIR"
+}
+
+# The build's install tree: STAGEHAND_VM_DESTDIR, or made from
+# STAGEHAND_VM_BUILDDIR.  Sets VM_STAGEHAND.
+vm__destdir() {
   if [ -z "${STAGEHAND_VM_DESTDIR:-}" ] || [ ! -x "$STAGEHAND_VM_DESTDIR/usr/bin/stagehand" ]; then
     [ -n "${STAGEHAND_VM_BUILDDIR:-}" ] && [ -f "$STAGEHAND_VM_BUILDDIR/build.ninja" ] \
       || vm_bail "no stagehand build to install (set STAGEHAND_VM_DESTDIR or STAGEHAND_VM_BUILDDIR)"
@@ -503,7 +614,6 @@ vm_install_build() {
       || vm_bail "meson install from $STAGEHAND_VM_BUILDDIR failed: see $VM_WORK/meson-install.log"
   fi
   VM_STAGEHAND=$STAGEHAND_VM_DESTDIR/usr/bin/stagehand
-  vm_install_destdir "$STAGEHAND_VM_DESTDIR"
 }
 
 # Run the host-side stagehand on the guest's disks (root as --sysroot, the
@@ -578,12 +688,13 @@ vm__collect() {
   local root
   root=$(vm_root_mount)
   rm -rf "$VM_BOOT_DIR/results" "$VM_WORK/journal"
-  if [ -d "$root$VM_GUEST_RESULTS/boot$VM_BOOT_N" ]; then
-    cp -a "$root$VM_GUEST_RESULTS/boot$VM_BOOT_N" "$VM_BOOT_DIR/results"
+  local results=$root$VM_VAR_ON_DISK${VM_GUEST_RESULTS#/var}/boot$VM_BOOT_N
+  if [ -d "$results" ]; then
+    cp -a "$results" "$VM_BOOT_DIR/results"
   else
     mkdir -p "$VM_BOOT_DIR/results"
   fi
-  [ ! -d "$root/var/log/journal" ] || cp -a "$root/var/log/journal" "$VM_WORK/journal"
+  [ ! -d "$root$VM_VAR_ON_DISK/log/journal" ] || cp -a "$root$VM_VAR_ON_DISK/log/journal" "$VM_WORK/journal"
   vm_umount
   vm_boot_tree >"$VM_BOOT_DIR/boot-tree.txt" 2>&1
 }
