@@ -38,11 +38,14 @@ cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *sta
           stats->temp_removed++;
           continue;
         }
-      if (g_str_has_suffix (name, ".manifest"))
+      const char *suffix = g_str_has_suffix (name, ".manifest")        ? ".manifest"
+                           : g_str_has_suffix (name, ETC_STATE_SUFFIX) ? ETC_STATE_SUFFIX
+                                                                       : NULL;
+      if (suffix != NULL)
         {
           /* Normally removed with its tree (below); one whose tree is gone
            * describes nothing. */
-          g_autofree char *id = g_strndup (name, strlen (name) - strlen (".manifest"));
+          g_autofree char *id = g_strndup (name, strlen (name) - strlen (suffix));
           struct stat st;
           if (deployment_id_is_valid (id) && fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
               && errno == ENOENT)
@@ -67,8 +70,10 @@ cleanup_os_dir (Sysroot *self, int deploy_dfd, const char *os, CleanupStats *sta
        * unlinking only drops this deployment's names for them. */
       g_autofree char *origin = g_strdup_printf ("%s.origin", name);
       g_autofree char *manifest = g_strdup_printf ("%s.manifest", name);
+      g_autofree char *etc_state = g_strdup_printf ("%s" ETC_STATE_SUFFIX, name);
       if (!fs_unlink_at_optional (os_dfd, origin, 0, error)
           || !fs_unlink_at_optional (os_dfd, manifest, 0, error)
+          || !fs_unlink_at_optional (os_dfd, etc_state, 0, error)
           || !fs_rm_rf_at (os_dfd, name, error))
         return prefix_error (error, "removing deployment %s/%s: ", os, name);
       if (d != NULL)

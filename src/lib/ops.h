@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "etc-merge.h"
 #include "image-import.h"
 #include "sysroot.h"
 
@@ -73,6 +74,24 @@ gboolean sysroot_take_unreported_failure (Sysroot *self, Verdict **ret_verdict, 
  * nothing changes. A marker that does not parse is removed and reported as
  * an error. Needs the lock, not a loaded state. */
 gboolean sysroot_take_lost_staging (Sysroot *self, DeploymentRecord **ret_marker, GError **error);
+
+/* The /etc merge at stage: records the new tree's pristine /etc in
+ * @manifest, merges the running /etc into the tree's etc/ and writes the
+ * state the finalize needs as <id>.etc-state below @os_dfd
+ * (*ret_state_name; NULL when nothing is booted, so nothing is carried). */
+gboolean sysroot_etc_merge_at_stage (Sysroot *self, int os_dfd, const char *id, int tree_dfd,
+                                     Manifest *manifest, char **ret_state_name, GError **error);
+
+/* The /etc merge at finalize: applies to @staged's etc/ what changed in
+ * the running /etc since the stage. *ret_plan is the merge as applied
+ * (conflicts included), NULL when there was nothing to merge. */
+gboolean sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged,
+                                        EtcMergePlan **ret_plan, GError **error);
+
+/* What a finalize would carry from the running /etc now (config-diff):
+ * the local changes and, when an update is staged, the conflicts with it.
+ * Needs a loaded state, not the lock (it only reads). */
+gboolean sysroot_config_diff (Sysroot *self, EtcMergePlan **ret_plan, GError **error);
 
 /* Writes the verdict file atomically and durably. */
 gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);
