@@ -329,6 +329,9 @@ fs_list_dir (int dfd, const char *what, GPtrArray **ret_names, GError **error)
         close (dup_fd);
       return throw_errno_value (error, errsv, "listing %s", what);
     }
+  /* The duplicate shares @dfd's directory offset: a second listing of the
+   * same fd would start where the first ended, and see nothing. */
+  rewinddir (d);
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   struct dirent *de;
   while ((errno = 0, de = readdir (d)) != NULL)
