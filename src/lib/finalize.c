@@ -138,14 +138,14 @@ merge_etc (Sysroot *self, Deployment *staged, Verdict *v, GError **error)
       g_autofree char *path = etc_merge_display_path (item->path);
       g_autofree char *kept
           = item->new_beside
-                ? g_strdup_printf ("; the new image's version is %s" ETC_MERGE_NEW_SUFFIX, path)
+                ? g_strdup_printf (" (the new image's version is %s" ETC_MERGE_NEW_SUFFIX ")", path)
                 : g_strdup ("");
       g_ptr_array_add (v->etc_conflicts, g_strdup_printf ("%s: %s%s", path, item->why, kept));
       LogFields f = { .message_id = MESSAGE_ID_ETC_CONFLICT,
                       .os = staged->os,
                       .deployment = name,
                       .step = "etc-merge" };
-      log_event (LOG_WARNING, &f, "/etc merge into %s: %s: %s; the local version is kept%s", name,
+      log_event (LOG_WARNING, &f, "/etc merge into %s: %s: %s, the local version is kept%s", name,
                  path, item->why, kept);
     }
   return TRUE;
