@@ -209,6 +209,7 @@ typedef struct
 {
   int running_dfd;
   int new_dfd;
+  int scratch_dfd;
   const EtcTree *running;
   gboolean privileged;
 } Apply;
@@ -395,10 +396,12 @@ carry (Apply *a, const char *path, GError **error)
   if (l->type == MANIFEST_TYPE_DIR)
     return carry_dir (a, path, parent, name, what, error);
 
+  /* Written in the scratch directory, where cleanup removes what a crash
+   * leaves, and only then renamed into the new /etc. */
   g_autofree char *tmp = fs_temp_name ("etc");
-  if (!create_copy (a, path, l, parent, tmp, what, error))
+  if (!create_copy (a, path, l, a->scratch_dfd, tmp, what, error))
     {
-      (void)fs_unlink_at_optional (parent, tmp, 0, NULL); /* the error says what failed */
+      (void)fs_unlink_at_optional (a->scratch_dfd, tmp, 0, NULL); /* the error says what failed */
       return FALSE;
     }
   struct stat st;
@@ -406,19 +409,23 @@ carry (Apply *a, const char *path, GError **error)
   if (!fs_stat_optional (parent, name, &st, &exists, error)
       || (exists && S_ISDIR (st.st_mode) && !fs_rm_rf_at (parent, name, error)))
     {
-      (void)fs_unlink_at_optional (parent, tmp, 0, NULL);
+      (void)fs_unlink_at_optional (a->scratch_dfd, tmp, 0, NULL);
       return FALSE;
     }
-  if (renameat (parent, tmp, parent, name) < 0)
+  if (renameat (a->scratch_dfd, tmp, parent, name) < 0)
     {
       int errsv = errno;
-      (void)fs_unlink_at_optional (parent, tmp, 0, NULL);
+      (void)fs_unlink_at_optional (a->scratch_dfd, tmp, 0, NULL);
       return throw_errno_value (error, errsv, "moving %s into place", what);
     }
   return TRUE;
 }
 
-/* The new image's version of @path moves to <path>.stagehand-new (or back). */
+/* The new image's version of @path moves to <path>.stagehand-new (or
+ * back). Idempotent, so that a finalize killed half-way and run again
+ * never loses it: <path>.stagehand-new only ever holds the new image's
+ * version, so when it is already there (forth) or no longer there (back),
+ * the move happened. */
 static gboolean
 move_beside (Apply *a, const char *path, gboolean back, GError **error)
 {
@@ -427,14 +434,19 @@ move_beside (Apply *a, const char *path, gboolean back, GError **error)
   if (!open_parent (a, path, &parent, &name, error))
     return FALSE;
   g_autofree char *beside = g_strconcat (name, ETC_MERGE_NEW_SUFFIX, NULL);
-  const char *from = back ? beside : name, *to = back ? name : beside;
-  if (!fs_rm_rf_at (parent, to, error))
+  struct stat st;
+  gboolean beside_exists;
+  if (!fs_stat_optional (parent, beside, &st, &beside_exists, error))
     return FALSE;
+  if (beside_exists != back)
+    return TRUE;
+  if (back && !fs_rm_rf_at (parent, name, error))
+    return FALSE;
+  const char *from = back ? beside : name, *to = back ? name : beside;
   if (renameat (parent, from, parent, to) < 0 && errno != ENOENT)
     {
       g_autofree char *what = etc_merge_display_path (path);
-      return throw_errno (error, "keeping the new image's %s as %s%s", what, to,
-                          back ? "" : " beside the local version");
+      return throw_errno (error, "keeping the new image's %s as %s", what, to);
     }
   return TRUE;
 }
@@ -496,12 +508,13 @@ apply_change (Apply *a, const char *path, const EtcMergePlan *plan, const EtcTre
 }
 
 gboolean
-etc_merge_apply (int running_etc_dfd, int new_etc_dfd, const EtcMergePlan *plan,
+etc_merge_apply (int running_etc_dfd, int new_etc_dfd, int scratch_dfd, const EtcMergePlan *plan,
                  const EtcTree *running, const EtcTree *new_tree, const EtcMergePlan *previous,
                  const EtcTree *previous_running, GError **error)
 {
   Apply a = { .running_dfd = running_etc_dfd,
               .new_dfd = new_etc_dfd,
+              .scratch_dfd = scratch_dfd,
               .running = running,
               .privileged = geteuid () == 0 };
   if (previous == NULL)

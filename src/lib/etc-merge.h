@@ -113,15 +113,17 @@ EtcMergePlan *etc_merge_plan (const EtcTree *pristine, const EtcTree *running,
                               const EtcTree *new_tree);
 
 /* Makes @new_etc_dfd what @plan says, reading running versions below
- * @running_etc_dfd (never written). @new_etc_dfd holds either the new
+ * @running_etc_dfd (never written). New files are written as temp names in
+ * @scratch_dfd, a directory on the same filesystem whose leftovers the
+ * caller's cleanup removes, and renamed into place. @new_etc_dfd holds either the new
  * image's pristine /etc (@previous NULL: the stage) or what @previous
  * applied with @previous_running (the finalize: only the paths whose
  * running version or decision changed since are touched). Writes new
  * inodes only (temp + rename), never into an inode it did not create,
  * except a directory's metadata; no fsync (the caller syncs the
  * filesystem once). */
-gboolean etc_merge_apply (int running_etc_dfd, int new_etc_dfd, const EtcMergePlan *plan,
-                          const EtcTree *running, const EtcTree *new_tree,
+gboolean etc_merge_apply (int running_etc_dfd, int new_etc_dfd, int scratch_dfd,
+                          const EtcMergePlan *plan, const EtcTree *running, const EtcTree *new_tree,
                           const EtcMergePlan *previous, const EtcTree *previous_running,
                           GError **error);
 

@@ -82,8 +82,8 @@ sysroot_etc_merge_at_stage (Sysroot *self, int os_dfd, const char *id, int tree_
       || !etc_tree_scan (running_etc, "/etc", NULL, &state->running, error))
     return prefix_error (error, "/etc merge: ");
   g_autoptr (EtcMergePlan) plan = etc_merge_plan (state->pristine, state->running, state->new_tree);
-  if (!etc_merge_apply (running_etc, new_etc, plan, state->running, state->new_tree, NULL, NULL,
-                        error))
+  if (!etc_merge_apply (running_etc, new_etc, os_dfd, plan, state->running, state->new_tree, NULL,
+                        NULL, error))
     return prefix_error (error, "/etc merge: ");
 
   gsize len;
@@ -139,14 +139,17 @@ sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged, EtcMerge
   g_autoptr (EtcTree) running = NULL;
   autofd tree_dfd = -1;
   autofd new_etc = -1;
+  autofd os_dfd = -1;
+  g_autofree char *dir = g_strdup_printf (DEPLOY_DIR "/%s", staged->os);
   if (!etc_tree_scan (running_etc, "/etc", state->running, &running, error)
       || !sysroot_open_deployment (self, staged, &tree_dfd, error)
-      || !fs_opendir_at (tree_dfd, "etc", &new_etc, error))
+      || !fs_opendir_at (tree_dfd, "etc", &new_etc, error)
+      || !fs_opendir_at (self->state_dfd, dir, &os_dfd, error))
     return FALSE;
   g_autoptr (EtcMergePlan) before
       = etc_merge_plan (state->pristine, state->running, state->new_tree);
   g_autoptr (EtcMergePlan) plan = etc_merge_plan (state->pristine, running, state->new_tree);
-  if (!etc_merge_apply (running_etc, new_etc, plan, running, state->new_tree, before,
+  if (!etc_merge_apply (running_etc, new_etc, os_dfd, plan, running, state->new_tree, before,
                         state->running, error))
     return FALSE;
 
@@ -157,10 +160,7 @@ sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged, EtcMerge
   gsize len;
   g_autofree char *data = etc_merge_state_to_data (state, &len);
   g_autofree char *name = state_name (staged->id);
-  g_autofree char *dir = g_strdup_printf (DEPLOY_DIR "/%s", staged->os);
-  autofd os_dfd = -1;
-  if (!fs_opendir_at (self->state_dfd, dir, &os_dfd, error)
-      || !fs_write_file_atomic_at (os_dfd, name, data, len, 0644, FS_WRITE_NONE, error))
+  if (!fs_write_file_atomic_at (os_dfd, name, data, len, 0644, FS_WRITE_NONE, error))
     return prefix_error (error, "writing %s: ", name);
   *ret_plan = g_steal_pointer (&plan);
   return TRUE;

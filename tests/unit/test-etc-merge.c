@@ -132,7 +132,8 @@ merge (Fixture *f)
   g_assert_true (etc_tree_scan (f->running, "running", NULL, &f->r, &error));
   g_assert_true (etc_tree_scan (f->new_etc, "new", NULL, &f->n, &error));
   f->plan = etc_merge_plan (f->o, f->r, f->n);
-  g_assert_true (etc_merge_apply (f->running, f->new_etc, f->plan, f->r, f->n, NULL, NULL, &error));
+  g_assert_true (
+      etc_merge_apply (f->running, f->new_etc, f->dfd, f->plan, f->r, f->n, NULL, NULL, &error));
 }
 
 /* The finalize's top-up, after more changes to the running /etc. */
@@ -143,7 +144,8 @@ top_up (Fixture *f)
   g_autoptr (EtcTree) r2 = NULL;
   g_assert_true (etc_tree_scan (f->running, "running", f->r, &r2, &error));
   g_autoptr (EtcMergePlan) plan2 = etc_merge_plan (f->o, r2, f->n);
-  g_assert_true (etc_merge_apply (f->running, f->new_etc, plan2, r2, f->n, f->plan, f->r, &error));
+  g_assert_true (
+      etc_merge_apply (f->running, f->new_etc, f->dfd, plan2, r2, f->n, f->plan, f->r, &error));
   etc_merge_plan_free (f->plan);
   f->plan = g_steal_pointer (&plan2);
   etc_tree_free (f->r);
@@ -423,7 +425,7 @@ test_without_pristine_local_differences_win (Fixture *f, gconstpointer data)
   g_assert_true (etc_tree_scan (f->running, "running", NULL, &r, &error));
   g_assert_true (etc_tree_scan (f->new_etc, "new", NULL, &n, &error));
   g_autoptr (EtcMergePlan) plan = etc_merge_plan (NULL, r, n);
-  g_assert_true (etc_merge_apply (f->running, f->new_etc, plan, r, n, NULL, NULL, &error));
+  g_assert_true (etc_merge_apply (f->running, f->new_etc, f->dfd, plan, r, n, NULL, NULL, &error));
   assert_content (f->new_etc, "hostname", "web1\n");
   /* Unknown pristine: the running "Debian 12" differs from the new image's
    * and wins; a removal cannot be told from an addition, so motd stays. */
