@@ -167,6 +167,18 @@ sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged, EtcMerge
 }
 
 gboolean
+sysroot_etc_merge_forget (Sysroot *self, const Deployment *d, GError **error)
+{
+  autofd os_dfd = -1;
+  g_autofree char *dir = g_strdup_printf (DEPLOY_DIR "/%s", d->os);
+  g_autofree char *name = state_name (d->id);
+  if (!fs_opendir_at (self->state_dfd, dir, &os_dfd, error)
+      || !fs_unlink_at_optional (os_dfd, name, 0, error))
+    return prefix_error (error, "removing %s: ", name);
+  return TRUE;
+}
+
+gboolean
 sysroot_config_diff (Sysroot *self, EtcMergePlan **ret_plan, GError **error)
 {
   *ret_plan = NULL;

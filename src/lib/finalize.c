@@ -220,6 +220,12 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
       log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
       g_clear_error (&local_error);
     }
+  /* The merge's state is only for the finalize; the new /etc is live now. */
+  if (!sysroot_etc_merge_forget (self, staged, &local_error))
+    {
+      log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+      g_clear_error (&local_error);
+    }
   tidy_after_commit (self, v);
 
   f.message_id = MESSAGE_ID_FINALIZE_DONE;

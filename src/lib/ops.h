@@ -88,6 +88,9 @@ gboolean sysroot_etc_merge_at_stage (Sysroot *self, int os_dfd, const char *id, 
 gboolean sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged,
                                         EtcMergePlan **ret_plan, GError **error);
 
+/* Removes <id>.etc-state of @d (after its finalize committed). */
+gboolean sysroot_etc_merge_forget (Sysroot *self, const Deployment *d, GError **error);
+
 /* What a finalize would carry from the running /etc now (config-diff):
  * the local changes and, when an update is staged, the conflicts with it.
  * Needs a loaded state, not the lock (it only reads). */

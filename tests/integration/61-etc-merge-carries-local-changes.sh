@@ -7,7 +7,7 @@
 # and is named in the verdict, and the running /etc is never written.
 . "$(dirname "$0")/lib.sh"
 
-plan 36
+plan 37
 
 v1="$TEST_TMP/v1"
 make_image "$v1" --version 1.0 --kernel-content "kernel one"
@@ -95,6 +95,7 @@ status_json "$sysroot"
 like "$(json 'j["last_finalize"]["etc_conflicts"][0]')" '^/etc/issue: ' "status --json shows the conflict"
 is "$(json 'j["last_finalize"]["etc_changes"]')" 6 "status --json shows the number of changes carried"
 is "$(temp_leftovers "$sysroot")" "" "no temporary names left"
+ok "the merge's state is gone once the finalize committed" test ! -e "$sysroot/stagehand/deploy/demo/2.etc-state"
 
 # Names that are not UTF-8 are carried and shown escaped.
 printf 'x\n' >"$etc/caf$(printf '\351').conf"
