@@ -214,9 +214,13 @@ typedef struct
   gboolean privileged;
 } Apply;
 
-/* The parent directory of @path in the new /etc, and the last component. */
+/* The parent directory of @path in the new /etc, and the last component.
+ * With @optional, a parent that is gone (removed with its directory, or no
+ * longer a directory) is *ret_fd = -1, not an error: nothing there to
+ * remove or look at. */
 static gboolean
-open_parent (Apply *a, const char *path, int *ret_fd, const char **ret_name, GError **error)
+open_parent_full (Apply *a, const char *path, gboolean optional, int *ret_fd, const char **ret_name,
+                  GError **error)
 {
   const char *slash = strrchr (path, '/');
   int fd;
@@ -227,14 +231,25 @@ open_parent (Apply *a, const char *path, int *ret_fd, const char **ret_name, GEr
       g_autofree char *dir = g_strndup (path, slash - path);
       fd = fs_open_beneath (a->new_dfd, dir, O_RDONLY | O_DIRECTORY);
     }
+  *ret_name = slash ? slash + 1 : path;
+  if (fd < 0 && optional && (errno == ENOENT || errno == ENOTDIR))
+    {
+      *ret_fd = -1;
+      return TRUE;
+    }
   if (fd < 0)
     {
       g_autofree char *shown = etc_merge_display_path (path);
       return throw_errno (error, "opening the directory of %s in the new /etc", shown);
     }
   *ret_fd = fd;
-  *ret_name = slash ? slash + 1 : path;
   return TRUE;
+}
+
+static gboolean
+open_parent (Apply *a, const char *path, int *ret_fd, const char **ret_name, GError **error)
+{
+  return open_parent_full (a, path, FALSE, ret_fd, ret_name, error);
 }
 
 /* Gives @fd (or the symlink @name below @dfd) exactly the extended
@@ -389,10 +404,10 @@ carry (Apply *a, const char *path, GError **error)
   g_autofree char *what = etc_merge_display_path (path);
   autofd parent = -1;
   const char *name;
-  if (!open_parent (a, path, &parent, &name, error))
+  if (!open_parent_full (a, path, l == NULL, &parent, &name, error))
     return FALSE;
   if (l == NULL)
-    return fs_rm_rf_at (parent, name, error);
+    return parent < 0 || fs_rm_rf_at (parent, name, error);
   if (l->type == MANIFEST_TYPE_DIR)
     return carry_dir (a, path, parent, name, what, error);
 
@@ -492,8 +507,11 @@ apply_change (Apply *a, const char *path, const EtcMergePlan *plan, const EtcTre
       const char *name;
       struct stat st;
       gboolean exists;
-      if (!open_parent (a, path, &parent, &name, error)
-          || !fs_stat_optional (parent, name, &st, &exists, error))
+      if (!open_parent_full (a, path, TRUE, &parent, &name, error))
+        return FALSE;
+      if (parent < 0)
+        return TRUE; /* its directory is not there: carried away with it */
+      if (!fs_stat_optional (parent, name, &st, &exists, error))
         return FALSE;
       if (exists || n == NULL)
         return TRUE;

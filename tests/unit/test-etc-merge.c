@@ -460,6 +460,25 @@ test_changes_after_stage_are_topped_up (Fixture *f, gconstpointer data)
 }
 
 static void
+test_directory_added_then_removed_after_stage (Fixture *f, gconstpointer data)
+{
+  put (f->running, "added/dir/deep.conf", "deep\n", 0644);
+  g_assert_no_errno (unlinkat (f->running, "default/grub", 0));
+  merge (f);
+  assert_content (f->new_etc, "added/dir/deep.conf", "deep\n");
+  /* After the stage: the added directory goes again, and the directory
+   * the removed file was in becomes a file. */
+  g_autoptr (GError) error = NULL;
+  g_assert_true (fs_rm_rf_at (f->running, "added", &error));
+  g_assert_true (fs_rm_rf_at (f->running, "default", &error));
+  put (f->running, "default", "a file now\n", 0644);
+  top_up (f);
+  g_assert_false (exists (f->new_etc, "added"));
+  assert_content (f->new_etc, "default", "a file now\n");
+  g_assert_cmpuint (f->plan->n_conflicts, ==, 0);
+}
+
+static void
 test_top_up_reads_only_what_changed (Fixture *f, gconstpointer data)
 {
   merge (f);
@@ -539,6 +558,7 @@ main (int argc, char **argv)
   ADD ("names-that-are-not-utf8", test_names_that_are_not_utf8);
   ADD ("without-pristine-local-differences-win", test_without_pristine_local_differences_win);
   ADD ("changes-after-stage-are-topped-up", test_changes_after_stage_are_topped_up);
+  ADD ("directory-added-then-removed-after-stage", test_directory_added_then_removed_after_stage);
   ADD ("top-up-reads-only-what-changed", test_top_up_reads_only_what_changed);
   ADD ("state-round-trips", test_state_round_trips);
   return g_test_run ();
