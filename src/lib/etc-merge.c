@@ -49,9 +49,11 @@ add_keys (GHashTable *set, const EtcTree *tree)
 {
   if (tree == NULL)
     return;
-  g_autoptr (GPtrArray) paths = etc_tree_sorted_paths (tree);
-  for (guint i = 0; i < paths->len; i++)
-    g_hash_table_add (set, paths->pdata[i]);
+  GHashTableIter iter;
+  gpointer key;
+  g_hash_table_iter_init (&iter, etc_tree_entries (tree));
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_hash_table_add (set, key);
 }
 
 static gint
@@ -118,10 +120,12 @@ etc_merge_plan (const EtcTree *pristine, const EtcTree *running, const EtcTree *
   if (pristine == NULL)
     {
       stand_in = etc_tree_new ();
-      g_autoptr (GPtrArray) paths = etc_tree_sorted_paths (running);
-      for (guint i = 0; i < paths->len; i++)
+      GHashTableIter iter;
+      gpointer key;
+      g_hash_table_iter_init (&iter, etc_tree_entries (running));
+      while (g_hash_table_iter_next (&iter, &key, NULL))
         {
-          const EtcEntry *n = etc_tree_lookup (new_tree, paths->pdata[i]);
+          const EtcEntry *n = etc_tree_lookup (new_tree, key);
           if (n != NULL)
             etc_tree_add (stand_in, n);
         }

@@ -60,6 +60,9 @@ guint etc_tree_count (const EtcTree *tree);
  * absent). Stat fields and mtimes are not compared. */
 gboolean etc_entry_equal (const EtcEntry *a, const EtcEntry *b);
 
+/* TRUE if both hold the same paths, each etc_entry_equal(). */
+gboolean etc_tree_equal (const EtcTree *a, const EtcTree *b);
+
 /* Reads the tree below @etc_dfd. Sockets, FIFOs and device nodes are left
  * out. A regular file whose inode, size, mode, owner, mtime and ctime are
  * those of its entry in @previous (may be NULL) keeps that entry's hashes

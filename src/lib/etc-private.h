@@ -22,4 +22,7 @@ gboolean etc_read_xattrs (int fd, int dfd, const char *name, const char *what, G
  * the strings belong to the tree. */
 GPtrArray *etc_tree_sorted_paths (const EtcTree *tree);
 
+/* The entries of @tree: path -> EtcEntry*, in no order; the tree's. */
+GHashTable *etc_tree_entries (const EtcTree *tree);
+
 G_END_DECLS

@@ -154,7 +154,12 @@ sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged, EtcMerge
     return FALSE;
 
   /* What is applied now, so that a finalize run again (after a failure
-   * later on) starts from here. */
+   * later on) starts from here; nothing to write when nothing changed. */
+  if (etc_tree_equal (running, state->running))
+    {
+      *ret_plan = g_steal_pointer (&plan);
+      return TRUE;
+    }
   etc_tree_free (state->running);
   state->running = g_steal_pointer (&running);
   gsize len;

@@ -63,6 +63,12 @@ etc_tree_lookup (const EtcTree *tree, const char *path)
   return tree != NULL ? g_hash_table_lookup (tree->entries, path) : NULL;
 }
 
+GHashTable *
+etc_tree_entries (const EtcTree *tree)
+{
+  return tree->entries;
+}
+
 guint
 etc_tree_count (const EtcTree *tree)
 {
@@ -108,6 +114,20 @@ etc_entry_equal (const EtcEntry *a, const EtcEntry *b)
       return g_strcmp0 (a->target, b->target) == 0;
     }
   g_assert_not_reached ();
+}
+
+gboolean
+etc_tree_equal (const EtcTree *a, const EtcTree *b)
+{
+  if (etc_tree_count (a) != etc_tree_count (b))
+    return FALSE;
+  GHashTableIter iter;
+  gpointer key, value;
+  g_hash_table_iter_init (&iter, a->entries);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (!etc_entry_equal (value, etc_tree_lookup (b, key)))
+      return FALSE;
+  return TRUE;
 }
 
 static void
@@ -447,26 +467,71 @@ etc_tree_from_manifest (const Manifest *manifest)
  * <tree> is o (pristine), r (running) or n (new); a line "o -" says the
  * pristine /etc is unknown. Paths and targets are escaped as in manifests. */
 
+static const char HEX[] = "0123456789abcdef";
+
 static void
 append_hex (GString *s, const guint8 *bytes)
 {
+  char hex[2 * MANIFEST_HASH_LEN];
   for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
-    g_string_append_printf (s, "%02x", bytes[i]);
+    {
+      hex[2 * i] = HEX[bytes[i] >> 4];
+      hex[2 * i + 1] = HEX[bytes[i] & 0xf];
+    }
+  g_string_append_len (s, hex, sizeof hex);
+}
+
+/* @value in @base, at least @min_digits wide: printf costs more than the
+ * rest of writing the state (it is rewritten at every finalize). */
+static void
+append_number (GString *s, char sep, guint64 value, guint base, guint min_digits)
+{
+  char digits[24];
+  guint n = 0;
+  do
+    {
+      digits[n++] = HEX[value % base];
+      value /= base;
+    }
+  while (value > 0);
+  while (n < min_digits)
+    digits[n++] = '0';
+  if (sep != '\0')
+    g_string_append_c (s, sep);
+  while (n > 0)
+    g_string_append_c (s, digits[--n]);
+}
+
+static void
+append_time (GString *s, gint64 sec, guint32 nsec)
+{
+  g_string_append_c (s, ' ');
+  if (sec < 0)
+    g_string_append_c (s, '-');
+  append_number (s, '\0', sec < 0 ? -(guint64)sec : (guint64)sec, 10, 1);
+  append_number (s, '.', nsec, 10, 9);
 }
 
 static void
 append_tree (GString *s, char tag, const EtcTree *tree)
 {
-  g_autoptr (GPtrArray) paths = etc_tree_sorted_paths (tree);
-  for (guint i = 0; i < paths->len; i++)
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init (&iter, tree->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
     {
-      const EtcEntry *e = etc_tree_lookup (tree, paths->pdata[i]);
-      g_string_append_printf (s,
-                              "%c %c %o %u %u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-                              " %" G_GINT64_FORMAT ".%09u %" G_GINT64_FORMAT ".%09u ",
-                              tag, "fdl"[e->type], e -> mode, e -> uid, e -> gid, e -> size,
-                              e -> ino, e -> mtime_sec, e -> mtime_nsec, e -> ctime_sec,
-                              e -> ctime_nsec);
+      const EtcEntry *e = value;
+      g_string_append_c (s, tag);
+      g_string_append_c (s, ' ');
+      g_string_append_c (s, "fdl"[e->type]);
+      append_number (s, ' ', e->mode, 8, 1);
+      append_number (s, ' ', e->uid, 10, 1);
+      append_number (s, ' ', e->gid, 10, 1);
+      append_number (s, ' ', e->size, 10, 1);
+      append_number (s, ' ', e->ino, 10, 1);
+      append_time (s, e->mtime_sec, e->mtime_nsec);
+      append_time (s, e->ctime_sec, e->ctime_nsec);
+      g_string_append_c (s, ' ');
       append_hex (s, e->xattr_hash);
       g_string_append_c (s, ' ');
       append_hex (s, e->content_hash);
@@ -486,7 +551,12 @@ append_tree (GString *s, char tag, const EtcTree *tree)
 char *
 etc_merge_state_to_data (const EtcMergeState *state, gsize *ret_len)
 {
-  GString *s = g_string_new (STATE_HEADER "\n");
+  GString *s = g_string_sized_new (
+      64
+      + 200
+            * (gsize)(etc_tree_count (state->running) + etc_tree_count (state->new_tree)
+                      + (state->pristine ? etc_tree_count (state->pristine) : 0)));
+  g_string_append (s, STATE_HEADER "\n");
   if (state->pristine == NULL)
     g_string_append (s, "o -\n");
   else
@@ -530,8 +600,20 @@ parse_time (char *s, gint64 *ret_sec, guint32 *ret_nsec)
 static gboolean
 parse_state_line (char *line, EtcMergeState *state)
 {
-  g_auto (GStrv) f = g_strsplit (line, " ", 0);
-  guint n = g_strv_length (f);
+  /* Split in place: this runs for every entry at every finalize. */
+  char *f[14];
+  guint n = 0;
+  for (char *p = line; n < G_N_ELEMENTS (f);)
+    {
+      f[n++] = p;
+      char *space = strchr (p, ' ');
+      if (space == NULL)
+        break;
+      *space = '\0';
+      p = space + 1;
+    }
+  if (n == G_N_ELEMENTS (f))
+    return FALSE;
   if (n == 2 && strcmp (f[0], "o") == 0 && strcmp (f[1], "-") == 0)
     {
       g_clear_pointer (&state->pristine, etc_tree_free);
@@ -579,9 +661,8 @@ etc_merge_state_parse (const char *data, gsize len, const char *what, EtcMergeSt
     return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it contains a NUL byte",
                         what);
   g_autofree char *copy = g_strndup (data, len);
-  g_auto (GStrv) lines = g_strsplit (copy, "\n", 0);
-  guint n = g_strv_length (lines);
-  if (n < 2 || strcmp (lines[0], STATE_HEADER) != 0 || lines[n - 1][0] != '\0')
+  char *nl = strchr (copy, '\n');
+  if (nl == NULL || (*nl = '\0', strcmp (copy, STATE_HEADER) != 0) || copy[len - 1] != '\n')
     return throw_error (
         error, STAGEHAND_ERROR_CORRUPT,
         "%s is corrupt: it does not start with \"" STATE_HEADER "\" or is cut short", what);
@@ -589,10 +670,15 @@ etc_merge_state_parse (const char *data, gsize len, const char *what, EtcMergeSt
   state->pristine = etc_tree_new ();
   state->running = etc_tree_new ();
   state->new_tree = etc_tree_new ();
-  for (guint i = 1; i + 1 < n; i++)
-    if (!parse_state_line (lines[i], state))
-      return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u does not parse",
-                          what, i + 1);
+  guint lineno = 2;
+  for (char *line = nl + 1; line < copy + len; line = nl + 1, lineno++)
+    {
+      nl = strchr (line, '\n');
+      *nl = '\0';
+      if (!parse_state_line (line, state))
+        return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u does not parse",
+                            what, lineno);
+    }
   *ret_state = g_steal_pointer (&state);
   return TRUE;
 }
