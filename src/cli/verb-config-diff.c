@@ -14,7 +14,9 @@ print_json (Sysroot *s, const EtcMergePlan *plan)
 {
   g_autoptr (GString) out = g_string_new (NULL);
   g_autofree char *staged = s->staged ? deployment_name (s->staged) : NULL;
-  g_string_append_printf (out, "{\n  \"version\": %d,\n  \"staged\": ", CONFIG_DIFF_JSON_VERSION);
+  g_string_append_printf (out,
+                          "{\n  \"version\": %d,\n  \"verb\": \"config-diff\",\n  \"staged\": ",
+                          CONFIG_DIFF_JSON_VERSION);
   if (staged)
     cli_json_append_string (out, staged);
   else
