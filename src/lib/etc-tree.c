@@ -258,14 +258,24 @@ typedef struct
   XXH3_state_t *hash;
 } Scan;
 
+/* TRUE when the inode at a path is, by its stat, what @prev recorded: then
+ * what stat cannot show (content, target, xattrs) is taken from @prev
+ * instead of read again. Any write to an inode moves its ctime (content,
+ * mode, owner, xattrs, a rename over it is another inode). A directory's
+ * ctime also moves with every entry added or removed in it, which only
+ * costs reading its xattrs again. */
 static gboolean
-stat_unchanged (const EtcEntry *prev, const struct stat *st)
+stat_unchanged (const EtcEntry *prev, ManifestType type, const struct stat *st)
 {
-  return prev != NULL && prev->type == MANIFEST_TYPE_FILE && prev->ino == (guint64)st->st_ino
-         && prev->size == (guint64)st->st_size && prev->mode == (st->st_mode & 07777)
-         && prev->uid == st->st_uid && prev->gid == st->st_gid
-         && prev->mtime_sec == st->st_mtim.tv_sec && prev->mtime_nsec == st->st_mtim.tv_nsec
-         && prev->ctime_sec == st->st_ctim.tv_sec && prev->ctime_nsec == st->st_ctim.tv_nsec;
+  if (prev == NULL || prev->type != type || prev->ino != (guint64)st->st_ino
+      || prev->uid != st->st_uid || prev->gid != st->st_gid || prev->ctime_sec != st->st_ctim.tv_sec
+      || prev->ctime_nsec != st->st_ctim.tv_nsec)
+    return FALSE;
+  if (type == MANIFEST_TYPE_DIR)
+    return prev->mode == (st->st_mode & 07777);
+  return (type == MANIFEST_TYPE_SYMLINK || prev->mode == (st->st_mode & 07777))
+         && prev->size == (guint64)st->st_size && prev->mtime_sec == st->st_mtim.tv_sec
+         && prev->mtime_nsec == st->st_mtim.tv_nsec;
 }
 
 static gboolean scan_dir (Scan *s, int dfd, const char *prefix, GError **error);
@@ -298,7 +308,7 @@ scan_entry (Scan *s, int dfd, const char *name, const char *path, GError **error
       e.type = MANIFEST_TYPE_FILE;
       e.size = st.st_size;
       const EtcEntry *prev = etc_tree_lookup (s->previous, path);
-      if (stat_unchanged (prev, &st))
+      if (stat_unchanged (prev, MANIFEST_TYPE_FILE, &st))
         {
           etc_tree_add (s->tree, prev);
           return TRUE;
@@ -319,11 +329,25 @@ scan_entry (Scan *s, int dfd, const char *name, const char *path, GError **error
         return TRUE;
       if (fd < 0)
         return throw_errno (error, "opening %s", what);
+      const EtcEntry *prev = etc_tree_lookup (s->previous, path);
+      if (stat_unchanged (prev, MANIFEST_TYPE_DIR, &st))
+        {
+          memcpy (e.xattr_hash, prev->xattr_hash, MANIFEST_HASH_LEN);
+          etc_tree_add (s->tree, &e);
+          return scan_dir (s, fd, path, error);
+        }
     }
   else if (S_ISLNK (st.st_mode))
     {
       e.type = MANIFEST_TYPE_SYMLINK;
       e.mode = 0777;
+      e.size = st.st_size;
+      const EtcEntry *prev = etc_tree_lookup (s->previous, path);
+      if (stat_unchanged (prev, MANIFEST_TYPE_SYMLINK, &st))
+        {
+          etc_tree_add (s->tree, prev);
+          return TRUE;
+        }
       target = g_malloc (st.st_size + 2);
       ssize_t n = readlinkat (dfd, name, target, st.st_size + 1);
       if (n < 0 && errno == ENOENT)
@@ -582,6 +606,25 @@ parse_hex (const char *s, guint8 *ret)
   return TRUE;
 }
 
+/* g_ascii_string_to_unsigned() without its locale-aware strtoull: this
+ * runs six times per entry at every finalize. Digits only, at most @max. */
+static gboolean
+parse_number (const char *s, guint base, guint64 max, guint64 *ret)
+{
+  guint64 v = 0;
+  if (*s == '\0')
+    return FALSE;
+  for (; *s != '\0'; s++)
+    {
+      guint d = (guint)(*s - '0');
+      if (d >= base || v > (max - d) / base)
+        return FALSE;
+      v = v * base + d;
+    }
+  *ret = v;
+  return TRUE;
+}
+
 static gboolean
 parse_time (char *s, gint64 *ret_sec, guint32 *ret_nsec)
 {
@@ -590,9 +633,12 @@ parse_time (char *s, gint64 *ret_sec, guint32 *ret_nsec)
   if (dot == NULL)
     return FALSE;
   *dot = '\0';
-  if (!g_ascii_string_to_signed (s, 10, G_MININT64, G_MAXINT64, ret_sec, NULL)
-      || !g_ascii_string_to_unsigned (dot + 1, 10, 0, 999999999, &nsec, NULL))
+  gboolean negative = *s == '-';
+  guint64 sec;
+  if (!parse_number (s + negative, 10, (guint64)G_MAXINT64, &sec)
+      || !parse_number (dot + 1, 10, 999999999, &nsec))
     return FALSE;
+  *ret_sec = negative ? -(gint64)sec : (gint64)sec;
   *ret_nsec = nsec;
   return TRUE;
 }
@@ -631,11 +677,9 @@ parse_state_line (char *line, EtcMergeState *state)
   g_autofree char *path = NULL;
   g_autofree char *target = NULL;
   if (tree == NULL || type == NULL || f[1][0] == '\0' || f[1][1] != '\0'
-      || !g_ascii_string_to_unsigned (f[2], 8, 0, 07777, &mode, NULL)
-      || !g_ascii_string_to_unsigned (f[3], 10, 0, G_MAXUINT32, &uid, NULL)
-      || !g_ascii_string_to_unsigned (f[4], 10, 0, G_MAXUINT32, &gid, NULL)
-      || !g_ascii_string_to_unsigned (f[5], 10, 0, G_MAXUINT64, &size, NULL)
-      || !g_ascii_string_to_unsigned (f[6], 10, 0, G_MAXUINT64, &ino, NULL)
+      || !parse_number (f[2], 8, 07777, &mode) || !parse_number (f[3], 10, G_MAXUINT32, &uid)
+      || !parse_number (f[4], 10, G_MAXUINT32, &gid) || !parse_number (f[5], 10, G_MAXUINT64, &size)
+      || !parse_number (f[6], 10, G_MAXUINT64, &ino)
       || !parse_time (f[7], &e.mtime_sec, &e.mtime_nsec)
       || !parse_time (f[8], &e.ctime_sec, &e.ctime_nsec) || !parse_hex (f[9], e.xattr_hash)
       || !parse_hex (f[10], e.content_hash) || !manifest_unescape_path (f[11], &path)
