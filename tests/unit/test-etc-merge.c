@@ -372,6 +372,17 @@ test_removed_by_new_image_but_changed_locally_is_kept (Fixture *f, gconstpointer
 }
 
 static void
+test_removed_locally_but_changed_by_new_image (Fixture *f, gconstpointer data)
+{
+  g_assert_no_errno (unlinkat (f->running, "issue", 0));
+  put (f->new_etc, "issue", "Debian 13\n", 0644);
+  merge (f);
+  g_assert_false (exists (f->new_etc, "issue"));
+  assert_content (f->new_etc, "issue" ETC_MERGE_NEW_SUFFIX, "Debian 13\n");
+  assert_item (f, "issue", 'D', TRUE);
+}
+
+static void
 test_socket_is_not_carried (Fixture *f, gconstpointer data)
 {
   int s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -554,6 +565,7 @@ main (int argc, char **argv)
        test_file_versus_directory_conflict_never_fails);
   ADD ("removed-by-new-image-but-changed-locally-is-kept",
        test_removed_by_new_image_but_changed_locally_is_kept);
+  ADD ("removed-locally-but-changed-by-new-image", test_removed_locally_but_changed_by_new_image);
   ADD ("socket-and-fifo-are-not-carried", test_socket_is_not_carried);
   ADD ("names-that-are-not-utf8", test_names_that_are_not_utf8);
   ADD ("without-pristine-local-differences-win", test_without_pristine_local_differences_win);
