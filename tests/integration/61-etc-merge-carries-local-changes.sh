@@ -7,7 +7,7 @@
 # and is named in the verdict, and the running /etc is never written.
 . "$(dirname "$0")/lib.sh"
 
-plan 37
+plan 38
 
 v1="$TEST_TMP/v1"
 make_image "$v1" --version 1.0 --kernel-content "kernel one"
@@ -62,6 +62,8 @@ is "$(json '" ".join(c["change"] + c["path"] for c in j["changes"])')" \
 is "$(json 'len(j["conflicts"])')" 0 "config-diff --json: no conflicts yet"
 sh_on "$sysroot" status
 like "$OUT" '/etc: 4 local changes will be carried into demo/2, 0 conflicts' "status says how many changes will be carried"
+status_json "$sysroot"
+is "$(json '[j["etc_to_carry"]["changes"], j["etc_to_carry"]["conflicts"]]')" "[4, 0]" "status --json says so too"
 
 # After the stage: edited again, and a conflict with the new image.
 printf 'a=2\n' >>"$etc/stagehand-test.conf"
