@@ -70,6 +70,7 @@ static const Verb verbs[] = {
   { "deploy", verb_deploy, "Stage and finalize now (image building, first install)" },
   { "rollback", verb_rollback, "Make the previous deployment the default" },
   { "cleanup", verb_cleanup, "Remove deployments and boot files nothing refers to" },
+  { "config-diff", verb_config_diff, "List the /etc changes a finalize would carry" },
 };
 #endif
 

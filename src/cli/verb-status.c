@@ -199,6 +199,15 @@ add_verdict (JsonBuilder *b, const Verdict *v)
   add_boolean (b, "reported", v->reported);
   add_int (b, "started_usec", v->started);
   add_int (b, "finished_usec", v->finished);
+  if (v->etc_merged)
+    {
+      add_int (b, "etc_changes", v->etc_changes);
+      json_builder_set_member_name (b, "etc_conflicts");
+      json_builder_begin_array (b);
+      for (guint i = 0; i < v->etc_conflicts->len; i++)
+        json_builder_add_string_value (b, v->etc_conflicts->pdata[i]);
+      json_builder_end_array (b);
+    }
   json_builder_set_member_name (b, "durations_usec");
   json_builder_begin_object (b);
   for (guint i = 0; i < v->steps->len; i++)
@@ -207,6 +216,36 @@ add_verdict (JsonBuilder *b, const Verdict *v)
       add_int (b, step->name, step->usec);
     }
   json_builder_end_object (b);
+  json_builder_end_object (b);
+}
+
+/* The /etc changes the staged deployment's finalize will carry: NULL when
+ * nothing is staged or nothing is booted from this sysroot; a view only,
+ * so a failure to read /etc is shown, never fatal. */
+static EtcMergePlan *
+etc_preview (Sysroot *s, char **ret_error)
+{
+  *ret_error = NULL;
+  if (s->staged == NULL || s->booted == NULL)
+    return NULL;
+  g_autoptr (GError) error = NULL;
+  EtcMergePlan *plan = NULL;
+  if (!sysroot_config_diff (s, &plan, &error))
+    *ret_error = g_strdup (error->message);
+  return plan;
+}
+
+static void
+add_etc (JsonBuilder *b, const EtcMergePlan *plan, const char *error)
+{
+  if (!begin_object_or_null (b, "etc_to_carry", plan != NULL || error != NULL))
+    return;
+  if (plan)
+    {
+      add_int (b, "changes", plan->n_changes);
+      add_int (b, "conflicts", plan->n_conflicts);
+    }
+  add_string_or_null (b, "error", error);
   json_builder_end_object (b);
 }
 
@@ -250,6 +289,8 @@ static void
 print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, const char *mounts,
             const FailedBoot *failed)
 {
+  g_autofree char *etc_error = NULL;
+  g_autoptr (EtcMergePlan) etc = etc_preview (s, &etc_error);
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   add_int (b, "version", STATUS_JSON_VERSION);
@@ -260,6 +301,7 @@ print_json (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
   add_deployments (b, s);
   add_boot (b, s, mounts);
   add_lock (b, holder, lock_unknown);
+  add_etc (b, etc, etc_error);
   add_verdict (b, s->last_verdict);
   add_never_finalized (b, lost_staging (s));
   add_boot_counting (b, s);
@@ -327,6 +369,16 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
   else
     printf ("\nLock: free\n");
 
+  g_autofree char *etc_error = NULL;
+  g_autoptr (EtcMergePlan) etc = etc_preview (s, &etc_error);
+  if (etc != NULL)
+    printf ("/etc: %u local change%s will be carried into %s/%s, %u conflict%s "
+            "(stagehand config-diff lists them)\n",
+            etc->n_changes, etc->n_changes == 1 ? "" : "s", s->staged->os, s->staged->id,
+            etc->n_conflicts, etc->n_conflicts == 1 ? "" : "s");
+  else if (etc_error != NULL)
+    printf ("/etc: cannot tell what will be carried: %s\n", etc_error);
+
   Verdict *v = s->last_verdict;
   if (v == NULL)
     printf ("Last finalize: none recorded\n");
@@ -335,6 +387,14 @@ print_text (Sysroot *s, const LockHolder *holder, const char *lock_unknown, cons
             v->deployment ? v->deployment : "?", v->step ? v->step : "?", v->error);
   else
     printf ("Last finalize: %s for %s\n", v->result, v->deployment ? v->deployment : "?");
+  if (v != NULL && v->etc_merged)
+    {
+      printf ("  /etc: %u local change%s carried, %u conflict%s\n", v->etc_changes,
+              v->etc_changes == 1 ? "" : "s", v->etc_conflicts->len,
+              v->etc_conflicts->len == 1 ? "" : "s");
+      for (guint i = 0; i < v->etc_conflicts->len; i++)
+        printf ("    conflict: %s\n", (char *)v->etc_conflicts->pdata[i]);
+    }
   if (v != NULL && v->switched != NULL)
     printf ("  switch: %s\n", v->switched);
 

@@ -9,3 +9,4 @@ int verb_finalize_staged (int argc, char **argv);
 int verb_deploy (int argc, char **argv);
 int verb_rollback (int argc, char **argv);
 int verb_cleanup (int argc, char **argv);
+int verb_config_diff (int argc, char **argv);

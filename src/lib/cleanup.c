@@ -85,11 +85,14 @@ cleanup_os_dir (CleanupRun *run, int deploy_dfd, const char *os, GError **error)
             stats->temp_removed++;
           continue;
         }
-      if (g_str_has_suffix (name, ".manifest"))
+      const char *suffix = g_str_has_suffix (name, ".manifest")        ? ".manifest"
+                           : g_str_has_suffix (name, ETC_STATE_SUFFIX) ? ETC_STATE_SUFFIX
+                                                                       : NULL;
+      if (suffix != NULL)
         {
           /* Normally removed with its tree (below); one whose tree is gone
            * describes nothing. */
-          g_autofree char *id = g_strndup (name, strlen (name) - strlen (".manifest"));
+          g_autofree char *id = g_strndup (name, strlen (name) - strlen (suffix));
           struct stat st;
           if (deployment_id_is_valid (id) && fstatat (os_dfd, id, &st, AT_SYMLINK_NOFOLLOW) < 0
               && errno == ENOENT)
@@ -119,9 +122,11 @@ cleanup_os_dir (CleanupRun *run, int deploy_dfd, const char *os, GError **error)
       g_autofree char *origin = g_strdup_printf ("%s.origin", name);
       g_autofree char *manifest = g_strdup_printf ("%s.manifest", name);
       g_autofree char *what = g_strdup_printf ("removing deployment %s/%s: ", os, name);
+      g_autofree char *etc_state = g_strdup_printf ("%s" ETC_STATE_SUFFIX, name);
       GError *local_error = NULL;
       if (!fs_unlink_at_optional (os_dfd, origin, 0, &local_error)
-          || !fs_unlink_at_optional (os_dfd, manifest, 0, &local_error))
+          || !fs_unlink_at_optional (os_dfd, manifest, 0, &local_error)
+          || !fs_unlink_at_optional (os_dfd, etc_state, 0, &local_error))
         {
           g_prefix_error (&local_error, "%s", what);
           cleanup_failed (run, local_error);

@@ -151,6 +151,43 @@ switch_default (Sysroot *self, Deployment *new_default, Verdict *timings, GError
     }
 }
 
+/* Before the entries: the merged /etc is complete (and, with the sync
+ * step's syncfs, durable) before the commit point. Conflicts never fail
+ * it; each is named in the verdict and the journal. */
+static gboolean
+merge_etc (Sysroot *self, Deployment *staged, Verdict *v, GError **error)
+{
+  verdict_begin_step (v, "etc-merge");
+  g_autoptr (EtcMergePlan) plan = NULL;
+  if (!sysroot_etc_merge_at_finalize (self, staged, &plan, error))
+    return prefix_error (error, "/etc merge: ");
+  verdict_end_step (v);
+  if (plan == NULL)
+    return TRUE;
+  g_autofree char *name = deployment_name (staged);
+  v->etc_merged = TRUE;
+  v->etc_changes = plan->n_changes;
+  for (guint i = 0; i < plan->items->len; i++)
+    {
+      const EtcMergeItem *item = plan->items->pdata[i];
+      if (!item->conflict)
+        continue;
+      g_autofree char *path = etc_merge_display_path (item->path);
+      g_autofree char *kept
+          = item->new_beside
+                ? g_strdup_printf (" (the new image's version is %s" ETC_MERGE_NEW_SUFFIX ")", path)
+                : g_strdup ("");
+      g_ptr_array_add (v->etc_conflicts, g_strdup_printf ("%s: %s%s", path, item->why, kept));
+      LogFields f = { .message_id = MESSAGE_ID_ETC_CONFLICT,
+                      .os = staged->os,
+                      .deployment = name,
+                      .step = "etc-merge" };
+      log_event (LOG_WARNING, &f, "/etc merge into %s: %s: %s, the local version is kept%s", name,
+                 path, item->why, kept);
+    }
+  return TRUE;
+}
+
 static void
 tidy_after_commit (Sysroot *self, Verdict *timings)
 {
@@ -202,7 +239,7 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
   log_event (LOG_INFO, &f, "finalizing %s", name);
 
   g_autoptr (GError) local_error = NULL;
-  if (!switch_default (self, staged, v, &local_error))
+  if (!merge_etc (self, staged, v, &local_error) || !switch_default (self, staged, v, &local_error))
     {
       v->finished = g_get_real_time ();
       v->result = g_strdup (VERDICT_FAILED);
@@ -237,6 +274,12 @@ sysroot_finalize_staged (Sysroot *self, Verdict **ret_verdict, GError **error)
   /* Removes the staged-pending marker too. */
   gboolean was_staged;
   if (!sysroot_unstage (self, &was_staged, &local_error))
+    {
+      log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
+      g_clear_error (&local_error);
+    }
+  /* The merge's state is only for the finalize; the new /etc is live now. */
+  if (!sysroot_etc_merge_forget (self, staged, &local_error))
     {
       log_event (LOG_WARNING, NULL, "after the swap: %s", local_error->message);
       g_clear_error (&local_error);

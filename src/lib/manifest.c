@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #define MANIFEST_HEADER "stagehand-manifest 1"
+#define MANIFEST_HEADER_V2 "stagehand-manifest 2"
 
 /* A manifest of a million files is ~150 MB of text: anything that inflates
  * to more than this is not one. It also bounds the file read (compressed or
@@ -43,11 +44,17 @@ void
 manifest_set (Manifest *manifest, const ManifestEntry *entry)
 {
   gsize path_len = strlen (entry->path) + 1;
-  ManifestEntry *copy = g_malloc (sizeof *copy + path_len);
+  gsize target_len = entry->target != NULL ? strlen (entry->target) + 1 : 0;
+  ManifestEntry *copy = g_malloc (sizeof *copy + path_len + target_len);
   *copy = *entry;
   char *path = (char *)(copy + 1);
   memcpy (path, entry->path, path_len);
   copy->path = path;
+  if (entry->target != NULL)
+    {
+      copy->target = path + path_len;
+      memcpy ((char *)copy->target, entry->target, target_len);
+    }
   /* Replacing frees the old entry, and with it the old key: insert would
    * keep that key, so remove first. */
   g_hash_table_remove (manifest->entries, path);
@@ -60,6 +67,17 @@ manifest_lookup (const Manifest *manifest, const char *path)
   return g_hash_table_lookup (manifest->entries, path);
 }
 
+void
+manifest_foreach (const Manifest *manifest,
+                  void (*func) (const ManifestEntry *entry, gpointer user_data), gpointer user_data)
+{
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init (&iter, manifest->entries);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    func (value, user_data);
+}
+
 guint
 manifest_count (const Manifest *manifest)
 {
@@ -69,7 +87,8 @@ manifest_count (const Manifest *manifest)
 gboolean
 manifest_entry_equal (const ManifestEntry *a, const ManifestEntry *b)
 {
-  return a->size == b->size && a->mode == b->mode && a->uid == b->uid && a->gid == b->gid
+  return a->type == b->type && g_strcmp0 (a->target, b->target) == 0 && a->size == b->size
+         && a->mode == b->mode && a->uid == b->uid && a->gid == b->gid
          && a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec
          && memcmp (a->xattr_hash, b->xattr_hash, MANIFEST_HASH_LEN) == 0
          && memcmp (a->content_hash, b->content_hash, MANIFEST_HASH_LEN) == 0;
@@ -195,12 +214,44 @@ manifest_to_data (const Manifest *manifest, gsize *ret_len)
   g_autofree gpointer *paths = g_hash_table_get_keys_as_array (manifest->entries, &n);
   qsort (paths, n, sizeof *paths, compare_paths);
   GString *s = g_string_sized_new (64 + (gsize)n * 128);
-  g_string_append (s, MANIFEST_HEADER "\n");
+  gboolean v2 = FALSE;
+  for (guint i = 0; i < n && !v2; i++)
+    v2 = ((const ManifestEntry *)g_hash_table_lookup (manifest->entries, paths[i]))->type
+         != MANIFEST_TYPE_FILE;
+  /* Version 1 when it can be: a stagehand that only knows version 1 still
+   * shares the files of such a deployment. */
+  g_string_append (s, v2 ? MANIFEST_HEADER_V2 "\n" : MANIFEST_HEADER "\n");
   for (guint i = 0; i < n; i++)
     {
       const ManifestEntry *e = g_hash_table_lookup (manifest->entries, paths[i]);
       append_escaped (s, e->path);
       g_string_append_c (s, ' ');
+      if (e->type == MANIFEST_TYPE_DIR)
+        {
+          g_string_append (s, "d ");
+          append_number (s, e->mode, 8, 4);
+          g_string_append_c (s, ' ');
+          append_number (s, e->uid, 10, 1);
+          g_string_append_c (s, ' ');
+          append_number (s, e->gid, 10, 1);
+          g_string_append_c (s, ' ');
+          append_hex (s, e->xattr_hash);
+          g_string_append_c (s, '\n');
+          continue;
+        }
+      if (e->type == MANIFEST_TYPE_SYMLINK)
+        {
+          g_string_append (s, "l ");
+          append_number (s, e->uid, 10, 1);
+          g_string_append_c (s, ' ');
+          append_number (s, e->gid, 10, 1);
+          g_string_append_c (s, ' ');
+          append_hex (s, e->xattr_hash);
+          g_string_append_c (s, ' ');
+          append_escaped (s, e->target);
+          g_string_append_c (s, '\n');
+          continue;
+        }
       append_number (s, e->size, 10, 1);
       g_string_append_c (s, ' ');
       append_number (s, e->mode, 8, 4);
@@ -231,9 +282,46 @@ parse_unsigned (const char *s, guint base, guint64 max, guint64 *ret)
   return g_ascii_string_to_unsigned (s, base, 0, max, ret, NULL);
 }
 
+/* A version 2 directory or symlink line (see manifest.h), split in @fields. */
+static gboolean
+parse_other_line (char **fields, guint n, ManifestEntry *e, char **ret_path, char **ret_target)
+{
+  guint64 mode = 0, uid, gid;
+  *e = (ManifestEntry){ 0 };
+  if (strcmp (fields[1], "d") == 0 && n == 6)
+    {
+      e->type = MANIFEST_TYPE_DIR;
+      if (!parse_unsigned (fields[2], 8, 07777, &mode)
+          || !parse_unsigned (fields[3], 10, G_MAXUINT32, &uid)
+          || !parse_unsigned (fields[4], 10, G_MAXUINT32, &gid)
+          || !parse_hex (fields[5], e->xattr_hash))
+        return FALSE;
+    }
+  else if (strcmp (fields[1], "l") == 0 && n == 6)
+    {
+      e->type = MANIFEST_TYPE_SYMLINK;
+      if (!parse_unsigned (fields[2], 10, G_MAXUINT32, &uid)
+          || !parse_unsigned (fields[3], 10, G_MAXUINT32, &gid)
+          || !parse_hex (fields[4], e->xattr_hash)
+          || !manifest_unescape_path (fields[5], ret_target))
+        return FALSE;
+    }
+  else
+    return FALSE;
+  if (!manifest_unescape_path (fields[0], ret_path))
+    {
+      g_clear_pointer (ret_target, g_free);
+      return FALSE;
+    }
+  e->mode = mode;
+  e->uid = uid;
+  e->gid = gid;
+  return TRUE;
+}
+
 /* Fields of one line, split in place; FALSE if it does not parse. */
 static gboolean
-parse_line (char *line, ManifestEntry *e, char **ret_path)
+parse_line (char *line, gboolean v2, ManifestEntry *e, char **ret_path, char **ret_target)
 {
   char *fields[8];
   guint n = 0;
@@ -246,8 +334,12 @@ parse_line (char *line, ManifestEntry *e, char **ret_path)
       *space = '\0';
       p = space + 1;
     }
+  if (v2 && n >= 2 && fields[1][1] == '\0' && g_ascii_isalpha (fields[1][0]))
+    return strchr (fields[n - 1], ' ') == NULL
+           && parse_other_line (fields, n, e, ret_path, ret_target);
   if (n != G_N_ELEMENTS (fields) || strchr (fields[7], ' ') != NULL)
     return FALSE;
+  *e = (ManifestEntry){ 0 };
 
   guint64 size, mode, uid, gid, nsec;
   gint64 sec;
@@ -365,9 +457,12 @@ manifest_parse (const char *data, gsize len, const char *what, Manifest **ret_ma
   g_autofree char *copy = g_strndup (data, len);
   char *line = copy;
   char *end = strchr (line, '\n');
-  if (end == NULL || (*end = '\0', strcmp (line, MANIFEST_HEADER) != 0))
+  if (end == NULL
+      || (*end = '\0',
+          strcmp (line, MANIFEST_HEADER) != 0 && strcmp (line, MANIFEST_HEADER_V2) != 0))
     return throw_error (error, STAGEHAND_ERROR_CORRUPT,
                         "%s is corrupt: it does not start with \"" MANIFEST_HEADER "\"", what);
+  gboolean v2 = strcmp (line, MANIFEST_HEADER_V2) == 0;
 
   g_autoptr (Manifest) m = manifest_new ();
   for (guint lineno = 2; (line = end + 1) < copy + len; lineno++)
@@ -379,13 +474,15 @@ manifest_parse (const char *data, gsize len, const char *what, Manifest **ret_ma
       *end = '\0';
       ManifestEntry e;
       g_autofree char *path = NULL;
-      if (!parse_line (line, &e, &path))
+      g_autofree char *target = NULL;
+      if (!parse_line (line, v2, &e, &path, &target))
         return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u does not parse",
                             what, lineno);
       if (manifest_lookup (m, path) != NULL)
         return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: line %u repeats a path",
                             what, lineno);
       e.path = path;
+      e.target = target;
       manifest_set (m, &e);
     }
   *ret_manifest = g_steal_pointer (&m);

@@ -14,6 +14,16 @@
  * '!'..'~', and '\' itself, written as \xNN, so any byte string (spaces,
  * newlines, names that are not UTF-8) round-trips. <mode> is octal
  * permission bits (07777); hashes are 32 lower-case hex digits of XXH3-128.
+ *
+ * Version 2 (the header "stagehand-manifest 2", written only when there is
+ * such an entry) adds directories and symbolic links, which stage records for
+ * etc/ so that the image's pristine /etc is known to the next /etc merge
+ * (etc-merge.h, docs/design.md "/etc across updates"):
+ *
+ *   <path> d <mode> <uid> <gid> <xattr-hash>
+ *   <path> l <uid> <gid> <xattr-hash> <target>
+ *
+ * <target> is escaped like <path>. Version 1 files are read as before.
  */
 #pragma once
 
@@ -23,9 +33,18 @@ G_BEGIN_DECLS
 
 #define MANIFEST_HASH_LEN 16
 
+typedef enum
+{
+  MANIFEST_TYPE_FILE = 0, /* the only type of version 1 and of deduplication */
+  MANIFEST_TYPE_DIR,
+  MANIFEST_TYPE_SYMLINK,
+} ManifestType;
+
 typedef struct
 {
   const char *path; /* normalized ("usr/bin/ls"), raw bytes; owned by the manifest */
+  ManifestType type;
+  const char *target; /* MANIFEST_TYPE_SYMLINK only; owned by the manifest */
   guint64 size;
   guint32 mode; /* permission bits, including setuid/setgid/sticky */
   guint32 uid;
@@ -47,6 +66,11 @@ void manifest_set (Manifest *manifest, const ManifestEntry *entry);
 
 /* NULL if @path has no entry. */
 const ManifestEntry *manifest_lookup (const Manifest *manifest, const char *path);
+
+/* Calls @func for every entry, in no particular order. */
+void manifest_foreach (const Manifest *manifest,
+                       void (*func) (const ManifestEntry *entry, gpointer user_data),
+                       gpointer user_data);
 
 guint manifest_count (const Manifest *manifest);
 

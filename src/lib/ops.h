@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "boot-counting.h"
+#include "etc-merge.h"
 #include "image-import.h"
 #include "sysroot.h"
 
@@ -114,6 +115,27 @@ gboolean sysroot_take_lost_staging (Sysroot *self, DeploymentRecord **ret_marker
  * later failure of an entry of the same name is news again. Needs the
  * lock; @self may have been opened without the boot directory. */
 gboolean sysroot_take_failed_boot (Sysroot *self, FailedBoot **ret_failed, GError **error);
+
+/* The /etc merge at stage: records the new tree's pristine /etc in
+ * @manifest, merges the running /etc into the tree's etc/ and writes the
+ * state the finalize needs as <id>.etc-state below @os_dfd
+ * (*ret_state_name; NULL when nothing is booted, so nothing is carried). */
+gboolean sysroot_etc_merge_at_stage (Sysroot *self, int os_dfd, const char *id, int tree_dfd,
+                                     Manifest *manifest, char **ret_state_name, GError **error);
+
+/* The /etc merge at finalize: applies to @staged's etc/ what changed in
+ * the running /etc since the stage. *ret_plan is the merge as applied
+ * (conflicts included), NULL when there was nothing to merge. */
+gboolean sysroot_etc_merge_at_finalize (Sysroot *self, const Deployment *staged,
+                                        EtcMergePlan **ret_plan, GError **error);
+
+/* Removes <id>.etc-state of @d (after its finalize committed). */
+gboolean sysroot_etc_merge_forget (Sysroot *self, const Deployment *d, GError **error);
+
+/* What a finalize would carry from the running /etc now (config-diff):
+ * the local changes and, when an update is staged, the conflicts with it.
+ * Needs a loaded state, not the lock (it only reads). */
+gboolean sysroot_config_diff (Sysroot *self, EtcMergePlan **ret_plan, GError **error);
 
 /* Writes the verdict file atomically and durably. */
 gboolean sysroot_write_verdict (Sysroot *self, const Verdict *verdict, GError **error);

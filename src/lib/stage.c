@@ -126,6 +126,7 @@ typedef struct
   char *tree_name;          /* name below deploy_dfd (temp) or below os_dir (final) */
   char *origin;             /* "<id>.origin" once written */
   char *manifest;           /* "<id>.manifest" once written */
+  char *etc_state;          /* "<id>.etc-state" once written */
   char *kernel_dir;         /* the boot kernel directory if this stage created it */
   gboolean pending_written; /* this stage wrote the staged-pending marker */
   char *pending_before;     /* the marker it replaced (NULL: none) */
@@ -149,6 +150,8 @@ stage_undo (Sysroot *self, StageUndo *undo)
     (void)fs_unlink_at_optional (parent, undo->origin, 0, NULL);
   if (undo->manifest)
     (void)fs_unlink_at_optional (parent, undo->manifest, 0, NULL);
+  if (undo->etc_state)
+    (void)fs_unlink_at_optional (parent, undo->etc_state, 0, NULL);
   if (undo->tree_name)
     (void)fs_rm_rf_at (parent, undo->tree_name, NULL);
   /* The first deployment of an os made its directory: an empty one left
@@ -335,9 +338,8 @@ stage_phase_kernel (const StageOptions *opts, int tree_dfd, const Origin *origin
 }
 
 static gboolean
-stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
-                const Manifest *manifest, const Reference *ref, StageUndo *undo,
-                char **ret_deployment, GError **error)
+stage_imported (Sysroot *self, const char *image, const StageOptions *opts, Manifest *manifest,
+                const Reference *ref, StageUndo *undo, char **ret_deployment, GError **error)
 {
   autofd tree_dfd = -1;
   if (!fs_opendir_at (undo->deploy_dfd, undo->tree_name, &tree_dfd, error))
@@ -402,6 +404,13 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts,
     return FALSE;
   if (kernel_action == BOOT_KERNEL_INSTALLED)
     undo->kernel_dir = g_steal_pointer (&kernel_dir);
+
+  /* The running /etc goes into the new one now, not at shutdown: the
+   * finalize only adds what changes until then. The new image's pristine
+   * /etc goes into the manifest first. */
+  if (!sysroot_etc_merge_at_stage (self, os_dfd, origin->id, tree_dfd, manifest, &undo->etc_state,
+                                   error))
+    return FALSE;
 
   /* The manifest lets the next stage share this tree's files. Before the
    * sync, which makes it durable with the tree; before the origin, so a
@@ -566,6 +575,7 @@ sysroot_stage (Sysroot *self, const char *image, const StageOptions *opts, char 
   g_free (undo.tree_name);
   g_free (undo.origin);
   g_free (undo.manifest);
+  g_free (undo.etc_state);
   g_free (undo.kernel_dir);
   g_free (undo.pending_before);
   if (!ok)

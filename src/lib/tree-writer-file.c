@@ -213,8 +213,9 @@ reference_candidate (TreeWriter *w, const TreeEntry *e, const ManifestEntry *me)
   if (g_str_has_prefix (me->path, "etc/"))
     return NULL;
   const ManifestEntry *ref = manifest_lookup (w->ref_manifest, me->path);
-  if (ref == NULL || ref->size != me->size || ref->mode != me->mode || ref->uid != me->uid
-      || ref->gid != me->gid || ref->mtime_sec != me->mtime_sec || ref->mtime_nsec != me->mtime_nsec
+  if (ref == NULL || ref->type != MANIFEST_TYPE_FILE || ref->size != me->size
+      || ref->mode != me->mode || ref->uid != me->uid || ref->gid != me->gid
+      || ref->mtime_sec != me->mtime_sec || ref->mtime_nsec != me->mtime_nsec
       || memcmp (ref->xattr_hash, me->xattr_hash, MANIFEST_HASH_LEN) != 0)
     return NULL;
   return ref;

@@ -7,6 +7,7 @@
 
 #define GROUP "finalize"
 #define STEPS_GROUP "durations-usec"
+#define ETC_GROUP "etc-merge"
 
 static void
 verdict_step_free (VerdictStep *step)
@@ -20,6 +21,7 @@ verdict_new (void)
 {
   Verdict *v = g_new0 (Verdict, 1);
   v->steps = g_ptr_array_new_with_free_func ((GDestroyNotify)verdict_step_free);
+  v->etc_conflicts = g_ptr_array_new_with_free_func (g_free);
   return v;
 }
 
@@ -35,6 +37,7 @@ verdict_free (Verdict *verdict)
   g_free (verdict->boot_id);
   g_free (verdict->switched);
   g_ptr_array_unref (verdict->steps);
+  g_ptr_array_unref (verdict->etc_conflicts);
   g_free (verdict);
 }
 
@@ -89,6 +92,13 @@ verdict_to_data (const Verdict *v, gsize *ret_len)
       VerdictStep *s = v->steps->pdata[i];
       g_key_file_set_uint64 (kf, STEPS_GROUP, s->name, s->usec);
     }
+  if (v->etc_merged)
+    {
+      g_key_file_set_uint64 (kf, ETC_GROUP, "changes", v->etc_changes);
+      g_key_file_set_string_list (kf, ETC_GROUP, "conflicts",
+                                  (const char *const *)v->etc_conflicts->pdata,
+                                  v->etc_conflicts->len);
+    }
   return g_key_file_to_data (kf, ret_len, NULL);
 }
 
@@ -117,6 +127,11 @@ verdict_parse (const char *data, gsize len, const char *what, Verdict **ret_verd
   g_auto (GStrv) keys = g_key_file_get_keys (kf, STEPS_GROUP, NULL, NULL);
   for (char **k = keys; k && *k; k++)
     verdict_add_step (v, *k, g_key_file_get_uint64 (kf, STEPS_GROUP, *k, NULL));
+  v->etc_merged = g_key_file_has_group (kf, ETC_GROUP);
+  v->etc_changes = g_key_file_get_uint64 (kf, ETC_GROUP, "changes", NULL);
+  g_auto (GStrv) conflicts = g_key_file_get_string_list (kf, ETC_GROUP, "conflicts", NULL, NULL);
+  for (char **c = conflicts; c && *c; c++)
+    g_ptr_array_add (v->etc_conflicts, g_strdup (*c));
   *ret_verdict = g_steal_pointer (&v);
   return TRUE;
 }

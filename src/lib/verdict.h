@@ -28,11 +28,17 @@ typedef struct
   gint64 started;   /* realtime µs */
   gint64 finished;  /* realtime µs */
   char *boot_id;
-  char *switched;      /* key switch=: how the boot configuration was switched, "atomic: <how>"
-                        * or "not atomic: <why>; <how>" (success only) */
-  gboolean reported;   /* the boot-complete unit has reported this failure */
-  GPtrArray *steps;    /* VerdictStep*, in order */
-  gint64 step_started; /* monotonic µs when the current step began */
+  char *switched;    /* key switch=: how the boot configuration was switched, "atomic: <how>"
+                      * or "not atomic: <why>; <how>" (success only) */
+  gboolean reported; /* the boot-complete unit has reported this failure */
+  GPtrArray *steps;  /* VerdictStep*, in order */
+  /* The /etc merge ([etc-merge]): how many local changes were carried, and
+   * each conflict as "<path>: <what happened>"; absent when nothing was
+   * merged (etc_merged FALSE). */
+  gboolean etc_merged;
+  guint etc_changes;
+  GPtrArray *etc_conflicts; /* char* */
+  gint64 step_started;      /* monotonic µs when the current step began */
 } Verdict;
 
 Verdict *verdict_new (void);

@@ -3,7 +3,7 @@
 # updater never has to parse prose; without it the output is text.
 . "$(dirname "$0")/lib.sh"
 
-plan 16
+plan 18
 
 make_image "$TEST_TMP/v1" --version 1.0 --kver 6.1.0 --kernel-content "kernel one"
 make_image "$TEST_TMP/v2" --version 2.0 --kver 6.2.0 --kernel-content "kernel two"
@@ -55,6 +55,10 @@ is "$(field deployment <<<"$OUT")" "null" "and names no deployment"
 
 sh_on "$sysroot" status --json
 is "$(field default <<<"$OUT")" "demo/1" "status --json is one object with the version key"
+
+STAGEHAND_DEBUG_CMDLINE="stagehand=/stagehand/deploy/demo/1" sh_on "$sysroot" --json config-diff
+is "$(field verb <<<"$OUT")" "config-diff" "config-diff --json names the verb"
+is "$(field changes <<<"$OUT")" "[]" "config-diff --json lists no changes of an untouched /etc"
 
 sh_on "$sysroot" rollback
 like "$OUT" '^Rolled back: demo/2 is the default' "without --json the output is text"

@@ -36,10 +36,13 @@ sysroot=$(new_sysroot sysroot)
 must "$sysroot" deploy "$img"
 d1=$(deployment_dir "$sysroot" demo/1)
 ok "the first deployment has a manifest" test -s "$sysroot/stagehand/deploy/demo/1.manifest"
-is "$(zcat "$sysroot/stagehand/deploy/demo/1.manifest" | head -n1)" "stagehand-manifest 1" \
+# Version 2: it also records etc/'s directories and symlinks (the pristine
+# /etc the next /etc merge compares with).
+is "$(zcat "$sysroot/stagehand/deploy/demo/1.manifest" | head -n1)" "stagehand-manifest 2" \
   "the manifest is gzip-compressed and names its format"
 is "$(($(zcat "$sysroot/stagehand/deploy/demo/1.manifest" | wc -l) - 1))" \
-  "$(find "$d1" -type f | wc -l)" "the manifest lists every regular file of the tree"
+  "$(($(find "$d1" -type f | wc -l) + $(find "$d1/etc" \( -type d -o -type l \) | wc -l)))" \
+  "the manifest lists every regular file of the tree, and etc/'s directories and symlinks"
 d1_before=$(snapshot "$d1")
 inodes1=$(inodes "$d1")
 

@@ -31,6 +31,13 @@
 # sweep to some commands (when working on one). It was checked against a
 # deliberately broken product (a swap that unlinks loader, then creates the
 # new symlink): the kill between the two is caught.
+#
+# The /etc merge (issue 16) runs in stage, deploy and finalize-staged: those
+# run as if testos/1 were booted (STAGEHAND_DEBUG_CMDLINE), whose etc/ (the
+# running /etc) was changed before the stage and again after it, with a
+# conflict with the new image. After each kill testos/1's etc/ must be as it
+# was (the merge never writes the running /etc), and after the recovery the
+# new default's /etc must hold every local change.
 
 # ------------------------------------------------------------------ syscalls
 
@@ -59,6 +66,16 @@ command_args() {
     deploy) echo "deploy $T/img2.tar" ;;
     rollback) echo "rollback" ;;
     cleanup) echo "cleanup" ;;
+  esac
+}
+
+# command_booted CMD: the kernel command line CMD runs with: the commands
+# that merge /etc run as if testos/1 were booted.
+BOOTED="root=/dev/vda stagehand=/stagehand/deploy/testos/1"
+command_booted() {
+  case $1 in
+    stage | deploy | finalize-staged) echo "$BOOTED" ;;
+    *) echo "" ;;
   esac
 }
 
@@ -95,6 +112,9 @@ run_point() {
   S=$W/sysroot
   mkdir -p "$W"
   cp -a "$T/tpl/$(command_template "$cmd")" "$S"
+  # This worker's own environment: the command, the recovery and the checks.
+  export STAGEHAND_DEBUG_CMDLINE
+  STAGEHAND_DEBUG_CMDLINE=$(command_booted "$cmd")
 
   # The outer 2>/dev/null takes bash's "Killed" job message.
   # shellcheck disable=SC2046 # the arguments are words
@@ -134,11 +154,40 @@ run_point() {
     done
   }
 
+  # point_running_etc LABEL: testos/1's etc/, the running /etc of the
+  # commands that merge, is as in the template: the merge never writes it.
+  point_running_etc() {
+    local e=stagehand/deploy/testos/1/etc
+    [ -z "$STAGEHAND_DEBUG_CMDLINE" ] ||
+      [ "$(tree_snapshot "$S/$e")" = "$(tree_snapshot "$T/tpl/$(command_template "$cmd")/$e")" ] ||
+      problems+=("after $1: the running /etc (testos/1's etc/) changed")
+  }
+  # point_merged_etc: the new default's /etc holds every local change, the
+  # new image's own, and the conflict's two versions.
+  point_merged_etc() {
+    local d e want got
+    d=$(sed -n 's/^default=\([^ ]*\) .*/\1/p' <<<"$sum")
+    e=$S/stagehand/deploy/$d/etc
+    case $cmd in
+      finalize-staged)
+        # After the stage: local.conf edited again, later.conf added,
+        # hostname removed, issue back to the image's (conflict resolved).
+        want="hostname:- issue:Test OS 2 issue.stagehand-new:- later.conf:later local.conf:a=1,a=2 motd:- sshd_config:600"
+        ;;
+      *) want="hostname:local issue:local banner issue.stagehand-new:Test OS 2 later.conf:- local.conf:a=1 motd:- sshd_config:600" ;;
+    esac
+    got=$(for f in hostname issue issue.stagehand-new later.conf local.conf motd; do
+      printf '%s:%s ' "$f" "$([ -e "$e/$f" ] && paste -sd, "$e/$f" || echo -)"
+    done; printf 'sshd_config:%s' "$(stat -c %a "$e/ssh/sshd_config" 2>/dev/null)")
+    [ "$got" = "$want" ] || problems+=("the merged /etc of $d: '$got', expected '$want'")
+  }
+
   # After the kill: the invariant. Then the recovery an operator would do,
   # and cleanup; the invariant and the end state are checked once, after
   # both (cleanup changes neither the menu, nor what is staged, nor the
   # verdict, so what the recovery must reach is still visible then).
   point_check kill
+  point_running_etc kill
   [ "${cmd%%:*}" != finalize-staged ] || point_carried kill
   case ${cmd%%:*} in
     stage)
@@ -170,6 +219,8 @@ run_point() {
   esac
   point_run cleanup cleanup
   point_check recovery-and-cleanup
+  point_running_etc recovery-and-cleanup
+  case $cmd in stage | deploy | finalize-staged) point_merged_etc ;; esac
 
   local menu deps
   case ${cmd%%:*} in
@@ -246,15 +297,41 @@ sweep_start=$(date +%s)
 
 # ------------------------------------------------------------------ templates
 
-make_tar_image "$T/img1.tar" 1
-make_tar_image "$T/img2.tar" 2
-make_tar_image "$T/img3.tar" 3
+# make_etc_tar_image TAR VERSION: make_tar_image's tree with an /etc the
+# merge has work with: issue changes with each version, the rest does not.
+make_etc_tar_image() {
+  local tar=$1 version=$2
+  make_test_image "$tar.d" "$version"
+  mkdir -p "$tar.d/etc/ssh"
+  printf 'Test OS %s\n' "$version" >"$tar.d/etc/issue"
+  printf 'welcome\n' >"$tar.d/etc/motd"
+  printf 'Port 22\n' >"$tar.d/etc/ssh/sshd_config"
+  tar -C "$tar.d" -cf "$tar" . || bail "cannot create $tar"
+  rm -rf "$tar.d"
+}
+make_etc_tar_image "$T/img1.tar" 1
+make_etc_tar_image "$T/img2.tar" 2
+make_etc_tar_image "$T/img3.tar" 3
 mkdir -p "$T/tpl"
 
 tpl_run base init
 tpl_run base deploy "$T/img1.tar"
+# The administrator's changes in testos/1's /etc: modified, added, removed,
+# mode only, and issue, which img2 changes too (a conflict).
+E=$T/tpl/base/stagehand/deploy/testos/1/etc
+printf 'local\n' >"$E/hostname"
+printf 'a=1\n' >"$E/local.conf"
+rm "$E/motd"
+chmod 0600 "$E/ssh/sshd_config"
+printf 'local banner\n' >"$E/issue"
 cp -a "$T/tpl/base" "$T/tpl/staged"
-tpl_run staged stage "$T/img2.tar" --no-start
+STAGEHAND_DEBUG_CMDLINE=$BOOTED tpl_run staged stage "$T/img2.tar" --no-start
+# And after the stage: what the finalize's top-up carries.
+E=$T/tpl/staged/stagehand/deploy/testos/1/etc
+printf 'a=2\n' >>"$E/local.conf"
+printf 'later\n' >"$E/later.conf"
+rm "$E/hostname"
+printf 'Test OS 1\n' >"$E/issue"
 # What another tool keeps beside the entries, carried into every new set:
 # the finalize sweep kills during that copy too.
 printf 'timeout 3\neditor no\n' >"$T/tpl/staged/boot/loader/loader.conf"
@@ -307,7 +384,8 @@ for cmd in $COMMANDS; do
   C=$T/count-$cmd
   cp -a "$T/tpl/$(command_template "$cmd")" "$C"
   # shellcheck disable=SC2046 # the arguments are words
-  env $(command_env "$cmd") strace -f -qq -o "$T/trace-$cmd" -e trace="$STATE_SYSCALLS" \
+  env $(command_env "$cmd") STAGEHAND_DEBUG_CMDLINE="$(command_booted "$cmd")" \
+    strace -f -qq -o "$T/trace-$cmd" -e trace="$STATE_SYSCALLS" \
     "$STAGEHAND" --sysroot="$C" $(command_args "$cmd") </dev/null >"$T/count-$cmd.log" 2>&1 ||
     { diag_file "$T/count-$cmd.log"; bail "$cmd failed under strace in the counting run"; }
   [ "$(awk '{ print $1 }' "$T/trace-$cmd" | sort -u | wc -l)" -eq 1 ] ||

@@ -23,6 +23,13 @@
 # another tool's files beside the entries (loader.conf, keys/db.auth), the
 # writes that carry them into the new set are injection points too.
 #
+# The /etc merge (issue 16) runs in both: every command here runs as if
+# testos/1 were booted (STAGEHAND_DEBUG_CMDLINE), whose etc/ (the running
+# /etc) was changed before the stage and again after it. A write of the
+# merge (a file carried into the staged tree's etc/, the merge's state
+# file) failing in finalize: exits 1 during etc-merge, <boot> as it was,
+# still staged. In both, testos/1's etc/ is never written.
+#
 # Which call is which comes from a counting run under `strace -y` (fd paths).
 # Writes to stdout and stderr are not injection points.
 #
@@ -44,14 +51,39 @@ make_temp enospc-inject
 
 # Tar images: imported by one thread, so the Nth call is the same call in
 # every run (strace counts per thread).
-make_tar_image "$T/img1.tar" 1
-make_tar_image "$T/img2.tar" 2
-make_tar_image "$T/img3.tar" 3
+# make_etc_tar_image TAR VERSION: make_tar_image's tree with an /etc the
+# merge has work with: issue changes with each version, the rest does not.
+make_etc_tar_image() {
+  local tar=$1 version=$2
+  make_test_image "$tar.d" "$version"
+  mkdir -p "$tar.d/etc/ssh"
+  printf 'Test OS %s\n' "$version" >"$tar.d/etc/issue"
+  printf 'welcome\n' >"$tar.d/etc/motd"
+  printf 'Port 22\n' >"$tar.d/etc/ssh/sshd_config"
+  tar -C "$tar.d" -cf "$tar" . || bail "cannot create $tar"
+  rm -rf "$tar.d"
+}
+make_etc_tar_image "$T/img1.tar" 1
+make_etc_tar_image "$T/img2.tar" 2
+make_etc_tar_image "$T/img3.tar" 3
 mkdir -p "$T/tpl"
 tpl_run base init
 tpl_run base deploy "$T/img1.tar"
+export STAGEHAND_DEBUG_CMDLINE="root=/dev/vda stagehand=/stagehand/deploy/testos/1"
+RUNNING_ETC=stagehand/deploy/testos/1/etc
+E=$T/tpl/base/$RUNNING_ETC
+printf 'local\n' >"$E/hostname"
+printf 'a=1\n' >"$E/local.conf"
+rm "$E/motd"
+chmod 0600 "$E/ssh/sshd_config"
+printf 'local banner\n' >"$E/issue"
 cp -a "$T/tpl/base" "$T/tpl/staged"
 tpl_run staged stage "$T/img2.tar" --no-start
+E=$T/tpl/staged/$RUNNING_ETC
+printf 'a=2\n' >>"$E/local.conf"
+printf 'later\n' >"$E/later.conf"
+rm "$E/hostname"
+printf 'Test OS 1\n' >"$E/issue"
 # Staged, but its kernel went missing from <boot>: finalize copies it again.
 cp -a "$T/tpl/staged" "$T/tpl/staged-nokernel"
 csum2=$(sed -n 's/^bootcsum=//p' "$T/tpl/staged/stagehand/deploy/testos/2.origin")
@@ -137,6 +169,8 @@ while read -r sc n target; do
   is "$(tree_snapshot "$W/boot")" "$base_boot" "$what: <boot> is byte for byte as it was"
   is "$(summary "$W")" "$base_summary" "$what: nothing staged, no deployment added"
   is "$(temp_names "$W")" "" "$what: no temp files left"
+  is "$(tree_snapshot "$W/$RUNNING_ETC")" "$(tree_snapshot "$T/tpl/base/$RUNNING_ETC")" \
+    "$what: the running /etc is untouched"
   ok "$what: the invariant holds" invariant "$W"
 done <"$T/points.stage"
 
@@ -213,10 +247,25 @@ finalize_case() {
         "$what: the staged-pending marker is gone: the verdict tells the next boot"
       is "$(temp_names "$W")" "" "$what: no temp files left"
       ;;
+    *:"<sysroot>/stagehand/deploy/testos/"*)
+      # The /etc merge: a file carried into testos/2's etc/, or its state.
+      is "$SH_RC" 1 "$what: exits 1"
+      like "$(cat "$SH_ERR")" "stagehand: finalizing testos/2: during etc-merge: *No space left on device*" \
+        "$what: names the step and the error"
+      is "$(tree_snapshot "$W/boot")" "$before_boot" "$what: <boot> is byte for byte as it was"
+      is "$(verdict_field result):$(verdict_field step)" "failed:etc-merge" \
+        "$what: finalize-result records failed during etc-merge"
+      is "$(summary "$W" | sed 's/ verdict=[^ ]*//; s/ pending=[^ ]*//')" \
+        "$(sed 's/ verdict=[^ ]*//; s/ pending=[^ ]*//' <<<"$before_summary")" \
+        "$what: testos/1 is still the default and testos/2 still staged"
+      is "$(temp_names "$W")" "" "$what: no temp files left"
+      ;;
     *)
       fail "$what: a write to an unexpected place"
       ;;
   esac
+  is "$(tree_snapshot "$W/$RUNNING_ETC")" "$(tree_snapshot "$T/tpl/$tpl/$RUNNING_ETC")" \
+    "$what: the running /etc is untouched"
   # The staged kernel is missing in the nokernel case: that is its point.
   ok "$what: the invariant holds" invariant "$W" $([ "$tpl" != staged-nokernel ] || echo --no-staged-kernel)
 }

@@ -142,7 +142,14 @@ static const struct
   const char *text;
 } CORRUPT_MANIFESTS[] = {
   { "empty", "" },
-  { "wrong-header", "stagehand-manifest 2\n" },
+  { "wrong-header", "stagehand-manifest 3\n" },
+  { "directory-line-in-version-1",
+    "stagehand-manifest 1\netc d 0755 0 0 00000000000000000000000000000000\n" },
+  { "directory-line-missing-field",
+    "stagehand-manifest 2\netc d 0755 0 00000000000000000000000000000000\n" },
+  { "symlink-line-bad-target",
+    "stagehand-manifest 2\netc/l l 0 0 00000000000000000000000000000000 a\\x00b\n" },
+  { "unknown-type", "stagehand-manifest 2\netc x 0755 0 0 00000000000000000000000000000000\n" },
   { "cut-short", "stagehand-manifest 1\na 1 0644 0 0 1.000000000 00000000000000000000000000000000 "
                  "00000000000000000000000000000000" },
   { "missing-field", "stagehand-manifest 1\na 1 0644 0 0 1.000000000 "
