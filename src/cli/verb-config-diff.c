@@ -60,7 +60,7 @@ print_json (Sysroot *s, const EtcMergePlan *plan)
       first = FALSE;
     }
   g_string_append (out, first ? "]\n}\n" : "\n  ]\n}\n");
-  fputs (out->str, stdout);
+  cli_print_json (out->str);
 }
 
 static void

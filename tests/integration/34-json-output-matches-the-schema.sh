@@ -10,7 +10,7 @@
 # bumps that output's "version".
 . "$(dirname "$0")/lib.sh"
 
-plan 24
+plan 29
 
 SCHEMA="$REPO_ROOT/docs/json-schema.json"
 CHECK="$REPO_ROOT/tests/lib/check-json-schema"
@@ -84,6 +84,23 @@ sh_on "$root" --json unstage
 conforms report-unstage "unstage --json with nothing staged"
 sh_on "$root" --json cleanup
 conforms report-cleanup "cleanup --json"
+
+# /etc carried: demo/1 booted (as its command line would say), a local
+# change in its /etc, v2 staged: config-diff and status show what will be
+# carried, and the verdict what was.
+export STAGEHAND_DEBUG_CMDLINE="stagehand=/stagehand/deploy/demo/1"
+echo local >"$root/stagehand/deploy/demo/1/etc/stagehand-schema-test.conf"
+must "$root" --json stage "$TEST_TMP/v2"
+sh_on "$root" --json config-diff
+conforms report-config-diff "config-diff --json"
+sh_on "$root" status --json
+conforms status "status --json with /etc changes to carry"
+is "$(json 'j["etc_to_carry"]["changes"]')" 1 "... which it shows"
+must "$root" finalize-staged
+sh_on "$root" status --json
+conforms status "status --json after a finalize that merged /etc"
+is "$(json 'j["last_finalize"]["etc_changes"]')" 1 "... which it shows"
+unset STAGEHAND_DEBUG_CMDLINE
 
 # A staging an earlier boot lost: staged, then the reboot (/run is gone).
 must "$root" --json stage "$TEST_TMP/v2"
