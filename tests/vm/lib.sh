@@ -509,14 +509,13 @@ vm_os_image() {
   if [ -n "${VM__OS_IMAGE_BASE:-}" ]; then
     cp -a "$VM__OS_IMAGE_BASE" "$dir" || vm_bail "vm_os_image: copying $VM__OS_IMAGE_BASE failed"
   else
-    vm__destdir
     mkdir -p "$mnt" "$dir"
     mount -o loop,ro,noload "$VM_GUEST/root.img" "$mnt" || vm_bail "vm_os_image: cannot mount the guest image"
     cp -a "$mnt/." "$dir/"
     rc=$?
     umount "$mnt"
     [ "$rc" = 0 ] || vm_bail "vm_os_image: copying the guest tree failed"
-    vm_install_destdir "$STAGEHAND_VM_DESTDIR" "$dir"
+    vm__install_into "$dir"
     vm_install_guest_runtime "$dir"
     # What an image build does besides installing (README, "Debian package").
     systemctl --root="$dir" enable stagehand-boot-complete.service >/dev/null 2>&1 \
@@ -597,9 +596,51 @@ vm_install_stagehand() {
 }
 
 # The install alone: the build's files in the guest root, no unit enabled.
+# From the Debian package when there is one for this build (vm__deb), so
+# every VM test also tests the packaging; else a meson install.
 vm_install_build() {
+  vm__install_into "${1:-}"
+}
+
+# vm__deb: the path of the package ci/package built from this tree into
+# <builddir>/deb (ci/test builds it before the suites), or STAGEHAND_VM_DEB;
+# only if it is newer than the build's own stagehand, so a stale package is
+# never what a test runs.
+vm__deb() {
+  local deb=${STAGEHAND_VM_DEB:-}
+  if [ -z "$deb" ] && [ -n "${STAGEHAND_VM_BUILDDIR:-}" ]; then
+    deb=$(ls "$STAGEHAND_VM_BUILDDIR"/deb/stagehand_*.deb 2>/dev/null | head -n 1)
+    [ -n "$deb" ] && [ "$deb" -nt "$STAGEHAND_VM_BUILDDIR/src/cli/stagehand" ] || return 1
+  fi
+  [ -n "$deb" ] && [ -f "$deb" ] && echo "$deb"
+}
+
+# vm__install_into [ROOT]: install into ROOT (default: the guest root disk)
+# with `dpkg --root` from the package, its maintainer scripts and triggers
+# included, or from the meson install tree. Sets VM_STAGEHAND (host side:
+# the package's binaries unpacked, or the install tree's).
+vm__install_into() {
+  local target=${1:-} deb
+  if [ -z "$target" ]; then
+    vm__root
+    target=$VM_MOUNTED_ROOT
+  fi
+  if deb=$(vm__deb); then
+    if [ ! -x "$VM_WORK/deb-tree/usr/bin/stagehand" ]; then
+      dpkg-deb -x "$deb" "$VM_WORK/deb-tree" || vm_bail "dpkg-deb -x $deb failed"
+    fi
+    STAGEHAND_VM_DESTDIR=$VM_WORK/deb-tree
+    VM_STAGEHAND=$STAGEHAND_VM_DESTDIR/usr/bin/stagehand
+    # The triggers (update-initramfs, the journal catalog) run in the
+    # guest root too; a root without a kernel in /boot has no initramfs to
+    # update, which update-initramfs takes in its stride.
+    dpkg --root="$target" -i "$deb" >>"$VM_WORK/dpkg.log" 2>&1 \
+      || vm_bail "dpkg -i $(basename "$deb") into $target failed: $(tail -n 20 "$VM_WORK/dpkg.log")"
+    echo "# installed from the package $(basename "$deb")" >&"$VM_TAP_FD"
+    return 0
+  fi
   vm__destdir
-  vm_install_destdir "$STAGEHAND_VM_DESTDIR"
+  vm_install_destdir "$STAGEHAND_VM_DESTDIR" "$target"
 }
 
 # The build's install tree: STAGEHAND_VM_DESTDIR, or made from
