@@ -705,8 +705,10 @@ etc_merge_state_parse (const char *data, gsize len, const char *what, EtcMergeSt
     return throw_error (error, STAGEHAND_ERROR_CORRUPT, "%s is corrupt: it contains a NUL byte",
                         what);
   g_autofree char *copy = g_strndup (data, len);
+  /* The last byte first: cutting the header's line changes it when the
+   * header is all there is (an image with an empty /etc). */
   char *nl = strchr (copy, '\n');
-  if (nl == NULL || (*nl = '\0', strcmp (copy, STATE_HEADER) != 0) || copy[len - 1] != '\n')
+  if (nl == NULL || copy[len - 1] != '\n' || (*nl = '\0', strcmp (copy, STATE_HEADER) != 0))
     return throw_error (
         error, STAGEHAND_ERROR_CORRUPT,
         "%s is corrupt: it does not start with \"" STATE_HEADER "\" or is cut short", what);

@@ -543,6 +543,24 @@ test_state_round_trips (Fixture *f, gconstpointer data)
   g_assert_error (error, STAGEHAND_ERROR, STAGEHAND_ERROR_CORRUPT);
 }
 
+/* Three empty /etc trees (an image without /etc files, as the VM tier's
+ * small images are): the state is its header line alone, and parses. */
+static void
+test_state_of_empty_trees_round_trips (Fixture *f, gconstpointer data)
+{
+  g_autoptr (EtcTree) o = etc_tree_new ();
+  g_autoptr (EtcTree) r = etc_tree_new ();
+  g_autoptr (EtcTree) n = etc_tree_new ();
+  EtcMergeState state = { .pristine = o, .running = r, .new_tree = n };
+  gsize len;
+  g_autofree char *data_ = etc_merge_state_to_data (&state, &len);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EtcMergeState) parsed = NULL;
+  g_assert_true (etc_merge_state_parse (data_, len, "state", &parsed, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (etc_tree_count (parsed->running), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -573,5 +591,6 @@ main (int argc, char **argv)
   ADD ("directory-added-then-removed-after-stage", test_directory_added_then_removed_after_stage);
   ADD ("top-up-reads-only-what-changed", test_top_up_reads_only_what_changed);
   ADD ("state-round-trips", test_state_round_trips);
+  ADD ("state-of-empty-trees-round-trips", test_state_of_empty_trees_round_trips);
   return g_test_run ();
 }
