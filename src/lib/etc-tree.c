@@ -131,14 +131,6 @@ etc_tree_equal (const EtcTree *a, const EtcTree *b)
   return TRUE;
 }
 
-static void
-digest (XXH3_state_t *hash, guint8 *ret)
-{
-  XXH128_canonical_t c;
-  XXH128_canonicalFromHash (&c, XXH3_128bits_digest (hash));
-  memcpy (ret, c.digest, MANIFEST_HASH_LEN);
-}
-
 typedef EtcXattr Xattr;
 
 static gint
@@ -214,8 +206,8 @@ etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **r
   return TRUE;
 }
 
-/* As the importer hashes them (tree-writer-file.c): in name order, each as
- * its name, a NUL, its length (64-bit little endian) and its value. */
+/* As the importer hashes them (xattr_hash_update()): @list is in name
+ * order. */
 static void
 hash_xattrs (GArray *list, XXH3_state_t *hash, guint8 *ret)
 {
@@ -223,12 +215,9 @@ hash_xattrs (GArray *list, XXH3_state_t *hash, guint8 *ret)
   for (guint i = 0; i < list->len; i++)
     {
       const Xattr *x = &g_array_index (list, Xattr, i);
-      guint64 len = GUINT64_TO_LE ((guint64)x->len);
-      XXH3_128bits_update (hash, x->name, strlen (x->name) + 1);
-      XXH3_128bits_update (hash, &len, sizeof len);
-      XXH3_128bits_update (hash, x->value, x->len);
+      xattr_hash_update (hash, x->name, x->value, x->len);
     }
-  digest (hash, ret);
+  import_hash_digest (hash, ret);
 }
 
 static gboolean
@@ -247,7 +236,7 @@ hash_content (int fd, const char *what, XXH3_state_t *hash, guint8 *ret, GError 
         break;
       XXH3_128bits_update (hash, buf, n);
     }
-  digest (hash, ret);
+  import_hash_digest (hash, ret);
   return TRUE;
 }
 

@@ -64,6 +64,17 @@ void content_hash_update (ContentHash *h, const void *data, gsize len);
 void content_hash_zeros (ContentHash *h, guint64 len);
 void content_hash_digest (ContentHash *h, guint8 *ret_digest);
 
+/* The xattr hash of a manifest entry: XXH3-128 over the extended attributes
+ * in name order, each recorded by xattr_hash_update() as its name, a NUL,
+ * its length (64-bit little endian) and its value. The importer
+ * (tree-writer-file.c) and the /etc merge (etc-tree.c) both hash this way:
+ * a difference would make every entry look changed to the other. */
+void xattr_hash_update (XXH3_state_t *hash, const char *name, const void *value, gsize len);
+
+/* The MANIFEST_HASH_LEN bytes of @hash's XXH3-128 digest, as manifests
+ * hold them. */
+void import_hash_digest (XXH3_state_t *hash, guint8 *ret_digest);
+
 /* ---- what the sources hand to the writer ------------------------------- */
 
 typedef enum

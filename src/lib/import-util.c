@@ -301,8 +301,23 @@ content_hash_digest (ContentHash *h, guint8 *ret_digest)
   guint64 size = GUINT64_TO_LE (h->size);
   XXH3_128bits_update (h->state, "S", 1);
   XXH3_128bits_update (h->state, &size, sizeof size);
+  import_hash_digest (h->state, ret_digest);
+}
+
+void
+xattr_hash_update (XXH3_state_t *hash, const char *name, const void *value, gsize len)
+{
+  guint64 le_len = GUINT64_TO_LE ((guint64)len);
+  XXH3_128bits_update (hash, name, strlen (name) + 1);
+  XXH3_128bits_update (hash, &le_len, sizeof le_len);
+  XXH3_128bits_update (hash, value, len);
+}
+
+void
+import_hash_digest (XXH3_state_t *hash, guint8 *ret_digest)
+{
   XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (h->state));
+  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (hash));
   G_STATIC_ASSERT (sizeof canonical.digest == MANIFEST_HASH_LEN);
   memcpy (ret_digest, canonical.digest, MANIFEST_HASH_LEN);
 }
