@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -147,19 +146,6 @@ xattr_clear (gpointer p)
   g_free (x->value);
 }
 
-static ssize_t
-list_xattrs (int fd, int dfd, const char *name, char *buf, size_t len)
-{
-  return fd >= 0 ? flistxattr (fd, buf, len) : import_symlink_listxattr_at (dfd, name, buf, len);
-}
-
-static ssize_t
-get_xattr (int fd, int dfd, const char *name, const char *key, void *buf, size_t len)
-{
-  return fd >= 0 ? fgetxattr (fd, key, buf, len)
-                 : import_symlink_getxattr_at (dfd, name, key, buf, len);
-}
-
 gboolean
 etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **ret, GError **error)
 {
@@ -169,7 +155,7 @@ etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **r
    * few times, then reported. */
   for (guint attempt = 0; attempt < 4; attempt++)
     {
-      ssize_t size = list_xattrs (fd, dfd, name, NULL, 0);
+      ssize_t size = import_listxattr (fd, dfd, name, NULL, 0);
       if (size < 0 && (errno == ENOTSUP || errno == ENOSYS))
         break;
       if (size < 0)
@@ -177,20 +163,20 @@ etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **r
       if (size == 0)
         break;
       g_autofree char *names = g_malloc (size);
-      ssize_t got = list_xattrs (fd, dfd, name, names, size);
+      ssize_t got = import_listxattr (fd, dfd, name, names, size);
       if (got < 0 && errno == ERANGE)
         continue;
       if (got < 0)
         return throw_errno (error, "listing the extended attributes of %s", what);
       for (char *k = names; k < names + got; k += strlen (k) + 1)
         {
-          ssize_t vlen = get_xattr (fd, dfd, name, k, NULL, 0);
+          ssize_t vlen = import_getxattr (fd, dfd, name, k, NULL, 0);
           if (vlen < 0 && errno == ENODATA)
             continue;
           if (vlen < 0)
             return throw_errno (error, "reading the extended attribute %s of %s", k, what);
           Xattr x = { .name = g_strdup (k), .value = g_malloc (MAX (vlen, 1)) };
-          ssize_t n = get_xattr (fd, dfd, name, k, x.value, vlen);
+          ssize_t n = import_getxattr (fd, dfd, name, k, x.value, vlen);
           if (n < 0)
             {
               xattr_clear (&x);

@@ -33,6 +33,11 @@ ssize_t import_symlink_setxattr_at (int dfd, const char *name, const char *key, 
 ssize_t import_symlink_getxattr_at (int dfd, const char *name, const char *key, void *value,
                                     size_t len);
 ssize_t import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len);
+/* Through @fd when >= 0, else the symlink @name below @dfd (the calls
+ * above). */
+ssize_t import_listxattr (int fd, int dfd, const char *name, char *list, size_t len);
+ssize_t import_getxattr (int fd, int dfd, const char *name, const char *key, void *value,
+                         size_t len);
 
 /* ---- content hashes (import-util.c) ----------------------------------- */
 

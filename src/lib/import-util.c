@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* ---- extended attributes of symlinks ----------------------------------- */
@@ -72,6 +73,19 @@ import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len)
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+ssize_t
+import_listxattr (int fd, int dfd, const char *name, char *list, size_t len)
+{
+  return fd >= 0 ? flistxattr (fd, list, len) : import_symlink_listxattr_at (dfd, name, list, len);
+}
+
+ssize_t
+import_getxattr (int fd, int dfd, const char *name, const char *key, void *value, size_t len)
+{
+  return fd >= 0 ? fgetxattr (fd, key, value, len)
+                 : import_symlink_getxattr_at (dfd, name, key, value, len);
 }
 
 /* ---- messages ---------------------------------------------------------- */
