@@ -6,11 +6,11 @@
 #include "errors.h"
 #include "etc-private.h"
 #include "import-private.h"
+#include "manifest-text.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -130,14 +130,6 @@ etc_tree_equal (const EtcTree *a, const EtcTree *b)
   return TRUE;
 }
 
-static void
-digest (XXH3_state_t *hash, guint8 *ret)
-{
-  XXH128_canonical_t c;
-  XXH128_canonicalFromHash (&c, XXH3_128bits_digest (hash));
-  memcpy (ret, c.digest, MANIFEST_HASH_LEN);
-}
-
 typedef EtcXattr Xattr;
 
 static gint
@@ -154,19 +146,6 @@ xattr_clear (gpointer p)
   g_free (x->value);
 }
 
-static ssize_t
-list_xattrs (int fd, int dfd, const char *name, char *buf, size_t len)
-{
-  return fd >= 0 ? flistxattr (fd, buf, len) : import_symlink_listxattr_at (dfd, name, buf, len);
-}
-
-static ssize_t
-get_xattr (int fd, int dfd, const char *name, const char *key, void *buf, size_t len)
-{
-  return fd >= 0 ? fgetxattr (fd, key, buf, len)
-                 : import_symlink_getxattr_at (dfd, name, key, buf, len);
-}
-
 gboolean
 etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **ret, GError **error)
 {
@@ -176,7 +155,7 @@ etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **r
    * few times, then reported. */
   for (guint attempt = 0; attempt < 4; attempt++)
     {
-      ssize_t size = list_xattrs (fd, dfd, name, NULL, 0);
+      ssize_t size = import_listxattr (fd, dfd, name, NULL, 0);
       if (size < 0 && (errno == ENOTSUP || errno == ENOSYS))
         break;
       if (size < 0)
@@ -184,20 +163,20 @@ etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **r
       if (size == 0)
         break;
       g_autofree char *names = g_malloc (size);
-      ssize_t got = list_xattrs (fd, dfd, name, names, size);
+      ssize_t got = import_listxattr (fd, dfd, name, names, size);
       if (got < 0 && errno == ERANGE)
         continue;
       if (got < 0)
         return throw_errno (error, "listing the extended attributes of %s", what);
       for (char *k = names; k < names + got; k += strlen (k) + 1)
         {
-          ssize_t vlen = get_xattr (fd, dfd, name, k, NULL, 0);
+          ssize_t vlen = import_getxattr (fd, dfd, name, k, NULL, 0);
           if (vlen < 0 && errno == ENODATA)
             continue;
           if (vlen < 0)
             return throw_errno (error, "reading the extended attribute %s of %s", k, what);
           Xattr x = { .name = g_strdup (k), .value = g_malloc (MAX (vlen, 1)) };
-          ssize_t n = get_xattr (fd, dfd, name, k, x.value, vlen);
+          ssize_t n = import_getxattr (fd, dfd, name, k, x.value, vlen);
           if (n < 0)
             {
               xattr_clear (&x);
@@ -213,8 +192,8 @@ etc_read_xattrs (int fd, int dfd, const char *name, const char *what, GArray **r
   return TRUE;
 }
 
-/* As the importer hashes them (tree-writer-file.c): in name order, each as
- * its name, a NUL, its length (64-bit little endian) and its value. */
+/* As the importer hashes them (xattr_hash_update()): @list is in name
+ * order. */
 static void
 hash_xattrs (GArray *list, XXH3_state_t *hash, guint8 *ret)
 {
@@ -222,12 +201,9 @@ hash_xattrs (GArray *list, XXH3_state_t *hash, guint8 *ret)
   for (guint i = 0; i < list->len; i++)
     {
       const Xattr *x = &g_array_index (list, Xattr, i);
-      guint64 len = GUINT64_TO_LE ((guint64)x->len);
-      XXH3_128bits_update (hash, x->name, strlen (x->name) + 1);
-      XXH3_128bits_update (hash, &len, sizeof len);
-      XXH3_128bits_update (hash, x->value, x->len);
+      xattr_hash_update (hash, x->name, x->value, x->len);
     }
-  digest (hash, ret);
+  import_hash_digest (hash, ret);
 }
 
 static gboolean
@@ -246,7 +222,7 @@ hash_content (int fd, const char *what, XXH3_state_t *hash, guint8 *ret, GError 
         break;
       XXH3_128bits_update (hash, buf, n);
     }
-  digest (hash, ret);
+  import_hash_digest (hash, ret);
   return TRUE;
 }
 
@@ -491,49 +467,14 @@ etc_tree_from_manifest (const Manifest *manifest)
  * <tree> is o (pristine), r (running) or n (new); a line "o -" says the
  * pristine /etc is unknown. Paths and targets are escaped as in manifests. */
 
-static const char HEX[] = "0123456789abcdef";
-
-static void
-append_hex (GString *s, const guint8 *bytes)
-{
-  char hex[2 * MANIFEST_HASH_LEN];
-  for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
-    {
-      hex[2 * i] = HEX[bytes[i] >> 4];
-      hex[2 * i + 1] = HEX[bytes[i] & 0xf];
-    }
-  g_string_append_len (s, hex, sizeof hex);
-}
-
-/* @value in @base, at least @min_digits wide: printf costs more than the
- * rest of writing the state (it is rewritten at every finalize). */
-static void
-append_number (GString *s, char sep, guint64 value, guint base, guint min_digits)
-{
-  char digits[24];
-  guint n = 0;
-  do
-    {
-      digits[n++] = HEX[value % base];
-      value /= base;
-    }
-  while (value > 0);
-  while (n < min_digits)
-    digits[n++] = '0';
-  if (sep != '\0')
-    g_string_append_c (s, sep);
-  while (n > 0)
-    g_string_append_c (s, digits[--n]);
-}
-
 static void
 append_time (GString *s, gint64 sec, guint32 nsec)
 {
   g_string_append_c (s, ' ');
   if (sec < 0)
     g_string_append_c (s, '-');
-  append_number (s, '\0', sec < 0 ? -(guint64)sec : (guint64)sec, 10, 1);
-  append_number (s, '.', nsec, 10, 9);
+  manifest_text_append_number (s, '\0', sec < 0 ? -(guint64)sec : (guint64)sec, 10, 1);
+  manifest_text_append_number (s, '.', nsec, 10, 9);
 }
 
 static void
@@ -548,25 +489,21 @@ append_tree (GString *s, char tag, const EtcTree *tree)
       g_string_append_c (s, tag);
       g_string_append_c (s, ' ');
       g_string_append_c (s, "fdl"[e->type]);
-      append_number (s, ' ', e->mode, 8, 1);
-      append_number (s, ' ', e->uid, 10, 1);
-      append_number (s, ' ', e->gid, 10, 1);
-      append_number (s, ' ', e->size, 10, 1);
-      append_number (s, ' ', e->ino, 10, 1);
+      manifest_text_append_number (s, ' ', e->mode, 8, 1);
+      manifest_text_append_number (s, ' ', e->uid, 10, 1);
+      manifest_text_append_number (s, ' ', e->gid, 10, 1);
+      manifest_text_append_number (s, ' ', e->size, 10, 1);
+      manifest_text_append_number (s, ' ', e->ino, 10, 1);
       append_time (s, e->mtime_sec, e->mtime_nsec);
       append_time (s, e->ctime_sec, e->ctime_nsec);
+      manifest_text_append_hash (s, ' ', e->xattr_hash);
+      manifest_text_append_hash (s, ' ', e->content_hash);
       g_string_append_c (s, ' ');
-      append_hex (s, e->xattr_hash);
-      g_string_append_c (s, ' ');
-      append_hex (s, e->content_hash);
-      g_string_append_c (s, ' ');
-      g_autofree char *path = manifest_escape_path (e->path);
-      g_string_append (s, path);
+      manifest_text_append_escaped (s, e->path);
       if (e->target != NULL)
         {
-          g_autofree char *target = manifest_escape_path (e->target);
           g_string_append_c (s, ' ');
-          g_string_append (s, target);
+          manifest_text_append_escaped (s, e->target);
         }
       g_string_append_c (s, '\n');
     }
@@ -589,21 +526,6 @@ etc_merge_state_to_data (const EtcMergeState *state, gsize *ret_len)
   append_tree (s, 'n', state->new_tree);
   *ret_len = s->len;
   return g_string_free (s, FALSE);
-}
-
-static gboolean
-parse_hex (const char *s, guint8 *ret)
-{
-  if (strlen (s) != 2 * MANIFEST_HASH_LEN)
-    return FALSE;
-  for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
-    {
-      int hi = g_ascii_xdigit_value (s[2 * i]), lo = g_ascii_xdigit_value (s[2 * i + 1]);
-      if (hi < 0 || lo < 0)
-        return FALSE;
-      ret[i] = hi << 4 | lo;
-    }
-  return TRUE;
 }
 
 /* g_ascii_string_to_unsigned() without its locale-aware strtoull: this
@@ -648,16 +570,7 @@ parse_state_line (char *line, EtcMergeState *state)
 {
   /* Split in place: this runs for every entry at every finalize. */
   char *f[14];
-  guint n = 0;
-  for (char *p = line; n < G_N_ELEMENTS (f);)
-    {
-      f[n++] = p;
-      char *space = strchr (p, ' ');
-      if (space == NULL)
-        break;
-      *space = '\0';
-      p = space + 1;
-    }
+  guint n = manifest_text_split (line, f, G_N_ELEMENTS (f));
   if (n == G_N_ELEMENTS (f))
     return FALSE;
   if (n == 2 && strcmp (f[0], "o") == 0 && strcmp (f[1], "-") == 0)
@@ -681,8 +594,9 @@ parse_state_line (char *line, EtcMergeState *state)
       || !parse_number (f[4], 10, G_MAXUINT32, &gid) || !parse_number (f[5], 10, G_MAXUINT64, &size)
       || !parse_number (f[6], 10, G_MAXUINT64, &ino)
       || !parse_time (f[7], &e.mtime_sec, &e.mtime_nsec)
-      || !parse_time (f[8], &e.ctime_sec, &e.ctime_nsec) || !parse_hex (f[9], e.xattr_hash)
-      || !parse_hex (f[10], e.content_hash) || !manifest_unescape_path (f[11], &path)
+      || !parse_time (f[8], &e.ctime_sec, &e.ctime_nsec)
+      || !manifest_text_parse_hash (f[9], e.xattr_hash)
+      || !manifest_text_parse_hash (f[10], e.content_hash) || !manifest_unescape_path (f[11], &path)
       || (n == 13) != (*type == 'l') || (n == 13 && !manifest_unescape_path (f[12], &target)))
     return FALSE;
   e.type = type - "fdl";

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 void
@@ -31,20 +30,6 @@ xattr_list_clear (XattrList *l)
   g_clear_pointer (&l->storage, g_ptr_array_unref);
 }
 
-/* Through @fd when >= 0, else the symlink @name below @dfd. */
-static ssize_t
-source_listxattr (int fd, int dfd, const char *name, char *buf, size_t len)
-{
-  return fd >= 0 ? flistxattr (fd, buf, len) : import_symlink_listxattr_at (dfd, name, buf, len);
-}
-
-static ssize_t
-source_getxattr (int fd, int dfd, const char *name, const char *key, void *buf, size_t len)
-{
-  return fd >= 0 ? fgetxattr (fd, key, buf, len)
-                 : import_symlink_getxattr_at (dfd, name, key, buf, len);
-}
-
 /* Sizes can change between the query and the read (ERANGE): retry a few
  * times, never forever. */
 #define XATTR_READ_ATTEMPTS 8
@@ -57,7 +42,7 @@ read_source_xattrs (int fd, int dfd, const char *name, const char *path, XattrLi
   ssize_t names_len = -1;
   for (guint attempt = 0; names_len < 0; attempt++)
     {
-      ssize_t size = source_listxattr (fd, dfd, name, NULL, 0);
+      ssize_t size = import_listxattr (fd, dfd, name, NULL, 0);
       if (size < 0 && (errno == ENOTSUP || errno == ENOSYS))
         return TRUE; /* no xattrs on this filesystem, or symlink xattrs on an old kernel */
       if (size < 0)
@@ -66,7 +51,7 @@ read_source_xattrs (int fd, int dfd, const char *name, const char *path, XattrLi
         return TRUE;
       g_free (names);
       names = g_malloc (size);
-      names_len = source_listxattr (fd, dfd, name, names, size);
+      names_len = import_listxattr (fd, dfd, name, names, size);
       if (names_len < 0 && (errno != ERANGE || attempt + 1 >= XATTR_READ_ATTEMPTS))
         return import_throw_entry_errno (error, path, "listing extended attributes");
     }
@@ -77,12 +62,12 @@ read_source_xattrs (int fd, int dfd, const char *name, const char *path, XattrLi
       ssize_t len = -1;
       for (guint attempt = 0; len < 0; attempt++)
         {
-          ssize_t size = source_getxattr (fd, dfd, name, key, NULL, 0);
+          ssize_t size = import_getxattr (fd, dfd, name, key, NULL, 0);
           if (size >= 0)
             {
               g_free (value);
               value = g_malloc (MAX (size, 1));
-              len = source_getxattr (fd, dfd, name, key, value, size);
+              len = import_getxattr (fd, dfd, name, key, value, size);
             }
           if (len < 0 && (size < 0 || errno != ERANGE || attempt + 1 >= XATTR_READ_ATTEMPTS))
             break;

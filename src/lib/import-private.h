@@ -33,6 +33,11 @@ ssize_t import_symlink_setxattr_at (int dfd, const char *name, const char *key, 
 ssize_t import_symlink_getxattr_at (int dfd, const char *name, const char *key, void *value,
                                     size_t len);
 ssize_t import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len);
+/* Through @fd when >= 0, else the symlink @name below @dfd (the calls
+ * above). */
+ssize_t import_listxattr (int fd, int dfd, const char *name, char *list, size_t len);
+ssize_t import_getxattr (int fd, int dfd, const char *name, const char *key, void *value,
+                         size_t len);
 
 /* ---- content hashes (import-util.c) ----------------------------------- */
 
@@ -63,6 +68,17 @@ void content_hash_update (ContentHash *h, const void *data, gsize len);
  * blocks at either end). */
 void content_hash_zeros (ContentHash *h, guint64 len);
 void content_hash_digest (ContentHash *h, guint8 *ret_digest);
+
+/* The xattr hash of a manifest entry: XXH3-128 over the extended attributes
+ * in name order, each recorded by xattr_hash_update() as its name, a NUL,
+ * its length (64-bit little endian) and its value. The importer
+ * (tree-writer-file.c) and the /etc merge (etc-tree.c) both hash this way:
+ * a difference would make every entry look changed to the other. */
+void xattr_hash_update (XXH3_state_t *hash, const char *name, const void *value, gsize len);
+
+/* The MANIFEST_HASH_LEN bytes of @hash's XXH3-128 digest, as manifests
+ * hold them. */
+void import_hash_digest (XXH3_state_t *hash, guint8 *ret_digest);
 
 /* ---- what the sources hand to the writer ------------------------------- */
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* ---- extended attributes of symlinks ----------------------------------- */
@@ -72,6 +73,19 @@ import_symlink_listxattr_at (int dfd, const char *name, char *list, size_t len)
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+ssize_t
+import_listxattr (int fd, int dfd, const char *name, char *list, size_t len)
+{
+  return fd >= 0 ? flistxattr (fd, list, len) : import_symlink_listxattr_at (dfd, name, list, len);
+}
+
+ssize_t
+import_getxattr (int fd, int dfd, const char *name, const char *key, void *value, size_t len)
+{
+  return fd >= 0 ? fgetxattr (fd, key, value, len)
+                 : import_symlink_getxattr_at (dfd, name, key, value, len);
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -301,8 +315,23 @@ content_hash_digest (ContentHash *h, guint8 *ret_digest)
   guint64 size = GUINT64_TO_LE (h->size);
   XXH3_128bits_update (h->state, "S", 1);
   XXH3_128bits_update (h->state, &size, sizeof size);
+  import_hash_digest (h->state, ret_digest);
+}
+
+void
+xattr_hash_update (XXH3_state_t *hash, const char *name, const void *value, gsize len)
+{
+  guint64 le_len = GUINT64_TO_LE ((guint64)len);
+  XXH3_128bits_update (hash, name, strlen (name) + 1);
+  XXH3_128bits_update (hash, &le_len, sizeof le_len);
+  XXH3_128bits_update (hash, value, len);
+}
+
+void
+import_hash_digest (XXH3_state_t *hash, guint8 *ret_digest)
+{
   XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (h->state));
+  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (hash));
   G_STATIC_ASSERT (sizeof canonical.digest == MANIFEST_HASH_LEN);
   memcpy (ret_digest, canonical.digest, MANIFEST_HASH_LEN);
 }

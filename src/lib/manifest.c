@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "manifest.h"
+#include "manifest-text.h"
 #include "errors.h"
 #include "fsutil.h"
 
@@ -102,10 +103,10 @@ byte_is_plain (guchar c)
 
 static const char HEX[] = "0123456789abcdef";
 
-static void
-append_escaped (GString *s, const char *path)
+void
+manifest_text_append_escaped (GString *s, const char *bytes)
 {
-  for (const guchar *p = (const guchar *)path; *p != '\0'; p++)
+  for (const guchar *p = (const guchar *)bytes; *p != '\0'; p++)
     {
       if (byte_is_plain (*p))
         {
@@ -121,7 +122,7 @@ char *
 manifest_escape_path (const char *path)
 {
   GString *s = g_string_sized_new (strlen (path) + 8);
-  append_escaped (s, path);
+  manifest_text_append_escaped (s, path);
   return g_string_free (s, FALSE);
 }
 
@@ -155,22 +156,22 @@ manifest_unescape_path (const char *escaped, char **ret_path)
   return TRUE;
 }
 
-static void
-append_hex (GString *s, const guint8 *bytes)
+void
+manifest_text_append_hash (GString *s, char sep, const guint8 *hash)
 {
   char hex[2 * MANIFEST_HASH_LEN];
   for (guint i = 0; i < MANIFEST_HASH_LEN; i++)
     {
-      hex[2 * i] = HEX[bytes[i] >> 4];
-      hex[2 * i + 1] = HEX[bytes[i] & 0xf];
+      hex[2 * i] = HEX[hash[i] >> 4];
+      hex[2 * i + 1] = HEX[hash[i] & 0xf];
     }
+  if (sep != '\0')
+    g_string_append_c (s, sep);
   g_string_append_len (s, hex, sizeof hex);
 }
 
-/* @value in @base (8 or 10), at least @min_digits wide with leading zeros;
- * printf costs more than everything else in writing a manifest. */
-static void
-append_number (GString *s, guint64 value, guint base, guint min_digits)
+void
+manifest_text_append_number (GString *s, char sep, guint64 value, guint base, guint min_digits)
 {
   char digits[24];
   guint n = 0;
@@ -182,12 +183,14 @@ append_number (GString *s, guint64 value, guint base, guint min_digits)
   while (value > 0);
   while (n < min_digits)
     digits[n++] = '0';
+  if (sep != '\0')
+    g_string_append_c (s, sep);
   while (n > 0)
     g_string_append_c (s, digits[--n]);
 }
 
-static gboolean
-parse_hex (const char *s, guint8 *ret_bytes)
+gboolean
+manifest_text_parse_hash (const char *s, guint8 *ret_hash)
 {
   if (strlen (s) != 2 * MANIFEST_HASH_LEN)
     return FALSE;
@@ -196,9 +199,25 @@ parse_hex (const char *s, guint8 *ret_bytes)
       int hi = g_ascii_xdigit_value (s[2 * i]), lo = g_ascii_xdigit_value (s[2 * i + 1]);
       if (hi < 0 || lo < 0 || g_ascii_isupper (s[2 * i]) || g_ascii_isupper (s[2 * i + 1]))
         return FALSE;
-      ret_bytes[i] = hi << 4 | lo;
+      ret_hash[i] = hi << 4 | lo;
     }
   return TRUE;
+}
+
+guint
+manifest_text_split (char *line, char **fields, guint max)
+{
+  guint n = 0;
+  for (char *p = line; n < max;)
+    {
+      fields[n++] = p;
+      char *space = strchr (p, ' ');
+      if (space == NULL)
+        break;
+      *space = '\0';
+      p = space + 1;
+    }
+  return n;
 }
 
 static gint
@@ -224,52 +243,40 @@ manifest_to_data (const Manifest *manifest, gsize *ret_len)
   for (guint i = 0; i < n; i++)
     {
       const ManifestEntry *e = g_hash_table_lookup (manifest->entries, paths[i]);
-      append_escaped (s, e->path);
-      g_string_append_c (s, ' ');
+      manifest_text_append_escaped (s, e->path);
       if (e->type == MANIFEST_TYPE_DIR)
         {
-          g_string_append (s, "d ");
-          append_number (s, e->mode, 8, 4);
-          g_string_append_c (s, ' ');
-          append_number (s, e->uid, 10, 1);
-          g_string_append_c (s, ' ');
-          append_number (s, e->gid, 10, 1);
-          g_string_append_c (s, ' ');
-          append_hex (s, e->xattr_hash);
-          g_string_append_c (s, '\n');
-          continue;
+          g_string_append (s, " d");
+          manifest_text_append_number (s, ' ', e->mode, 8, 4);
+          manifest_text_append_number (s, ' ', e->uid, 10, 1);
+          manifest_text_append_number (s, ' ', e->gid, 10, 1);
+          manifest_text_append_hash (s, ' ', e->xattr_hash);
         }
-      if (e->type == MANIFEST_TYPE_SYMLINK)
+      else if (e->type == MANIFEST_TYPE_SYMLINK)
         {
-          g_string_append (s, "l ");
-          append_number (s, e->uid, 10, 1);
+          g_string_append (s, " l");
+          manifest_text_append_number (s, ' ', e->uid, 10, 1);
+          manifest_text_append_number (s, ' ', e->gid, 10, 1);
+          manifest_text_append_hash (s, ' ', e->xattr_hash);
           g_string_append_c (s, ' ');
-          append_number (s, e->gid, 10, 1);
-          g_string_append_c (s, ' ');
-          append_hex (s, e->xattr_hash);
-          g_string_append_c (s, ' ');
-          append_escaped (s, e->target);
-          g_string_append_c (s, '\n');
-          continue;
+          manifest_text_append_escaped (s, e->target);
         }
-      append_number (s, e->size, 10, 1);
-      g_string_append_c (s, ' ');
-      append_number (s, e->mode, 8, 4);
-      g_string_append_c (s, ' ');
-      append_number (s, e->uid, 10, 1);
-      g_string_append_c (s, ' ');
-      append_number (s, e->gid, 10, 1);
-      g_string_append_c (s, ' ');
-      if (e->mtime_sec < 0)
-        g_string_append_c (s, '-');
-      /* The magnitude of G_MININT64 does not fit a gint64: negate unsigned. */
-      append_number (s, e->mtime_sec < 0 ? -(guint64)e->mtime_sec : (guint64)e->mtime_sec, 10, 1);
-      g_string_append_c (s, '.');
-      append_number (s, e->mtime_nsec, 10, 9);
-      g_string_append_c (s, ' ');
-      append_hex (s, e->xattr_hash);
-      g_string_append_c (s, ' ');
-      append_hex (s, e->content_hash);
+      else
+        {
+          manifest_text_append_number (s, ' ', e->size, 10, 1);
+          manifest_text_append_number (s, ' ', e->mode, 8, 4);
+          manifest_text_append_number (s, ' ', e->uid, 10, 1);
+          manifest_text_append_number (s, ' ', e->gid, 10, 1);
+          g_string_append_c (s, ' ');
+          if (e->mtime_sec < 0)
+            g_string_append_c (s, '-');
+          /* The magnitude of G_MININT64 does not fit a gint64: negate unsigned. */
+          manifest_text_append_number (
+              s, '\0', e->mtime_sec < 0 ? -(guint64)e->mtime_sec : (guint64)e->mtime_sec, 10, 1);
+          manifest_text_append_number (s, '.', e->mtime_nsec, 10, 9);
+          manifest_text_append_hash (s, ' ', e->xattr_hash);
+          manifest_text_append_hash (s, ' ', e->content_hash);
+        }
       g_string_append_c (s, '\n');
     }
   *ret_len = s->len;
@@ -294,7 +301,7 @@ parse_other_line (char **fields, guint n, ManifestEntry *e, char **ret_path, cha
       if (!parse_unsigned (fields[2], 8, 07777, &mode)
           || !parse_unsigned (fields[3], 10, G_MAXUINT32, &uid)
           || !parse_unsigned (fields[4], 10, G_MAXUINT32, &gid)
-          || !parse_hex (fields[5], e->xattr_hash))
+          || !manifest_text_parse_hash (fields[5], e->xattr_hash))
         return FALSE;
     }
   else if (strcmp (fields[1], "l") == 0 && n == 6)
@@ -302,7 +309,7 @@ parse_other_line (char **fields, guint n, ManifestEntry *e, char **ret_path, cha
       e->type = MANIFEST_TYPE_SYMLINK;
       if (!parse_unsigned (fields[2], 10, G_MAXUINT32, &uid)
           || !parse_unsigned (fields[3], 10, G_MAXUINT32, &gid)
-          || !parse_hex (fields[4], e->xattr_hash)
+          || !manifest_text_parse_hash (fields[4], e->xattr_hash)
           || !manifest_unescape_path (fields[5], ret_target))
         return FALSE;
     }
@@ -324,16 +331,7 @@ static gboolean
 parse_line (char *line, gboolean v2, ManifestEntry *e, char **ret_path, char **ret_target)
 {
   char *fields[8];
-  guint n = 0;
-  for (char *p = line; n < G_N_ELEMENTS (fields);)
-    {
-      fields[n++] = p;
-      char *space = strchr (p, ' ');
-      if (space == NULL)
-        break;
-      *space = '\0';
-      p = space + 1;
-    }
+  guint n = manifest_text_split (line, fields, G_N_ELEMENTS (fields));
   if (v2 && n >= 2 && fields[1][1] == '\0' && g_ascii_isalpha (fields[1][0]))
     return strchr (fields[n - 1], ' ') == NULL
            && parse_other_line (fields, n, e, ret_path, ret_target);
@@ -352,8 +350,9 @@ parse_line (char *line, gboolean v2, ManifestEntry *e, char **ret_path, char **r
       || !parse_unsigned (fields[3], 10, G_MAXUINT32, &uid)
       || !parse_unsigned (fields[4], 10, G_MAXUINT32, &gid)
       || !g_ascii_string_to_signed (fields[5], 10, G_MININT64, G_MAXINT64, &sec, NULL)
-      || !parse_unsigned (dot + 1, 10, 999999999, &nsec) || !parse_hex (fields[6], e->xattr_hash)
-      || !parse_hex (fields[7], e->content_hash))
+      || !parse_unsigned (dot + 1, 10, 999999999, &nsec)
+      || !manifest_text_parse_hash (fields[6], e->xattr_hash)
+      || !manifest_text_parse_hash (fields[7], e->content_hash))
     return FALSE;
   if (!manifest_unescape_path (fields[0], ret_path))
     return FALSE;

@@ -138,15 +138,6 @@ file_writer_hash_fd (FileWriter *fw, int fd, guint64 size, ContentHash *hash, GE
   return TRUE;
 }
 
-static void
-hash_digest (XXH3_state_t *hash, guint8 *ret_digest)
-{
-  XXH128_canonical_t canonical;
-  XXH128_canonicalFromHash (&canonical, XXH3_128bits_digest (hash));
-  G_STATIC_ASSERT (sizeof canonical.digest == MANIFEST_HASH_LEN);
-  memcpy (ret_digest, canonical.digest, MANIFEST_HASH_LEN);
-}
-
 static gint
 compare_xattr_names (gconstpointer a, gconstpointer b)
 {
@@ -155,9 +146,8 @@ compare_xattr_names (gconstpointer a, gconstpointer b)
 }
 
 /* The extended attributes given to the new file (see
- * tree_writer_xattr_settable()), in name order, each as its name, a NUL, its
- * length (64-bit little endian) and its value. The order of listxattr() is not
- * stable, hence the sort. */
+ * tree_writer_xattr_settable()), hashed as xattr_hash_update() says. The
+ * order of listxattr() is not stable, hence the sort. */
 static void
 hash_xattrs (TreeWriter *w, FileWriter *fw, const TreeEntry *e, guint8 *ret_digest)
 {
@@ -171,12 +161,9 @@ hash_xattrs (TreeWriter *w, FileWriter *fw, const TreeEntry *e, guint8 *ret_dige
   for (guint i = 0; i < sorted->len; i++)
     {
       const XattrRef *x = sorted->pdata[i];
-      guint64 len = GUINT64_TO_LE ((guint64)x->len);
-      XXH3_128bits_update (hash, x->name, strlen (x->name) + 1);
-      XXH3_128bits_update (hash, &len, sizeof len);
-      XXH3_128bits_update (hash, x->value, x->len);
+      xattr_hash_update (hash, x->name, x->value, x->len);
     }
-  hash_digest (hash, ret_digest);
+  import_hash_digest (hash, ret_digest);
 }
 
 /* The metadata the new file will have: as written, not as in the image

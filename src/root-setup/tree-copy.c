@@ -23,6 +23,24 @@ fail (int r, const char *where, char **ret_where)
   return r;
 }
 
+/* A directory stream on @fd, which it takes (closed if this fails); @fd < 0
+ * is a failed open, whose errno this returns. */
+static int
+open_dir_stream (int fd, DIR **ret_dir)
+{
+  if (fd < 0)
+    return -errno;
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      int r = -errno;
+      close (fd);
+      return r;
+    }
+  *ret_dir = d;
+  return 0;
+}
+
 /* Extended attributes (security.selinux, security.capability, user.*) from
  * one open file to another. An attribute the target filesystem refuses is
  * an error: a /var without its labels would boot into denials. */
@@ -186,17 +204,12 @@ copy_dir (int src_dfd, int dst_dfd, const char *name, const struct stat *st, cha
 static int
 copy_dir_entries (int src_dfd, int dst_dfd, char **ret_where)
 {
-  int fd = fcntl (src_dfd, F_DUPFD_CLOEXEC, 3);
-  if (fd < 0)
-    return -errno;
-  DIR *d = fdopendir (fd);
-  if (d == NULL)
-    {
-      int r = -errno;
-      close (fd);
-      return r;
-    }
-  int r = 0;
+  /* A duplicate: closedir() closes the fd it reads, and @src_dfd is the
+   * caller's. */
+  DIR *d = NULL;
+  int r = open_dir_stream (fcntl (src_dfd, F_DUPFD_CLOEXEC, 3), &d);
+  if (r < 0)
+    return r;
   struct dirent *de;
   while (r == 0 && (errno = 0, de = readdir (d)) != NULL)
     {
@@ -249,17 +262,10 @@ tree_remove (int dfd, const char *name)
     return 0;
   if (errno != EISDIR && errno != EPERM)
     return -errno;
-  int fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  DIR *d = fdopendir (fd);
-  if (d == NULL)
-    {
-      int r = -errno;
-      close (fd);
-      return r;
-    }
-  int r = 0;
+  DIR *d = NULL;
+  int r = open_dir_stream (openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), &d);
+  if (r < 0)
+    return r;
   struct dirent *de;
   while (r == 0 && (de = readdir (d)) != NULL)
     if (strcmp (de->d_name, ".") != 0 && strcmp (de->d_name, "..") != 0)
