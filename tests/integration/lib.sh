@@ -33,8 +33,10 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 . "$TESTS_DIR/../lib/tap.sh"
 
 # like GOT EXTENDED-REGEX DESCRIPTION
+# (A here-string, not printf | grep -q: under pipefail, grep -q exiting at
+# its first match makes printf die of SIGPIPE and the pipeline fail.)
 like() {
-  if printf '%s' "$1" | grep -Eq -- "$2"; then
+  if grep -Eq -- "$2" <<<"$1"; then
     pass "$3"
   else
     not_ok "$3" "expected to match: $2" "got: $1"
@@ -44,7 +46,7 @@ like() {
 
 # unlike GOT EXTENDED-REGEX DESCRIPTION
 unlike() {
-  if printf '%s' "$1" | grep -Eq -- "$2"; then
+  if grep -Eq -- "$2" <<<"$1"; then
     not_ok "$3" "expected not to match: $2" "got: $1"
     return 1
   else
@@ -359,7 +361,7 @@ refused() {
   is "$RC" "$want_rc" "$desc: exit status $want_rc"
   lines=$(printf '%s' "$ERR" | grep -c '')
   is "$lines" 1 "$desc: exactly one line on stderr" || diag_file "$ERR_FILE"
-  if printf '%s' "$ERR" | grep -Eqi -- "$regex"; then
+  if grep -Eqi -- "$regex" <<<"$ERR"; then
     pass "$desc: the message says what and why"
   else
     not_ok "$desc: the message says what and why" "expected to match (ignoring case): $regex" \
