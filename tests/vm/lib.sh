@@ -84,7 +84,9 @@
 #                            powered off.  Timeout: STAGEHAND_VM_BOOT_TIMEOUT
 #                            (default 300 s), then qemu is killed.
 # After each boot: VM_BOOT_N is its number, VM_BOOT_DIR its directory,
-# VM_LAST_END one of poweroff|reboot|panic|timeout|qemu-error.
+# VM_LAST_END one of poweroff|reboot|panic|timeout|qemu-error|power-cut.
+# VM_POWER_CUT_ON=TEXT: kill qemu (a power cut) once the serial console
+# shows TEXT.
 #
 # ---- reading results (host side, after a boot) --------------------------------
 # vm_result NAME [BOOT]      path of a file the guest's script recorded
@@ -682,8 +684,25 @@ vm_boot() {
   t0=$(date +%s.%N)
   # CPU time as well as wall time: on a shared 2-core machine the wall time
   # of an emulated boot says more about the neighbours than about the boot.
-  local TIMEFORMAT='%U %S'
+  local TIMEFORMAT='%U %S' cutter=
+  rm -f "$VM_BOOT_DIR/qemu.pid" "$VM_BOOT_DIR/power-cut"
+  if [ -n "${VM_POWER_CUT_ON:-}" ]; then
+    # The power cut: once the guest prints the marker on its serial
+    # console, qemu is killed outright. What the guest had only in its page
+    # cache is lost; what it had written to its disks stays (cache=unsafe
+    # keeps qemu's writes in the host's page cache).
+    (
+      while ! grep -aq -- "$VM_POWER_CUT_ON" "$VM_BOOT_DIR/serial.log" 2>/dev/null; do
+        [ -e "$VM_BOOT_DIR/cpu-times.done" ] && exit 0
+        sleep 0.05
+      done
+      touch "$VM_BOOT_DIR/power-cut"
+      kill -KILL "$(cat "$VM_BOOT_DIR/qemu.pid")" 2>/dev/null
+    ) &
+    cutter=$!
+  fi
   { time timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+    -pidfile "$VM_BOOT_DIR/qemu.pid" \
     -machine pc,accel=tcg -cpu max -m 1024 -smp 2 \
     -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$VM_BOOT_DIR/serial.log" \
@@ -694,7 +713,11 @@ vm_boot() {
     >"$VM_BOOT_DIR/qemu.log" 2>&1; } 2>"$VM_BOOT_DIR/cpu-times"
   rc=$?
   t1=$(date +%s.%N)
-  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  touch "$VM_BOOT_DIR/cpu-times.done"
+  [ -z "$cutter" ] || wait "$cutter"
+  if [ -e "$VM_BOOT_DIR/power-cut" ]; then
+    end=power-cut
+  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     end=timeout
   elif [ "$rc" != 0 ]; then
     end=qemu-error
@@ -709,7 +732,7 @@ vm_boot() {
   vm__collect
   {
     echo "boot $VM_BOOT_N: end=$end qemu_exit=$rc wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')s" \
-      "cpu=$(awk '{ printf "%.1f", $1 + $2 }' "$VM_BOOT_DIR/cpu-times")s" \
+      "cpu=$(awk 'NF == 2 { c = $1 + $2 } END { printf "%.1f", c }' "$VM_BOOT_DIR/cpu-times")s" \
       "script_start_uptime=$(cat "$VM_BOOT_DIR/results/uptime-start" 2>/dev/null || echo none)s" \
       "script_exit=$(vm_guest_exit_status "$VM_BOOT_N")"
   } >"$VM_BOOT_DIR/summary"
