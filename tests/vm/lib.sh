@@ -83,6 +83,25 @@
 #                            the primitive both use; returns 0 if the guest
 #                            powered off.  Timeout: STAGEHAND_VM_BOOT_TIMEOUT
 #                            (default 300 s), then qemu is killed.
+#
+# ---- real firmware and a real boot loader (issue 17) ----------------------------
+# vm_firmware_init [SIZE_MB] after vm_init: the boot disk becomes a GPT disk
+#                            with an ESP (vm_esp_disk_create, label SHBOOT)
+#                            holding systemd-boot, and the test gets its own
+#                            copy of OVMF's variables
+# vm_firmware_first_install [IMAGE]
+#                            boot with the cached kernel: stagehand init, a
+#                            loader.conf of $VM_FIRMWARE_LOADER_CONF ("timeout
+#                            0", no default), deploy IMAGE (default v1) with
+#                            vm_firmware_kargs
+# vm_firmware_kargs          the harness's kernel arguments as --karg= options
+# vm_boot_firmware SCRIPT    power on with OVMF: systemd-boot picks the entry,
+#                            the runner reads SCRIPT from next-boot; no
+#                            -no-reboot (a panic goes back to the firmware), so
+#                            one run can hold several boots, until a poweroff
+#                            or the timeout
+# vm_make_image DIR OS VERSION panic
+#                            an image whose initramfs panics (its init exits)
 # After each boot: VM_BOOT_N is its number, VM_BOOT_DIR its directory,
 # VM_LAST_END one of poweroff|reboot|panic|timeout|qemu-error.
 #
@@ -94,6 +113,16 @@
 #                            the VERSION of the vm_make_image initramfs that
 #                            boot BOOT ran, from its kernel log (empty if its
 #                            appended archive was not unpacked)
+# vm_booted_image_versions [BOOT]
+#                            all of them, one a line (a firmware run may hold
+#                            several boots)
+# vm_efi_entry_selected [BOOT]
+#                            the entry systemd-boot booted (LoaderEntrySelected,
+#                            counter stripped); results/efi-NAME hold the raw
+#                            LoaderEntrySelected, LoaderBootCountPath, LoaderInfo
+# vm_efi_boot_count_path [BOOT]
+#                            the entry file it booted after counting the try
+#                            (LoaderBootCountPath, with / separators)
 # vm_journal ARGS...         journalctl on the guest's journal (host side)
 # vm_journal_mono BOOT MATCH...
 #                            the __MONOTONIC_TIMESTAMP (µs since that boot's
@@ -917,6 +946,21 @@ EOF
   vm_boot_guest firmware-install
   [ "$(vm_guest_exit_status)" = 0 ] \
     || vm_bail "boot $VM_BOOT_N (first install) failed: $(cat "$(vm_result output)" "$(vm_result init)" "$(vm_result deploy)" 2>&1)"
+}
+
+# The entry systemd-boot says it booted in run N (default: the last), from
+# the guest's LoaderEntrySelected, as an identity: systemd-boot 252 reports
+# the id in lower case and with its counter; both are taken off (stagehand's
+# names are lower case).
+vm_efi_entry_selected() {
+  sed -E 's/\+[0-9]+(-[0-9]+)?\.conf$/.conf/' "$(vm_result efi-LoaderEntrySelected "${1:-$VM_BOOT_N}")" 2>&1
+}
+
+# The path of the entry file systemd-boot booted in run N, after it counted
+# the try (LoaderBootCountPath; with / instead of the EFI \), e.g.
+# /loader/entries/x+2-1.conf; systemd-bless-boot renames that file.
+vm_efi_boot_count_path() {
+  tr '\\' / <"$(vm_result efi-LoaderBootCountPath "${1:-$VM_BOOT_N}")" 2>&1
 }
 
 # Every IMAGE_VERSION the boots of run N (default: the last) started, in
