@@ -894,10 +894,15 @@ VM_FIRMWARE_LOADER_CONF='timeout 0'
 # first `stagehand deploy` (stage carries them to later deployments): with
 # no -append the harness's arguments must be in the entries.  The per-boot
 # part (boot number, script) is read from a file instead (vm_boot_firmware).
+# systemd.unit=multi-user.target: an ordinary default target, so units
+# ordered after default.target (the health check before
+# boot-complete.target) run while the script does (guest/units/
+# multi-user.target.d).
 vm_firmware_kargs() {
   local a
   for a in root=LABEL=$VM_ROOT_LABEL rw console=ttyS0 panic=-1 systemd.run=$VM_GUEST_LIBDIR/run \
-           systemd.run_success_action=poweroff systemd.run_failure_action=poweroff; do
+           systemd.run_success_action=poweroff systemd.run_failure_action=poweroff \
+           systemd.unit=multi-user.target; do
     printf -- '--karg=%s ' "$a"
   done
   echo
