@@ -83,6 +83,25 @@
 #                            the primitive both use; returns 0 if the guest
 #                            powered off.  Timeout: STAGEHAND_VM_BOOT_TIMEOUT
 #                            (default 300 s), then qemu is killed.
+#
+# ---- real firmware and a real boot loader (issue 17) ----------------------------
+# vm_firmware_init [SIZE_MB] after vm_init: the boot disk becomes a GPT disk
+#                            with an ESP (vm_esp_disk_create, label SHBOOT)
+#                            holding systemd-boot, and the test gets its own
+#                            copy of OVMF's variables
+# vm_firmware_first_install [IMAGE]
+#                            boot with the cached kernel: stagehand init, a
+#                            loader.conf of $VM_FIRMWARE_LOADER_CONF ("timeout
+#                            0", no default), deploy IMAGE (default v1) with
+#                            vm_firmware_kargs
+# vm_firmware_kargs          the harness's kernel arguments as --karg= options
+# vm_boot_firmware SCRIPT    power on with OVMF: systemd-boot picks the entry,
+#                            the runner reads SCRIPT from next-boot; no
+#                            -no-reboot (a panic goes back to the firmware), so
+#                            one run can hold several boots, until a poweroff
+#                            or the timeout
+# vm_make_image DIR OS VERSION panic
+#                            an image whose initramfs panics (its init exits)
 # After each boot: VM_BOOT_N is its number, VM_BOOT_DIR its directory,
 # VM_LAST_END one of poweroff|reboot|panic|timeout|qemu-error|power-cut.
 # VM_POWER_CUT_ON=TEXT: kill qemu (a power cut) once the serial console
@@ -96,6 +115,16 @@
 #                            the VERSION of the vm_make_image initramfs that
 #                            boot BOOT ran, from its kernel log (empty if its
 #                            appended archive was not unpacked)
+# vm_booted_image_versions [BOOT]
+#                            all of them, one a line (a firmware run may hold
+#                            several boots)
+# vm_efi_entry_selected [BOOT]
+#                            the entry systemd-boot booted (LoaderEntrySelected,
+#                            counter stripped); results/efi-NAME hold the raw
+#                            LoaderEntrySelected, LoaderBootCountPath, LoaderInfo
+# vm_efi_boot_count_path [BOOT]
+#                            the entry file it booted after counting the try
+#                            (LoaderBootCountPath, with / separators)
 # vm_journal ARGS...         journalctl on the guest's journal (host side)
 # vm_journal_mono BOOT MATCH...
 #                            the __MONOTONIC_TIMESTAMP (µs since that boot's
@@ -178,6 +207,10 @@ VM_BOOT_N=0
 VM_BOOT_DIR=
 VM_LAST_END=
 VM_BOOT_FSTYPE=
+# Byte offset of the boot filesystem in boot.img: 0 for a bare disk, the
+# ESP partition's start for a GPT disk (vm_esp_disk_create).
+VM_BOOT_OFFSET=0
+VM_FIRMWARE_VARS=
 VM_MOUNTED_ROOT=
 VM_STAGEHAND=
 TAP_N=0
@@ -345,6 +378,39 @@ vm_boot_disk_create() {
     *) vm_bail "vm_boot_disk_create: unknown filesystem '$fstype'" ;;
   esac
   VM_BOOT_FSTYPE=$fstype
+  VM_BOOT_OFFSET=0
+}
+
+# The boot disk for mtools: the image, and where the filesystem starts in it.
+vm__mimg() {
+  if [ "$VM_BOOT_OFFSET" = 0 ]; then
+    echo "$VM_WORK/boot.img"
+  else
+    echo "$VM_WORK/boot.img@@$VM_BOOT_OFFSET"
+  fi
+}
+
+# vm_esp_disk_create [SIZE_MB]: the boot disk becomes a GPT disk with one
+# EFI system partition (from 1 MiB to the end) holding an empty FAT32
+# labelled SHBOOT.  Built on the host without a loop device (the host
+# kernel has no vfat): sfdisk writes the table, mkfs.vfat a separate file,
+# dd puts it in place.  The guest mounts it by label as before.
+vm_esp_disk_create() {
+  local size=${1:-256} start=2048 sectors part=$VM_WORK/esp.part
+  rm -f "$VM_WORK/boot.img" "$part"
+  truncate -s "${size}M" "$VM_WORK/boot.img"
+  printf 'label: gpt\nstart=%s, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="ESP"\n' "$start" \
+    | sfdisk -q "$VM_WORK/boot.img" >"$VM_WORK/sfdisk.log" 2>&1 \
+    || vm_bail "sfdisk of the ESP disk failed: $(cat "$VM_WORK/sfdisk.log")"
+  sectors=$(sfdisk -J "$VM_WORK/boot.img" | jq -r '.partitiontable.partitions[0].size')
+  case $sectors in '' | *[!0-9]*) vm_bail "cannot read the ESP's size back from sfdisk" ;; esac
+  mkfs.vfat -F 32 -n "$VM_BOOT_LABEL" -C "$part" $((sectors / 2)) >/dev/null \
+    || vm_bail "mkfs.vfat of the ESP failed"
+  dd if="$part" of="$VM_WORK/boot.img" bs=512 seek="$start" conv=notrunc,sparse status=none \
+    || vm_bail "writing the ESP into the boot disk failed"
+  rm -f "$part"
+  VM_BOOT_FSTYPE=vfat
+  VM_BOOT_OFFSET=$((start * 512))
 }
 
 # ---- mounts -------------------------------------------------------------------
@@ -447,11 +513,15 @@ vm_systemctl() {
 # booted, so the host can check that the appended archive really was
 # unpacked (vm_booted_image_version).
 vm__stamp_initrd() {
-  local initrd=$1 version=$2 stamp
+  local initrd=$1 version=$2 how=${3:-} stamp
   stamp=$(mktemp -d)
   mkdir -p "$stamp/conf/conf.d"
   printf 'echo "<5>stagehand-vm-image: IMAGE_VERSION=%s" >/dev/kmsg 2>/dev/null || true\n' "$version" \
     >"$stamp/conf/conf.d/stagehand-vm-image"
+  # A broken image: its init exits right after the stamp, and the kernel
+  # panics ("Attempted to kill init"); with panic=-1 it reboots at once.
+  [ "$how" != panic ] || printf 'echo "<2>stagehand-vm-image: init of IMAGE_VERSION=%s exits" >/dev/kmsg\nexit 1\n' \
+    "$version" >>"$stamp/conf/conf.d/stagehand-vm-image"
   cat "$initrd"
   head -c $(( (4 - $(stat -c %s "$initrd") % 4) % 4 )) /dev/zero
   (cd "$stamp" && printf 'conf\nconf/conf.d\nconf/conf.d/stagehand-vm-image\n' \
@@ -460,10 +530,10 @@ vm__stamp_initrd() {
 }
 
 vm_make_image() {
-  local dir=$1 os=$2 version=$3
+  local dir=$1 os=$2 version=$3 how=${4:-}
   mkdir -p "$dir/usr/lib/modules/$VM_KVER" "$dir/etc"
   cp "$VM_GUEST/vmlinuz" "$dir/usr/lib/modules/$VM_KVER/vmlinuz"
-  vm__stamp_initrd "$VM_GUEST/initrd.img" "$version" >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
+  vm__stamp_initrd "$VM_GUEST/initrd.img" "$version" "$how" >"$dir/usr/lib/modules/$VM_KVER/initramfs.img"
   cat >"$dir/usr/lib/os-release" <<EOF
 NAME="stagehand test OS"
 ID=$os
@@ -677,10 +747,20 @@ vm__harness_args() { # SCRIPT
 }
 
 vm_boot() {
-  local kernel=$1 initrd=$2 cmdline=$3 timeout=${STAGEHAND_VM_BOOT_TIMEOUT:-300} rc t0 t1 end
+  local kernel=$1 initrd=$2 cmdline=$3
   [ -n "$VM_BOOT_DIR" ] || vm__next_boot
-  vm_umount
   echo "$cmdline" >"$VM_BOOT_DIR/cmdline"
+  vm__qemu -no-reboot -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+    -drive "file=$VM_WORK/root.img,format=raw,if=virtio,cache=unsafe" \
+    -drive "file=$VM_WORK/boot.img,format=raw,if=virtio,cache=unsafe"
+}
+
+# vm__qemu QEMU-ARGS...: run qemu for boot $VM_BOOT_N with the common
+# machine and these boot and disk arguments; classify how it ended
+# (VM_LAST_END), collect the results, write the summary.
+vm__qemu() {
+  local timeout=${STAGEHAND_VM_BOOT_TIMEOUT:-300} rc t0 t1 end
+  vm_umount
   t0=$(date +%s.%N)
   # CPU time as well as wall time: on a shared 2-core machine the wall time
   # of an emulated boot says more about the neighbours than about the boot.
@@ -704,11 +784,9 @@ vm_boot() {
   { time timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     -pidfile "$VM_BOOT_DIR/qemu.pid" \
     -machine pc,accel=tcg -cpu max -m 1024 -smp 2 \
-    -nodefaults -no-user-config -display none -no-reboot \
+    -nodefaults -no-user-config -display none \
     -serial "file:$VM_BOOT_DIR/serial.log" \
-    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
-    -drive "file=$VM_WORK/root.img,format=raw,if=virtio,cache=unsafe" \
-    -drive "file=$VM_WORK/boot.img,format=raw,if=virtio,cache=unsafe" \
+    "$@" \
     -device virtio-rng-pci -nic none \
     >"$VM_BOOT_DIR/qemu.log" 2>&1; } 2>"$VM_BOOT_DIR/cpu-times"
   rc=$?
@@ -805,6 +883,121 @@ vm_boot_default() {
   vm_boot "$kdir/linux" "$kdir/initrd" "$options $(vm__harness_args "$script")${*:+ $*}"
 }
 
+# ---- real firmware and a real boot loader --------------------------------------------
+
+VM_OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+VM_OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+VM_SYSTEMD_BOOT=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+
+# vm_firmware_init: after vm_init, make the boot disk a GPT disk with an ESP
+# (vm_esp_disk_create) holding systemd-boot (EFI/BOOT/BOOTX64.EFI, the
+# removable-media path OVMF boots with empty variables, and
+# EFI/systemd/systemd-bootx64.efi, where bootctl installs it), and give the
+# test its own copy of OVMF's variable store (kept across its boots, like a
+# machine's NVRAM).  loader/loader.conf is the install script's job
+# (vm_firmware_loader_conf), after stagehand init.
+vm_firmware_init() {
+  local f
+  for f in "$VM_OVMF_CODE" "$VM_OVMF_VARS" "$VM_SYSTEMD_BOOT"; do
+    [ -f "$f" ] || vm_bail "no $f: run ci/deps vm (packages ovmf, systemd-boot-efi)"
+  done
+  command -v sfdisk >/dev/null || vm_bail "'sfdisk' not found: run ci/deps vm (package fdisk)"
+  vm_esp_disk_create "${1:-256}"
+  vm_boot_put "$VM_SYSTEMD_BOOT" /EFI/BOOT/BOOTX64.EFI || vm_bail "cannot put systemd-boot on the ESP"
+  vm_boot_put "$VM_SYSTEMD_BOOT" /EFI/systemd/systemd-bootx64.efi || vm_bail "cannot put systemd-boot on the ESP"
+  VM_FIRMWARE_VARS=$VM_WORK/OVMF_VARS.fd
+  cp "$VM_OVMF_VARS" "$VM_FIRMWARE_VARS" || vm_bail "cannot copy $VM_OVMF_VARS"
+}
+
+# The loader.conf firmware tests use: no menu, and no `default` line, so
+# systemd-boot alone picks the entry from the entry files (boot counting).
+VM_FIRMWARE_LOADER_CONF='timeout 0'
+
+# The kernel arguments a firmware boot needs, as --karg= options for the
+# first `stagehand deploy` (stage carries them to later deployments): with
+# no -append the harness's arguments must be in the entries.  The per-boot
+# part (boot number, script) is read from a file instead (vm_boot_firmware).
+# systemd.unit=multi-user.target: an ordinary default target, so units
+# ordered after default.target (the health check before
+# boot-complete.target) run while the script does (guest/units/
+# multi-user.target.d).
+vm_firmware_kargs() {
+  local a
+  for a in root=LABEL=$VM_ROOT_LABEL rw console=ttyS0 panic=-1 systemd.run=$VM_GUEST_LIBDIR/run \
+           systemd.run_success_action=poweroff systemd.run_failure_action=poweroff \
+           systemd.unit=multi-user.target; do
+    printf -- '--karg=%s ' "$a"
+  done
+  echo
+}
+
+# vm_boot_firmware SCRIPT: power on a machine with OVMF and the boot disk
+# as its only bootable disk; systemd-boot on the ESP picks the entry.  The
+# guest runner finds the script and boot number in next-boot beside the
+# scripts (it renames it to next-boot.used, so a second userspace boot in
+# the same run runs nothing and powers off).  No -no-reboot: a guest that
+# panics or reboots goes back to the firmware, as a machine does, so one
+# run can hold several boots (serial.log has all of them); the run ends when
+# the guest powers off, or at the timeout.  Returns 0 on a poweroff.
+vm_boot_firmware() {
+  local script=$1
+  [ -n "$VM_FIRMWARE_VARS" ] || vm_bail "vm_boot_firmware: call vm_firmware_init first"
+  vm__next_boot
+  vm__root
+  printf 'stagehand_vm.boot=%s stagehand_vm.script=%s\n' "$VM_BOOT_N" "$script" \
+    >"$VM_MOUNTED_ROOT$(dirname "$VM_SCRIPTS_ON_DISK")/next-boot"
+  echo "firmware: systemd-boot; runner: $VM_BOOT_N $script" >"$VM_BOOT_DIR/cmdline"
+  vm__qemu \
+    -drive "if=pflash,format=raw,unit=0,readonly=on,file=$VM_OVMF_CODE" \
+    -drive "if=pflash,format=raw,unit=1,file=$VM_FIRMWARE_VARS" \
+    -drive "file=$VM_WORK/root.img,format=raw,if=none,id=root,cache=unsafe" \
+    -device virtio-blk-pci,drive=root \
+    -drive "file=$VM_WORK/boot.img,format=raw,if=none,id=boot,cache=unsafe" \
+    -device virtio-blk-pci,drive=boot,bootindex=0
+}
+
+# vm_firmware_first_install [IMAGE]: boot 0, with the cached kernel (the
+# host has no vfat): stagehand init on the ESP, loader.conf
+# ($VM_FIRMWARE_LOADER_CONF), deploy IMAGE (default: the guest's
+# /var/lib/stagehand-vm/images/v1) with vm_firmware_kargs.  Bails out if
+# any of it fails; boot 0's results keep init, deploy, status (status.json).
+vm_firmware_first_install() {
+  local image=${1:-/var/lib/stagehand-vm/images/v1}
+  vm_guest_script firmware-install <<EOF
+#!/bin/bash
+. $VM_GUEST_LIBDIR/lib.sh
+record_cmd init stagehand init || exit 1
+echo '$VM_FIRMWARE_LOADER_CONF' >/boot/loader/loader.conf
+record_cmd deploy stagehand deploy $image $(vm_firmware_kargs) || exit 1
+stagehand status --json >"\$VM_RESULTS/status.json"
+EOF
+  vm_boot_guest firmware-install
+  [ "$(vm_guest_exit_status)" = 0 ] \
+    || vm_bail "boot $VM_BOOT_N (first install) failed: $(cat "$(vm_result output)" "$(vm_result init)" "$(vm_result deploy)" 2>&1)"
+}
+
+# The entry systemd-boot says it booted in run N (default: the last), from
+# the guest's LoaderEntrySelected, as an identity: systemd-boot 252 reports
+# the id in lower case and with its counter; both are taken off (stagehand's
+# names are lower case).
+vm_efi_entry_selected() {
+  sed -E 's/\+[0-9]+(-[0-9]+)?\.conf$/.conf/' "$(vm_result efi-LoaderEntrySelected "${1:-$VM_BOOT_N}")" 2>&1
+}
+
+# The path of the entry file systemd-boot booted in run N, after it counted
+# the try (LoaderBootCountPath; with / instead of the EFI \), e.g.
+# /loader/entries/x+2-1.conf; systemd-bless-boot renames that file.
+vm_efi_boot_count_path() {
+  tr '\\' / <"$(vm_result efi-LoaderBootCountPath "${1:-$VM_BOOT_N}")" 2>&1
+}
+
+# Every IMAGE_VERSION the boots of run N (default: the last) started, in
+# order, one a line: a firmware run that reboots holds several.
+vm_booted_image_versions() {
+  sed -n 's/.*stagehand-vm-image: IMAGE_VERSION=\([^[:space:]]*\).*/\1/p' \
+    "$VM_WORK/boot${1:-$VM_BOOT_N}/serial.log"
+}
+
 # The IMAGE_VERSION that the initramfs of boot N (default: the last) wrote to
 # the kernel log from the archive vm_make_image appends; nothing if the
 # kernel did not unpack it.
@@ -889,7 +1082,7 @@ vm_boot_pull() {
       [ -f "$dest" ]
       ;;
     vfat)
-      mcopy -n -o -i "$VM_WORK/boot.img" "::/$src" "$dest"
+      mcopy -n -o -i "$(vm__mimg)" "::/$src" "$dest"
       ;;
   esac
 }
@@ -924,7 +1117,7 @@ vm_boot_mkdir() {
       for comp in $path; do
         [ -n "$comp" ] || continue
         prefix=${prefix:+$prefix/}$comp
-        mmd -i "$VM_WORK/boot.img" "::/$prefix" 2>/dev/null || true
+        mmd -i "$(vm__mimg)" "::/$prefix" 2>/dev/null || true
       done
       ;;
   esac
@@ -935,7 +1128,7 @@ vm_boot_put() {
   vm_boot_mkdir "$(dirname "$dest")"
   case $VM_BOOT_FSTYPE in
     ext4) cp "$src" "$(vm_boot_mount)/$dest" ;;
-    vfat) mcopy -o -i "$VM_WORK/boot.img" "$src" "::/$dest" ;;
+    vfat) mcopy -o -i "$(vm__mimg)" "$src" "::/$dest" ;;
   esac
 }
 
@@ -948,7 +1141,7 @@ vm_boot_tree() {
       vm_umount
       ;;
     vfat)
-      mdir -/ -b -i "$VM_WORK/boot.img" :: 2>/dev/null | sort
+      mdir -/ -b -i "$(vm__mimg)" :: 2>/dev/null | sort
       ;;
   esac
 }
@@ -970,7 +1163,7 @@ vm__bls_fetch() {
       rmdir "$dir/entries"
       ;;
     vfat)
-      mcopy -n -o -s -i "$VM_WORK/boot.img" ::/loader/entries "$dir/" 2>/dev/null || return 1
+      mcopy -n -o -s -i "$(vm__mimg)" ::/loader/entries "$dir/" 2>/dev/null || return 1
       mv "$dir/entries"/* "$dir/" 2>/dev/null
       rmdir "$dir/entries"
       ;;
