@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -410,6 +412,47 @@ now_usec (void)
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+#define EFIVARS_DIR "/sys/firmware/efi/efivars"
+#define EFIVARFS_MAGIC 0xde5e81e4
+/* systemd-boot's vendor GUID: the variable it sets when the entry it
+ * started has a boot counter. */
+#define BOOT_COUNT_VARIABLE "LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+#define COUNTED_REBOOT_DELAY_SEC 5
+
+/* Boot counting (docs/design.md, "Boot counting"): when systemd-boot is
+ * counting the tries of the entry it started, a boot that cannot go on
+ * reboots after a few seconds, so that the failed try is counted and, once
+ * none are left, the previous deployment boots. An emergency shell would
+ * wait for a person forever (issue 17). Only ever in an initramfs
+ * (initramfs-tools' /conf/initramfs.conf, or /etc/initrd-release); tests
+ * name another variable directory with STAGEHAND_DEBUG_EFIVARS_DIR and get
+ * the line without the reboot. */
+static void
+reboot_if_counting (void)
+{
+  const char *debug_dir = getenv ("STAGEHAND_DEBUG_EFIVARS_DIR");
+  const char *dir = debug_dir != NULL ? debug_dir : EFIVARS_DIR;
+  struct statfs fs;
+  if (debug_dir == NULL
+      && (statfs (EFIVARS_DIR, &fs) != 0 || (unsigned long)fs.f_type != EFIVARFS_MAGIC)
+      && access ("/sys/firmware/efi", F_OK) == 0)
+    /* initramfs-tools does not mount efivarfs (systemd's initrd does);
+     * without it, no variable can be seen: best effort. */
+    (void)!mount ("efivarfs", EFIVARS_DIR, "efivarfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL);
+  char path[600];
+  snprintf (path, sizeof path, "%s/%s", dir, BOOT_COUNT_VARIABLE);
+  if (access (path, F_OK) != 0)
+    return;
+  log_line (3, "boot counting is on (%s): rebooting in %d s, so the boot loader counts this try",
+            BOOT_COUNT_VARIABLE, COUNTED_REBOOT_DELAY_SEC);
+  if (debug_dir != NULL
+      || (access ("/conf/initramfs.conf", F_OK) != 0 && access ("/etc/initrd-release", F_OK) != 0))
+    return;
+  sleep (COUNTED_REBOOT_DELAY_SEC);
+  sync ();
+  reboot (RB_AUTOBOOT);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -466,6 +509,8 @@ main (int argc, char **argv)
     log_line (
         6, "/ is %s (read-only), /etc and /var writable, physical root at /sysroot; took %lld us",
         karg, usec);
+  else if (r == ROOT_SETUP_EXIT_FAILED)
+    reboot_if_counting ();
   free (karg);
   return r;
 }

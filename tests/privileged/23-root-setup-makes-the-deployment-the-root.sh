@@ -47,6 +47,10 @@ DEPLOY=$DISK/stagehand/deploy/testos
 
 # boot: mounts the physical root at ROOT (a bind mount stands in for the
 # block device) and runs the root setup with the command line "$1".
+# Boot counting is read from here, never from the machine's own EFI
+# variables (a failed root setup with counting on reboots).
+export STAGEHAND_DEBUG_EFIVARS_DIR=$T/efivars
+mkdir -p "$STAGEHAND_DEBUG_EFIVARS_DIR"
 boot() {
   # systemd leaves every mount shared, in the initrd too; a mount under a
   # shared parent cannot be moved, so this is what the root setup meets.
@@ -159,6 +163,18 @@ refused "stagehand=stagehand/deploy/testos/1" \
 refused "stagehand=/etc/testos/1" \
   "stagehand-root-setup: refusing stagehand=/etc/testos/1: not below /stagehand/deploy/" \
   "a path outside /stagehand/deploy/"
+
+# With boot counting on (systemd-boot set LoaderBootCountPath for the
+# entry it started), a boot that cannot go on reboots, so the try is
+# counted, rather than wait in an emergency shell (issue 17).
+printf '\x06\x00\x00\x00' >"$T/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+boot "stagehand=/stagehand/deploy/testos/9"
+is "$RS_RC" 1 "with boot counting on, a missing deployment: exits 1"
+like "$(tail -n 1 "$RS_ERR")" \
+  "stagehand-root-setup: boot counting is on (LoaderBootCountPath-*): rebooting in 5 s, so the boot loader counts this try" \
+  "... and reboots after saying why"
+shutdown
+rm "$T/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 # A first boot whose /var cannot be created fails with one line.
 rm -rf "$DISK/stagehand/var"
