@@ -297,18 +297,6 @@ sweep_start=$(date +%s)
 
 # ------------------------------------------------------------------ templates
 
-# make_etc_tar_image TAR VERSION: make_tar_image's tree with an /etc the
-# merge has work with: issue changes with each version, the rest does not.
-make_etc_tar_image() {
-  local tar=$1 version=$2
-  make_test_image "$tar.d" "$version"
-  mkdir -p "$tar.d/etc/ssh"
-  printf 'Test OS %s\n' "$version" >"$tar.d/etc/issue"
-  printf 'welcome\n' >"$tar.d/etc/motd"
-  printf 'Port 22\n' >"$tar.d/etc/ssh/sshd_config"
-  tar -C "$tar.d" -cf "$tar" . || bail "cannot create $tar"
-  rm -rf "$tar.d"
-}
 make_etc_tar_image "$T/img1.tar" 1
 make_etc_tar_image "$T/img2.tar" 2
 make_etc_tar_image "$T/img3.tar" 3
