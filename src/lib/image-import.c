@@ -33,6 +33,7 @@ import_into (int image_fd, const struct stat *image_st, const char *image_path, 
   tree_writer_init (&w, root_fd, options);
   if (ret_manifest != NULL || w.ref_manifest != NULL)
     w.manifest = manifest_new ();
+  tree_writer_start_writeback (&w);
   gboolean ok;
   if (S_ISDIR (image_st->st_mode))
     ok = import_directory (&w, image_fd, error);
@@ -41,6 +42,7 @@ import_into (int image_fd, const struct stat *image_st, const char *image_path, 
   /* Every file written (or the workers gone) before the directories get
    * their final modes, and before a failed import's tree is removed. */
   ok = tree_writer_stop_workers (&w, !ok, error) && ok;
+  tree_writer_stop_writeback (&w);
   ok = ok && tree_writer_finish (&w, error);
   if (ok)
     {

@@ -202,6 +202,11 @@ typedef struct
   uid_t self_uid;
   gid_t self_gid;
 
+  /* The thread that starts the writeback of written files (both sources;
+   * see tree_writer_start_writeback()), and the fds it has yet to see. */
+  GThread *flusher;
+  GAsyncQueue *flush_fds;
+
   /* The workers (directory images only; none for tar streams). */
   GThread *workers[IMPORT_WORKERS];
   guint n_workers;
@@ -297,6 +302,14 @@ gboolean tree_writer_drain (TreeWriter *w, GError **error);
 gboolean tree_writer_stop_workers (TreeWriter *w, gboolean abandon, GError **error);
 gboolean tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name,
                              const char *key, const char *path, GError **error);
+/* Files of at least WRITEBACK_MIN_BYTES get their writeback started by the
+ * flusher thread; at most WRITEBACK_MAX_QUEUED wait for it (each holds an
+ * fd), the rest are left to the stage's syncfs. */
+#define WRITEBACK_MIN_BYTES (64 * 1024)
+#define WRITEBACK_MAX_QUEUED 64
+void tree_writer_start_writeback (TreeWriter *w);
+void tree_writer_queue_writeback (TreeWriter *w, int fd, guint64 bytes);
+void tree_writer_stop_writeback (TreeWriter *w);
 
 /* ---- the sources ------------------------------------------------------- */
 

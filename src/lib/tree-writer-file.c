@@ -318,6 +318,7 @@ create_regular_file (TreeWriter *w, int parent_fd, const char *name, const char 
     return prefix_entry_error (error, path);
   if (!tree_writer_apply_fd_metadata (w, fd, path, e, error))
     return FALSE;
+  tree_writer_queue_writeback (w, fd, bytes);
   if (me != NULL && e->times[1].tv_nsec == UTIME_OMIT)
     {
       struct stat st;

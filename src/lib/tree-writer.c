@@ -141,7 +141,7 @@ tree_writer_clear (TreeWriter *w)
   tree_nodes_clear (w);
   g_clear_pointer (&w->manifest, manifest_free);
   file_writer_clear (&w->main);
-  g_assert (w->n_workers == 0);
+  g_assert (w->n_workers == 0 && w->flusher == NULL);
   g_clear_pointer (&w->jobs, g_async_queue_unref);
   g_clear_error (&w->job_error);
   g_mutex_clear (&w->lock);
