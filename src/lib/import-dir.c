@@ -241,8 +241,9 @@ copy_from_fd (gpointer data, int dest_fd, guint64 size, ContentHash *hash, guint
         return FALSE;
       pos = hole;
     }
-  if (!sparse && !copy_range (c->fw, c->fd, dest_fd, pos, size - pos, bytes, error))
-    return FALSE;
+  if (!sparse)
+    return copy_range (c->fw, c->fd, dest_fd, pos, size - pos, bytes, error);
+  /* A hole at the end has no data to copy: only the size makes it. */
   if (ftruncate (dest_fd, size) < 0)
     return throw_errno (error, "setting the size");
   return TRUE;
