@@ -30,6 +30,21 @@ xattr_list_clear (XattrList *l)
   g_clear_pointer (&l->storage, g_ptr_array_unref);
 }
 
+static void
+xattr_list_take (XattrList *l, char *name, void *value, size_t len)
+{
+  XattrRef ref = { name, value, len };
+  g_ptr_array_add (l->storage, name);
+  g_ptr_array_add (l->storage, value);
+  g_array_append_val (l->refs, ref);
+}
+
+void
+xattr_list_add (XattrList *l, const char *name, const void *value, size_t len)
+{
+  xattr_list_take (l, g_strdup (name), g_memdup2 (value, MAX (len, 1)), len);
+}
+
 /* Sizes can change between the query and the read (ERANGE): retry a few
  * times, never forever. */
 #define XATTR_READ_ATTEMPTS 8
@@ -79,11 +94,7 @@ read_source_xattrs (int fd, int dfd, const char *name, const char *path, XattrLi
           g_autofree char *what = g_strdup_printf ("reading extended attribute %s", key);
           return import_throw_entry_errno (error, path, what);
         }
-      char *key_copy = g_strdup (key);
-      XattrRef ref = { key_copy, value, len };
-      g_ptr_array_add (list->storage, key_copy);
-      g_ptr_array_add (list->storage, g_steal_pointer (&value));
-      g_array_append_val (list->refs, ref);
+      xattr_list_take (list, g_strdup (key), g_steal_pointer (&value), len);
     }
   return TRUE;
 }

@@ -156,6 +156,9 @@ typedef struct
  * IMPORT_MAX_PENDING files (two fds each) wait for them. */
 #define IMPORT_WORKERS 2
 #define IMPORT_MAX_PENDING 128
+/* The content of the queued files read ahead from a tar stream stays below
+ * this (or is one file): the peak memory of a stage is bounded. */
+#define IMPORT_MAX_HELD_BYTES (24 * 1024 * 1024)
 
 typedef struct _FileJob FileJob;
 
@@ -207,13 +210,15 @@ typedef struct
   GThread *flusher;
   GAsyncQueue *flush_fds;
 
-  /* The workers (directory images only; none for tar streams). */
+  /* The workers: they write the regular files of a directory image, and
+   * a tar stream's small ones. */
   GThread *workers[IMPORT_WORKERS];
   guint n_workers;
   GAsyncQueue *jobs; /* FileJob, or the stop sentinel */
   GMutex lock;       /* guards pending, job_error and manifest */
   GCond job_done;
   guint pending;
+  gsize pending_held_bytes;
   GError *job_error; /* the first worker's failure */
   gint failed;       /* atomic: job_error is set, skip the remaining jobs */
 } TreeWriter;
@@ -270,6 +275,8 @@ typedef struct
 /* import-dir.c */
 void xattr_list_init (XattrList *l);
 void xattr_list_clear (XattrList *l);
+/* Appends a copy of @name and @value. */
+void xattr_list_add (XattrList *l, const char *name, const void *value, size_t len);
 
 typedef struct
 {
@@ -280,14 +287,18 @@ typedef struct
   gboolean held;   /* fw's buffer holds the whole content (hashed already) */
 } FileCopy;
 
-/* A regular file of a directory image for a worker to write: everything
- * tree_writer_write_regular_file() needs, owned. */
+/* A regular file for a worker to write: everything
+ * tree_writer_write_regular_file() needs, owned. A directory image's file
+ * is read through copy; a tar entry's was read ahead into held. */
 struct _FileJob
 {
-  TreeEntry e; /* e.xattrs points into xattrs, e.content_data to copy */
+  TreeEntry e; /* e.xattrs points into xattrs, e.content_data to copy or held */
   XattrList xattrs;
   FileCopy copy; /* copy.fd is owned */
-  int parent_fd; /* a dup of the destination directory's fd */
+  gpointer held; /* owned, freed with held_free */
+  GDestroyNotify held_free;
+  gsize held_bytes; /* the memory held counts against IMPORT_MAX_HELD_BYTES */
+  int parent_fd;    /* a dup of the destination directory's fd */
   char *name;
   char *key;
   char *path;
@@ -295,6 +306,10 @@ struct _FileJob
 
 /* tree-writer-workers.c */
 FileJob *file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *fd);
+/* Takes over @xattrs (leaving an empty list) and @held, the content that
+ * @ops read, of @held_bytes. */
+FileJob *file_job_new_held (const TreeEntry *e, XattrList *xattrs, const ContentOps *ops,
+                            gpointer held, GDestroyNotify held_free, gsize held_bytes);
 void file_job_free (FileJob *job);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (FileJob, file_job_free)
 void tree_writer_start_workers (TreeWriter *w);

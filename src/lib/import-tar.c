@@ -5,6 +5,7 @@
 
 #include "import-private.h"
 #include "errors.h"
+#include "fsutil.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -28,30 +29,61 @@
  * written while hashed and replaced by a link if they turn out equal. */
 #define TAR_HOLD_MAX (16 * 1024 * 1024)
 
+/* Regular files up to this size are read ahead into memory and written by
+ * the workers, while this thread goes on reading the stream; larger ones
+ * are written here, straight from libarchive's buffers. */
+#define TAR_JOB_MAX (4 * 1024 * 1024)
+
 typedef struct
 {
   int64_t offset;
   size_t len;
 } Extent;
 
+/* An entry's data in memory (the bytes at their offsets; the gaps are
+ * never touched) and where its data blocks are, so that writing it keeps
+ * the holes. */
+typedef struct
+{
+  guint8 *data;
+  gsize capacity;
+  GArray *extents; /* Extent */
+} TarHeld;
+
+static void
+tar_held_init (TarHeld *h)
+{
+  *h = (TarHeld){ .extents = g_array_new (FALSE, FALSE, sizeof (Extent)) };
+}
+
+static void
+tar_held_clear (TarHeld *h)
+{
+  g_clear_pointer (&h->data, g_free);
+  g_clear_pointer (&h->extents, g_array_unref);
+}
+
+static void
+tar_held_free (gpointer p)
+{
+  tar_held_clear (p);
+  g_free (p);
+}
+
 typedef struct
 {
   struct archive *archive;
   const char *image_path;
   TreeWriter *w;
-  /* The entry's data held in memory by tar_hash() (zeros in the holes),
-   * and where its data blocks are, so that writing it keeps the holes. */
-  guint8 *hold;
-  gsize hold_size;
-  GArray *hold_extents; /* Extent */
+  /* The entry held by tar_hash(), when held is set. */
+  TarHeld hold;
   gboolean held;
 } TarSource;
 
 static void
 tar_source_clear (TarSource *src)
 {
-  g_clear_pointer (&src->hold, g_free);
-  g_clear_pointer (&src->hold_extents, g_array_unref);
+  tar_held_clear (&src->hold);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TarSource, tar_source_clear)
 
@@ -94,29 +126,60 @@ tar_next_block (TarSource *src, const void **ret_buf, size_t *ret_len, guint64 *
  * 16 MiB costs its data, not a 16 MiB pass). Extents out of order (never
  * seen from libarchive) are laid out in a zeroed copy first. */
 static void
-tar_hash_held (TarSource *src, guint64 size, ContentHash *hash)
+tar_held_hash (const TarHeld *h, guint64 size, ContentHash *hash)
 {
   guint64 pos = 0;
-  for (guint i = 0; i < src->hold_extents->len; i++)
+  for (guint i = 0; i < h->extents->len; i++)
     {
-      const Extent *x = &g_array_index (src->hold_extents, Extent, i);
+      const Extent *x = &g_array_index (h->extents, Extent, i);
       if ((guint64)x->offset < pos)
         {
           g_autofree guint8 *flat = g_malloc0 (size);
-          for (guint j = 0; j < src->hold_extents->len; j++)
+          for (guint j = 0; j < h->extents->len; j++)
             {
-              const Extent *y = &g_array_index (src->hold_extents, Extent, j);
-              memcpy (flat + y->offset, src->hold + y->offset, y->len);
+              const Extent *y = &g_array_index (h->extents, Extent, j);
+              memcpy (flat + y->offset, h->data + y->offset, y->len);
             }
           content_hash_reset (hash);
           content_hash_update (hash, flat, size);
           return;
         }
       content_hash_zeros (hash, x->offset - pos);
-      content_hash_update (hash, src->hold + x->offset, x->len);
+      content_hash_update (hash, h->data + x->offset, x->len);
       pos = x->offset + x->len;
     }
   content_hash_zeros (hash, size - pos);
+}
+
+/* Reads the current entry's data (@size bytes at most: data beyond the
+ * size is cut off, as set_size() does for a written file) into @h. */
+static gboolean
+tar_held_read (TarSource *src, TarHeld *h, guint64 size, GError **error)
+{
+  if (h->capacity < size)
+    {
+      g_free (h->data);
+      h->data = g_malloc (size);
+      h->capacity = size;
+    }
+  g_array_set_size (h->extents, 0);
+  for (;;)
+    {
+      const void *buf;
+      size_t len;
+      guint64 offset;
+      gboolean eof;
+      if (!tar_next_block (src, &buf, &len, &offset, &eof, error))
+        return FALSE;
+      if (eof)
+        return TRUE;
+      if (offset >= size)
+        continue;
+      len = MIN (len, size - offset);
+      memcpy (h->data + offset, buf, len);
+      Extent x = { offset, len };
+      g_array_append_val (h->extents, x);
+    }
 }
 
 /* Reads the entry's data into memory and hashes it, if it is small enough
@@ -130,32 +193,9 @@ tar_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GE
       *ret_kept = FALSE;
       return TRUE;
     }
-  if (src->hold_size < size)
-    {
-      g_free (src->hold);
-      src->hold = g_malloc (size);
-      src->hold_size = size;
-    }
-  g_array_set_size (src->hold_extents, 0);
-  for (;;)
-    {
-      const void *buf;
-      size_t len;
-      guint64 offset;
-      gboolean eof;
-      if (!tar_next_block (src, &buf, &len, &offset, &eof, error))
-        return FALSE;
-      if (eof)
-        break;
-      /* Data beyond the size is cut off, as tar_copy_content()'s truncate does. */
-      if (offset >= size)
-        continue;
-      len = MIN (len, size - offset);
-      memcpy (src->hold + offset, buf, len);
-      Extent x = { offset, len };
-      g_array_append_val (src->hold_extents, x);
-    }
-  tar_hash_held (src, size, hash);
+  if (!tar_held_read (src, &src->hold, size, error))
+    return FALSE;
+  tar_held_hash (&src->hold, size, hash);
   src->held = TRUE;
   *ret_kept = TRUE;
   return TRUE;
@@ -173,6 +213,38 @@ set_size (int fd, guint64 end, guint64 size, GError **error)
   return TRUE;
 }
 
+static gboolean
+tar_held_write (const TarHeld *h, int fd, guint64 size, guint64 *bytes, GError **error)
+{
+  guint64 end = 0;
+  for (guint i = 0; i < h->extents->len; i++)
+    {
+      const Extent *x = &g_array_index (h->extents, Extent, i);
+      if (!import_pwrite_all (fd, h->data + x->offset, x->len, x->offset))
+        return throw_errno (error, "writing");
+      *bytes += x->len;
+      end = MAX (end, x->offset + x->len);
+    }
+  return set_size (fd, end, size, error);
+}
+
+/* The content of an entry read ahead for a worker: a TarHeld of its own. */
+static gboolean
+job_hash (gpointer data, guint64 size, ContentHash *hash, gboolean *ret_kept, GError **error)
+{
+  tar_held_hash (data, size, hash);
+  *ret_kept = TRUE;
+  return TRUE;
+}
+
+static gboolean
+job_write (gpointer data, int fd, guint64 size, ContentHash *hash, guint64 *bytes, GError **error)
+{
+  if (hash != NULL)
+    tar_held_hash (data, size, hash);
+  return tar_held_write (data, fd, size, bytes, error);
+}
+
 /* libarchive hands out the data blocks of an entry with their offsets; a
  * sparse entry's holes are the gaps between them, so writing each block at its
  * offset and truncating to the full size leaves holes as holes. The hash is
@@ -186,16 +258,7 @@ tar_copy_content (gpointer data, int fd, guint64 size, ContentHash *hash, guint6
   if (src->held)
     {
       src->held = FALSE;
-      guint64 end = 0;
-      for (guint i = 0; i < src->hold_extents->len; i++)
-        {
-          const Extent *x = &g_array_index (src->hold_extents, Extent, i);
-          if (!import_pwrite_all (fd, src->hold + x->offset, x->len, x->offset))
-            return throw_errno (error, "writing");
-          *bytes += x->len;
-          end = MAX (end, x->offset + x->len);
-        }
-      return set_size (fd, end, size, error);
+      return tar_held_write (&src->hold, fd, size, bytes, error);
     }
 
   guint64 hashed = 0, end = 0;
@@ -236,6 +299,31 @@ tar_copy_content (gpointer data, int fd, guint64 size, ContentHash *hash, guint6
       return file_writer_hash_fd (&src->w->main, fd, size, hash, error);
     }
   return TRUE;
+}
+
+/* Reads a small regular file's data now and hands the entry to the
+ * workers (through the writer, which checks it first), with copies of what
+ * lives only until the next header. The workers write it, hashed, while
+ * this thread reads on: both cores work on a tar image too. */
+static gboolean
+submit_tar_job (TreeWriter *w, TarSource *src, const char *path, const TreeEntry *e, GError **error)
+{
+  TarHeld *held = g_new (TarHeld, 1);
+  tar_held_init (held);
+  if (!tar_held_read (src, held, e->size, error))
+    {
+      tar_held_free (held);
+      g_autofree char *escaped = import_escape_name (path);
+      return prefix_error (error, "image entry \"%s\": ", escaped);
+    }
+  XattrList xattrs;
+  xattr_list_init (&xattrs);
+  for (guint i = 0; i < e->n_xattrs; i++)
+    xattr_list_add (&xattrs, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].len);
+  static const ContentOps job_ops = { job_hash, job_write };
+  FileJob *job = file_job_new_held (e, &xattrs, &job_ops, held, tar_held_free, e->size);
+  xattr_list_clear (&xattrs);
+  return tree_writer_add (w, path, &job->e, job, error);
 }
 
 static gboolean
@@ -332,6 +420,8 @@ import_tar_entry (TreeWriter *w, TarSource *src, struct archive_entry *entry, GE
   e.xattrs = (const XattrRef *)xattrs->data;
   e.n_xattrs = xattrs->len;
 
+  if (e.content != NULL && e.hardlink_target == NULL && e.size <= TAR_JOB_MAX && w->n_workers > 0)
+    return submit_tar_job (w, src, path, &e, error);
   return tree_writer_add (w, path, &e, NULL, error);
 }
 
@@ -346,8 +436,8 @@ import_tar_entries (TreeWriter *w, int image_fd, const char *image_path, GError 
     .archive = a,
     .image_path = image_path,
     .w = w,
-    .hold_extents = g_array_new (FALSE, FALSE, sizeof (Extent)),
   };
+  tar_held_init (&src.hold);
   if (archive_read_support_filter_all (a) != ARCHIVE_OK
       || archive_read_support_format_tar (a) != ARCHIVE_OK)
     return throw_archive (error, &src);
@@ -363,6 +453,7 @@ import_tar_entries (TreeWriter *w, int image_fd, const char *image_path, GError 
       return throw_archive (error, &src);
     }
 
+  tree_writer_start_workers (w);
   for (;;)
     {
       struct archive_entry *entry;

@@ -25,11 +25,33 @@ file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *
   return job;
 }
 
+FileJob *
+file_job_new_held (const TreeEntry *e, XattrList *xattrs, const ContentOps *ops, gpointer held,
+                   GDestroyNotify held_free, gsize held_bytes)
+{
+  FileJob *job = g_new0 (FileJob, 1);
+  job->e = *e;
+  job->xattrs = *xattrs;
+  xattr_list_init (xattrs);
+  job->e.xattrs = (const XattrRef *)job->xattrs.refs->data;
+  job->e.n_xattrs = job->xattrs.refs->len;
+  job->e.content = ops;
+  job->e.content_data = held;
+  job->held = held;
+  job->held_free = held_free;
+  job->held_bytes = held_bytes;
+  job->copy.fd = -1;
+  job->parent_fd = -1;
+  return job;
+}
+
 void
 file_job_free (FileJob *job)
 {
   if (job == NULL)
     return;
+  if (job->held_free != NULL)
+    job->held_free (job->held);
   if (job->copy.fd >= 0)
     (void)close (job->copy.fd); /* read-only fd: nothing to report */
   if (job->parent_fd >= 0)
@@ -64,8 +86,10 @@ file_worker (gpointer data)
           ok = tree_writer_write_regular_file (w, &fw, job->parent_fd, job->name, job->key,
                                                job->path, &job->e, &local_error);
         }
+      gsize held_bytes = job->held_bytes;
       file_job_free (job);
       g_mutex_lock (&w->lock);
+      w->pending_held_bytes -= held_bytes;
       if (!ok && w->job_error == NULL)
         {
           w->job_error = g_steal_pointer (&local_error);
@@ -137,7 +161,8 @@ tree_writer_stop_workers (TreeWriter *w, gboolean abandon, GError **error)
 }
 
 /* Hands @job (consumed) to the workers, to be written as @name below
- * @parent_fd. Waits while IMPORT_MAX_PENDING jobs are queued. */
+ * @parent_fd. Waits while IMPORT_MAX_PENDING jobs are queued, or while
+ * its held content would take the queue's above IMPORT_MAX_HELD_BYTES. */
 gboolean
 tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name, const char *key,
                     const char *path, GError **error)
@@ -152,11 +177,16 @@ tree_writer_submit (TreeWriter *w, FileJob *job, int parent_fd, const char *name
   owned->path = g_strdup (path);
 
   g_mutex_lock (&w->lock);
-  while (w->pending >= IMPORT_MAX_PENDING && w->job_error == NULL)
+  while ((w->pending >= IMPORT_MAX_PENDING
+          || (w->pending > 0 && w->pending_held_bytes + owned->held_bytes > IMPORT_MAX_HELD_BYTES))
+         && w->job_error == NULL)
     g_cond_wait (&w->job_done, &w->lock);
   gboolean failed = w->job_error != NULL;
   if (!failed)
-    w->pending++;
+    {
+      w->pending++;
+      w->pending_held_bytes += owned->held_bytes;
+    }
   g_mutex_unlock (&w->lock);
   if (failed)
     return tree_writer_drain (w, error);
