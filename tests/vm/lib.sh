@@ -65,8 +65,12 @@
 #                            "$(vm_root_mount)/..." or copy it with vm_install.
 #
 # ---- a stagehand sysroot as the root disk (booting into a deployment) -------
-# vm_os_image DIR VERSION    a bootable OS image tree (the guest's root with
-#                            this build installed and its own initramfs)
+# vm_os_image DIR VERSION [initramfs-tools|dracut]
+#                            a bootable OS image tree (the guest's root with
+#                            this build installed and its own initramfs, made
+#                            by its mkinitramfs or, replacing it, by dracut);
+#                            $VM_WORK/initramfs-contents.txt lists that
+#                            initramfs (lsinitramfs, lsinitrd)
 # vm_sysroot_create [FS]     the root disk becomes an empty sysroot disk, the
 #                            boot disk an empty FS (ext4) disk
 # vm_sysroot_deploy IMAGE    host side: init + deploy IMAGE onto them
@@ -502,30 +506,47 @@ vm_systemctl() {
   systemctl --root="$VM_MOUNTED_ROOT" "$@"
 }
 
-# vm__stamp_initrd INITRD VERSION: INITRD with a stamp archive appended, on
-# stdout.  The kernel unpacks concatenated cpio archives, so appending one
-# keeps the initramfs bootable while giving each version its own boot
-# checksum.  An uncompressed archive is only recognised at a 4-byte aligned
-# offset: after the (compressed) initrd the kernel skips zero bytes, and
-# without them it reports "Initramfs unpacking failed: invalid magic" and
-# drops the rest.  The stamp is a conf.d file, which initramfs-tools' init
-# sources early (with /dev mounted): it says in the kernel log which image
-# booted, so the host can check that the appended archive really was
-# unpacked (vm_booted_image_version).
+# vm__stamp_initrd INITRD VERSION [HOW]: INITRD with a stamp archive
+# appended, on stdout.  The kernel unpacks concatenated cpio archives, so
+# appending one keeps the initramfs bootable while giving each version its
+# own boot checksum.  An uncompressed archive is only recognised at a 4-byte
+# aligned offset: after the (compressed) initrd the kernel skips zero bytes,
+# and without them it reports "Initramfs unpacking failed: invalid magic"
+# and drops the rest.  The stamp says in the kernel log which image booted,
+# so the host can check that the appended archive really was unpacked
+# (vm_booted_image_version).  For initramfs-tools it is a conf.d file, which
+# init sources early (with /dev mounted); HOW=dracut makes it a unit of the
+# initrd's systemd instead, pulled in by sysinit.target.
 vm__stamp_initrd() {
-  local initrd=$1 version=$2 how=${3:-} stamp
+  local initrd=$1 version=$2 how=${3:-} stamp msg
   stamp=$(mktemp -d)
-  mkdir -p "$stamp/conf/conf.d"
-  printf 'echo "<5>stagehand-vm-image: IMAGE_VERSION=%s" >/dev/kmsg 2>/dev/null || true\n' "$version" \
-    >"$stamp/conf/conf.d/stagehand-vm-image"
-  # A broken image: its init exits right after the stamp, and the kernel
-  # panics ("Attempted to kill init"); with panic=-1 it reboots at once.
-  [ "$how" != panic ] || printf 'echo "<2>stagehand-vm-image: init of IMAGE_VERSION=%s exits" >/dev/kmsg\nexit 1\n' \
-    "$version" >>"$stamp/conf/conf.d/stagehand-vm-image"
+  msg="<5>stagehand-vm-image: IMAGE_VERSION=$version"
+  if [ "$how" = dracut ]; then
+    mkdir -p "$stamp/etc/systemd/system/sysinit.target.wants"
+    cat >"$stamp/etc/systemd/system/stagehand-vm-image.service" <<EOF
+[Unit]
+Description=stagehand VM harness: name the image in the kernel log
+DefaultDependencies=no
+ConditionPathExists=/etc/initrd-release
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'echo "$msg" >/dev/kmsg'
+EOF
+    ln -s ../stagehand-vm-image.service "$stamp/etc/systemd/system/sysinit.target.wants/"
+  else
+    mkdir -p "$stamp/conf/conf.d"
+    printf 'echo "%s" >/dev/kmsg 2>/dev/null || true\n' "$msg" >"$stamp/conf/conf.d/stagehand-vm-image"
+    # A broken image: its init exits right after the stamp, and the kernel
+    # panics ("Attempted to kill init"); with panic=-1 it reboots at once.
+    [ "$how" != panic ] || printf 'echo "<2>stagehand-vm-image: init of IMAGE_VERSION=%s exits" >/dev/kmsg\nexit 1\n' \
+      "$version" >>"$stamp/conf/conf.d/stagehand-vm-image"
+  fi
   cat "$initrd"
   head -c $(( (4 - $(stat -c %s "$initrd") % 4) % 4 )) /dev/zero
-  (cd "$stamp" && printf 'conf\nconf/conf.d\nconf/conf.d/stagehand-vm-image\n' \
-    | cpio --quiet -o -H newc --reproducible)
+  # Parents before their children: the kernel creates what it unpacks in
+  # archive order.
+  (cd "$stamp" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible)
   rm -rf "$stamp"
 }
 
@@ -566,19 +587,31 @@ vm_first_install() {
 
 # ---- a stagehand sysroot as the root disk -------------------------------------------
 
-# vm_os_image DIR VERSION: a whole bootable OS image at DIR, as an image
-# builder makes one: the guest's root filesystem with this stagehand build
-# installed, os "shtest" VERSION in os-release, /usr/share/stagehand-vm/
-# image-version, and an initramfs made by the image's own mkinitramfs (so it
-# runs stagehand's root setup) plus the image stamp (vm__stamp_initrd).  The
-# fstab has no / line (the deployment is mounted read-only by the root
-# setup, and remounting / from fstab would make it writable) and a tmpfs
-# on /tmp.  A second call for another VERSION copies the first image and
+# vm_os_image DIR VERSION [GENERATOR]: a whole bootable OS image at DIR, as
+# an image builder makes one: the guest's root filesystem with this
+# stagehand build installed, os "shtest" VERSION in os-release,
+# /usr/share/stagehand-vm/image-version, and an initramfs made by the
+# image's own generator (so it runs stagehand's root setup) plus the image
+# stamp (vm__stamp_initrd).  GENERATOR is initramfs-tools (the default: the
+# guest's own mkinitramfs) or dracut (the guest's initramfs-tools replaced
+# by Debian's dracut, from the packages build-guest keeps, installed before
+# stagehand, as on a dracut system).  What the generator's own lister
+# (lsinitramfs, lsinitrd) says the initramfs holds is in
+# $VM_WORK/initramfs-contents.txt, its output in $VM_WORK/GENERATOR.log.
+# The fstab has no / line (the deployment is mounted read-only by the root
+# setup, and remounting / from fstab would make it writable) and a tmpfs on
+# /tmp.  A second call for another VERSION copies the first image and
 # changes only what differs.
 vm_os_image() {
-  local dir=$1 version=$2 mnt=$VM_WORK/mnt/guest kdir m rc
+  local dir=$1 version=$2 generator=${3:-initramfs-tools} mnt=$VM_WORK/mnt/guest kdir rc
   kdir=usr/lib/modules/$VM_KVER
+  case $generator in
+    initramfs-tools | dracut) ;;
+    *) vm_bail "vm_os_image: unknown initramfs generator '$generator'" ;;
+  esac
   if [ -n "${VM__OS_IMAGE_BASE:-}" ]; then
+    [ "$generator" = "$VM__OS_IMAGE_GENERATOR" ] \
+      || vm_bail "vm_os_image: $VM__OS_IMAGE_BASE was made with $VM__OS_IMAGE_GENERATOR, not $generator"
     cp -a "$VM__OS_IMAGE_BASE" "$dir" || vm_bail "vm_os_image: copying $VM__OS_IMAGE_BASE failed"
   else
     mkdir -p "$mnt" "$dir"
@@ -587,6 +620,7 @@ vm_os_image() {
     rc=$?
     umount "$mnt"
     [ "$rc" = 0 ] || vm_bail "vm_os_image: copying the guest tree failed"
+    [ "$generator" != dracut ] || vm__image_install_dracut "$dir"
     vm__install_into "$dir"
     vm_install_guest_runtime "$dir"
     # What an image build does besides installing (README, "Debian package").
@@ -594,26 +628,95 @@ vm_os_image() {
       || vm_bail "vm_os_image: systemctl --root enable stagehand-boot-complete.service failed"
     sed -i '/^LABEL=SHROOT[[:space:]]/d' "$dir/etc/fstab"
     echo 'tmpfs  /tmp  tmpfs  mode=1777,nosuid,nodev  0 0' >>"$dir/etc/fstab"
-    # The image's own mkinitramfs, with its hooks (stagehand's among them).
-    for m in proc sys dev; do
-      mount --bind "/$m" "$dir/$m" || vm_bail "vm_os_image: cannot bind /$m into the image"
-    done
-    cp "$dir/$kdir/config" "$dir/boot/config-$VM_KVER"
-    # The guest masks udev's 80-drivers.rules (build-guest), and
-    # mkinitramfs copies that mask in: load the disk drivers by name.
-    printf '%s\n' virtio_pci virtio_blk >>"$dir/etc/initramfs-tools/modules"
-    chroot "$dir" mkinitramfs -o "/$kdir/initramfs.img.base" "$VM_KVER" >"$VM_WORK/mkinitramfs.log" 2>&1
-    rc=$?
-    rm -f "$dir/boot/config-$VM_KVER"
-    for m in dev sys proc; do umount "$dir/$m"; done
-    [ "$rc" = 0 ] || vm_bail "mkinitramfs in the image failed: $(tail -n 20 "$VM_WORK/mkinitramfs.log")"
+    vm__image_initramfs "$dir" "$generator"
     VM__OS_IMAGE_BASE=$dir
+    VM__OS_IMAGE_GENERATOR=$generator
   fi
   mkdir -p "$dir/usr/share/stagehand-vm"
   echo "$version" >"$dir/usr/share/stagehand-vm/image-version"
   printf '%s\n' 'NAME="stagehand test OS"' ID=shtest "VERSION_ID=$version" "VERSION=\"$version\"" \
     "PRETTY_NAME=\"stagehand test OS $version\"" >"$dir/usr/lib/os-release"
-  vm__stamp_initrd "$dir/$kdir/initramfs.img.base" "$version" >"$dir/$kdir/initramfs.img"
+  vm__stamp_initrd "$dir/$kdir/initramfs.img.base" "$version" "${generator/initramfs-tools/}" \
+    >"$dir/$kdir/initramfs.img"
+}
+
+# vm__image_chroot DIR LOG CMD...: run CMD chrooted into the image tree DIR
+# with the host's /proc, /sys and /dev bound in (the generators read them),
+# its output appended to LOG; the binds are undone whatever CMD does.  (A
+# test that dies in between loses them with its private mount namespace.)
+vm__image_chroot() {
+  local dir=$1 log=$2 m rc=0 bound=()
+  shift 2
+  for m in proc sys dev; do
+    mount --bind "/$m" "$dir/$m" || { rc=1; echo "cannot bind /$m into $dir" >>"$log"; break; }
+    bound=("$m" "${bound[@]}")
+  done
+  if [ "$rc" = 0 ]; then
+    chroot "$dir" "$@" >>"$log" 2>&1
+    rc=$?
+  fi
+  for m in "${bound[@]}"; do
+    umount "$dir/$m" || { rc=1; echo "cannot unmount $dir/$m" >>"$log"; }
+  done
+  return "$rc"
+}
+
+# Replace the image's initramfs-tools with dracut: apt, offline, from the
+# packages build-guest fetched with the guest (dracut Conflicts with
+# initramfs-tools, so apt removes it, and autoremove what only it needed,
+# mkinitramfs among them).
+vm__image_install_dracut() {
+  local dir=$1 debs=/var/cache/stagehand-vm-dracut log=$VM_WORK/dracut-install.log
+  compgen -G "$VM_GUEST/dracut-debs/dracut_*.deb" >/dev/null \
+    || vm_bail "vm_os_image: no dracut package in $VM_GUEST/dracut-debs (tests/vm/build-guest keeps them)"
+  mkdir -p "$dir$debs"
+  cp "$VM_GUEST"/dracut-debs/*.deb "$dir$debs/"
+  vm__image_chroot "$dir" "$log" sh -c "export DEBIAN_FRONTEND=noninteractive
+      apt-get install --yes --no-install-recommends -o Dpkg::Options::=--force-unsafe-io $debs/*.deb &&
+      apt-get autoremove --yes --purge -o Dpkg::Options::=--force-unsafe-io" \
+    || vm_bail "vm_os_image: installing dracut into the image failed: $(tail -n 20 "$log")"
+  rm -rf "${dir:?}$debs"
+  [ -x "$dir/usr/bin/dracut" ] && [ ! -e "$dir/usr/sbin/mkinitramfs" ] \
+    || vm_bail "vm_os_image: after installing dracut the image should have dracut and no mkinitramfs"
+}
+
+# The image's own initramfs, made by GENERATOR in a chroot, with its hooks
+# and modules (stagehand's among them), as initramfs.img.base beside the
+# kernel.  The guest masks udev's 80-drivers.rules (build-guest), which
+# mkinitramfs copies in: it loads the disk drivers by name.  dracut is not
+# host-only (the host is not the machine), so it copies no rules from /etc
+# and its udev loads the drivers; it gets only the disk drivers and ext4
+# instead of every driver and filesystem, and none of the modules for
+# storage this machine does not have (dm, crypt, nvdimm, ...; "qemu" is
+# the IDE and SCSI drivers of a VM), since every byte is decompressed and
+# every unit started under emulation on every boot (omitting them took 3 to
+# 11 s off each of test 32's boots; the image went from 15 to 12 MiB).
+# Otherwise which dracut modules are in is dracut's own choice: stagehand's
+# is there because it includes itself, as it would for an image builder.
+vm__image_initramfs() {
+  local dir=$1 generator=$2 out log=$VM_WORK/$2.log list rc
+  out=/usr/lib/modules/$VM_KVER/initramfs.img.base
+  case $generator in
+    initramfs-tools)
+      cp "$dir/usr/lib/modules/$VM_KVER/config" "$dir/boot/config-$VM_KVER"
+      printf '%s\n' virtio_pci virtio_blk >>"$dir/etc/initramfs-tools/modules"
+      vm__image_chroot "$dir" "$log" mkinitramfs -o "$out" "$VM_KVER"
+      rc=$?
+      rm -f "$dir/boot/config-$VM_KVER"
+      list=lsinitramfs
+      ;;
+    dracut)
+      vm__image_chroot "$dir" "$log" dracut --force --no-hostonly --kver "$VM_KVER" \
+        --drivers "virtio_pci virtio_blk" --filesystems ext4 \
+        --omit "crypt dm lunmask nvdimm overlay-root qemu resume virtiofs" --compress "zstd -q -3 -T0" "$out"
+      rc=$?
+      list=lsinitrd
+      ;;
+  esac
+  [ "$rc" = 0 ] || vm_bail "$generator in the image failed: $(tail -n 20 "$log")"
+  rm -f "$VM_WORK/initramfs-contents.txt"
+  vm__image_chroot "$dir" "$VM_WORK/initramfs-contents.txt" "$list" "$out" \
+    || vm_bail "$list of the image's initramfs failed: $(tail -n 20 "$VM_WORK/initramfs-contents.txt")"
 }
 
 # vm_sysroot_create [FS]: make the root disk an empty ext4 (label SHROOT)
@@ -739,8 +842,13 @@ vm_stagehand() {
 
 # ---- booting ----------------------------------------------------------------------
 
+# A boot that fails in the initramfs reboots (qemu's -no-reboot then ends
+# the run) rather than wait for a person at a shell: panic=-1 for
+# initramfs-tools' panic, rd.shell=0 rd.emergency=reboot for dracut's
+# emergency target (without rd.emergency it halts, and qemu runs on to the
+# timeout).  Only dracut reads rd.*.
 vm__harness_args() { # SCRIPT
-  echo "console=ttyS0 panic=-1" \
+  echo "console=ttyS0 panic=-1 rd.shell=0 rd.emergency=reboot" \
     "systemd.run=$VM_GUEST_LIBDIR/run" \
     "systemd.run_success_action=poweroff systemd.run_failure_action=poweroff" \
     "stagehand_vm.boot=$VM_BOOT_N stagehand_vm.script=$1"
@@ -1028,6 +1136,8 @@ vm_journal() {
 
 # MESSAGE_IDs: systemd's (sd-messages.h, systemd 252) and stagehand's
 # (src/lib/journal.h).
+VM_MSG_UNIT_STARTING=7d4958e842da4a758f6c1cdc7b36dcc5
+VM_MSG_UNIT_STARTED=39f53479d3a045ac8e11786248231fbf
 VM_MSG_UNIT_STOPPING=de5b426a63be47a7b6ac3eaac82e2f6f
 VM_MSG_UNIT_STOPPED=9d1aaa27d60140bd96365438aad20286
 VM_MSG_UNIT_SUCCESS=7ad2d189f7e94e70a38c781354912448
