@@ -63,6 +63,16 @@ file_job_free (FileJob *job)
   g_free (job);
 }
 
+/* STAGEHAND_DEBUG_IMPORT_ONE_THREAD=1: no workers and no flusher, the
+ * whole import on the calling thread. For the fault-injection sweeps
+ * (tests/lib/fault-lib.sh): strace counts calls per thread, and only a
+ * single-threaded import has the same Nth call in every run. */
+static gboolean
+import_on_one_thread (void)
+{
+  return g_strcmp0 (g_getenv ("STAGEHAND_DEBUG_IMPORT_ONE_THREAD"), "1") == 0;
+}
+
 /* What a worker pops to stop. */
 static FileJob stop_job;
 
@@ -111,6 +121,8 @@ file_worker (gpointer data)
 void
 tree_writer_start_workers (TreeWriter *w)
 {
+  if (import_on_one_thread ())
+    return;
   w->jobs = g_async_queue_new ();
   for (guint i = 0; i < IMPORT_WORKERS; i++)
     {
@@ -223,6 +235,8 @@ flusher (gpointer data)
 void
 tree_writer_start_writeback (TreeWriter *w)
 {
+  if (import_on_one_thread ())
+    return;
   w->flush_fds = g_async_queue_new ();
   w->flusher = g_thread_new ("import-flush", flusher, w);
 }

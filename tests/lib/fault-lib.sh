@@ -113,10 +113,15 @@ thaw_dir() {
 
 . "$FAULT_LIB_DIR/test-image.sh"
 
-# make_tar_image TAR VERSION: make_test_image as a tar archive. Tar images are
-# imported by one thread (directory images by several), which the
-# fault-injection tests need: strace counts calls per thread, so only a
-# single-threaded run has a deterministic Nth call.
+# The fault-injection tests need an import on one thread: strace counts
+# calls per thread, so only a single-threaded run has a deterministic Nth
+# call. An import has two workers and a flusher; this turns them off (the
+# import then runs the same code on the calling thread, as it would with no
+# second core). Worker failures have tests of their own
+# (tests/unit/test-image-import-refuses.c, "a worker's failure").
+export STAGEHAND_DEBUG_IMPORT_ONE_THREAD=1
+
+# make_tar_image TAR VERSION: make_test_image as a tar archive.
 make_tar_image() {
   local tar=$1 version=$2
   make_test_image "$tar.d" "$version"

@@ -21,8 +21,8 @@
 # expected end state, exactly the expected deployments and no `.*-tmp-*`
 # name anywhere under the sysroot and boot.
 #
-# The images are tar archives: their import runs in one thread, and strace
-# counts calls per thread (a directory image is imported by several).
+# The import runs on one thread (fault-lib.sh sets
+# STAGEHAND_DEBUG_IMPORT_ONE_THREAD): strace counts calls per thread.
 #
 # Privileged only because of its run time (CI runs this suite as root); the
 # sysroots are plain temp directories on local disk. Points run in parallel

@@ -10,8 +10,11 @@
 #include "image-import.h"
 #include "import-fixtures.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -326,6 +329,56 @@ test_truncated_tar_leaves_nothing (Tmp *t, gconstpointer data)
   g_assert_false (exists_at (t->dfd, "deploy"));
 }
 
+/* A file the workers write fails (here: larger than RLIMIT_FSIZE allows,
+ * so its pwrite gets EFBIG) among files that succeed: the import fails
+ * with that entry named and removes the tree, from a directory and from a
+ * tar image alike (both hand their regular files to the workers). */
+static void
+test_worker_failure_fails_the_import (Tmp *t, gconstpointer data)
+{
+  gboolean tar = data != NULL;
+  g_assert_no_errno (mkdirat (t->dfd, "image", 0755));
+  int dfd = open_dir_at (t->dfd, "image");
+  char small[4096];
+  memset (small, 's', sizeof small);
+  for (guint i = 0; i < 64; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("small-%02u", i);
+      write_at (dfd, name, small, sizeof small);
+      if (i == 32)
+        {
+          g_autofree char *big = g_malloc (256 * 1024);
+          memset (big, 'b', 256 * 1024);
+          write_at (dfd, "big", big, 256 * 1024);
+        }
+    }
+  close (dfd);
+  g_autofree char *image = tmp_file (t, "image");
+  if (tar)
+    image = make_tar (t, image, "image.tar", "");
+
+  struct rlimit old_limit, limit;
+  g_assert_no_errno (getrlimit (RLIMIT_FSIZE, &old_limit));
+  limit = old_limit;
+  limit.rlim_cur = 128 * 1024;
+  void (*old_handler) (int) = signal (SIGXFSZ, SIG_IGN);
+  g_assert_no_errno (setrlimit (RLIMIT_FSIZE, &limit));
+  g_autoptr (GError) error = NULL;
+  gboolean ok = image_import (image, t->dfd, "deploy", NULL, &error);
+  g_assert_no_errno (setrlimit (RLIMIT_FSIZE, &old_limit));
+  signal (SIGXFSZ, old_handler);
+
+  g_assert_false (ok);
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  /* tar names entries as stored: "./big". */
+  g_assert_true (
+      g_str_has_prefix (error->message, tar ? "image entry \"./big\": " : "image entry \"big\": "));
+  g_autofree char *reason = g_strdup_printf (": %s", g_strerror (EFBIG));
+  g_assert_true (g_str_has_suffix (error->message, reason));
+  g_assert_false (exists_at (t->dfd, "deploy"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -353,6 +406,10 @@ main (int argc, char **argv)
               tmp_teardown);
   g_test_add ("/import/names-non-archive-file", Tmp, NULL, tmp_setup, test_names_non_archive_file,
               tmp_teardown);
+  g_test_add ("/import/directory/worker-failure-fails-the-import", Tmp, NULL, tmp_setup,
+              test_worker_failure_fails_the_import, tmp_teardown);
+  g_test_add ("/import/tar/worker-failure-fails-the-import", Tmp, "tar", tmp_setup,
+              test_worker_failure_fails_the_import, tmp_teardown);
   g_test_add ("/import/tar/truncated-archive-leaves-nothing", Tmp, NULL, tmp_setup,
               test_truncated_tar_leaves_nothing, tmp_teardown);
   return g_test_run ();
