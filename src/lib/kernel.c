@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -154,14 +155,22 @@ kernel_find (int tree_dfd, KernelInfo **ret_info, GError **error)
   return TRUE;
 }
 
-/* The SHA-256 of one file's bytes, as 64 hex digits. */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EVP_MD_CTX, EVP_MD_CTX_free)
+
+/* The SHA-256 of one file's bytes, as 64 hex digits. OpenSSL's, not
+ * GChecksum's: it uses the CPU's SHA extensions where there are some, and
+ * a first deployment hashes its 30 MB of kernel and initramfs here. On
+ * the benchmark's 2-core VM: 26 ms against GChecksum's 88 ms, a tenth of
+ * the whole stage (README, "Performance"). */
 static gboolean
 checksum_file (int dfd, const char *path, char **ret_hex, GError **error)
 {
   autofd fd = fs_open_beneath (dfd, path, O_RDONLY | O_NOCTTY);
   if (fd < 0)
     return throw_errno (error, "opening %s", path);
-  g_autoptr (GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autoptr (EVP_MD_CTX) ctx = EVP_MD_CTX_new ();
+  if (ctx == NULL || EVP_DigestInit_ex (ctx, EVP_sha256 (), NULL) != 1)
+    return throw_error (error, STAGEHAND_ERROR_FAILED, "hashing %s: cannot set up SHA-256", path);
   g_autofree guint8 *buf = g_malloc (1 << 20);
   for (;;)
     {
@@ -172,9 +181,17 @@ checksum_file (int dfd, const char *path, char **ret_hex, GError **error)
         return throw_errno (error, "reading %s", path);
       if (n == 0)
         break;
-      g_checksum_update (checksum, buf, n);
+      if (EVP_DigestUpdate (ctx, buf, n) != 1)
+        return throw_error (error, STAGEHAND_ERROR_FAILED, "hashing %s: SHA-256 failed", path);
     }
-  *ret_hex = g_strdup (g_checksum_get_string (checksum));
+  guint8 digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex (ctx, digest, &len) != 1 || len != 32)
+    return throw_error (error, STAGEHAND_ERROR_FAILED, "hashing %s: SHA-256 failed", path);
+  char *hex = g_malloc (2 * len + 1);
+  for (unsigned int i = 0; i < len; i++)
+    g_snprintf (hex + 2 * i, 3, "%02x", digest[i]);
+  *ret_hex = hex;
   return TRUE;
 }
 
