@@ -67,4 +67,11 @@ gboolean image_import_with_manifest (const char *image_path, int dest_parent_dfd
                                      const char *dest_name, const ImportOptions *options,
                                      Manifest **ret_manifest, GError **error);
 
+/* STAGEHAND_DEBUG_ONE_THREAD=1: a stage starts no threads (no import
+ * workers, no flusher, no early syncfs) and does all of it on the calling
+ * thread. For the fault-injection sweeps (tests/lib/fault-lib.sh): strace
+ * counts calls per thread, and only a single-threaded stage has the same
+ * Nth call in every run. */
+gboolean import_on_one_thread (void);
+
 G_END_DECLS

@@ -337,10 +337,59 @@ stage_phase_kernel (const StageOptions *opts, int tree_dfd, const Origin *origin
   stage_phase (opts, &info);
 }
 
+/* The writeback of the imported tree, waited for by a thread of its own
+ * while the stage goes on: the bootcsum, the kernel copy, the /etc merge
+ * and the manifest take 60-120 ms on a first deployment, and the disk
+ * works meanwhile, so the stage's own syncfs (the one that counts, and
+ * that reports errors) finds little left to write. */
+typedef struct
+{
+  GThread *thread;
+  int fd;
+} EarlySync;
+
+static gpointer
+early_sync_run (gpointer data)
+{
+  EarlySync *s = data;
+  (void)syncfs (s->fd); /* a head start only: errors are the stage's own syncfs' to report */
+  return NULL;
+}
+
+static void
+early_sync_start (EarlySync *s, int sysroot_dfd)
+{
+  s->thread = NULL;
+  s->fd = -1;
+  if (import_on_one_thread ())
+    return;
+  /* An open file of its own: syncfs() reports a writeback error once per
+   * open file, so this one cannot take it from the stage's syncfs on
+   * sysroot_dfd. */
+  s->fd = openat (sysroot_dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s->fd >= 0)
+    s->thread = g_thread_new ("early-syncfs", early_sync_run, s);
+}
+
+static void
+early_sync_finish (EarlySync *s)
+{
+  if (s->thread != NULL)
+    g_thread_join (s->thread);
+  s->thread = NULL;
+  if (s->fd >= 0)
+    (void)close (s->fd); /* read-only directory fd: nothing to report */
+  s->fd = -1;
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (EarlySync, early_sync_finish)
+
 static gboolean
 stage_imported (Sysroot *self, const char *image, const StageOptions *opts, Manifest *manifest,
                 const Reference *ref, StageUndo *undo, char **ret_deployment, GError **error)
 {
+  g_auto (EarlySync) early_sync = { NULL, -1 };
+  early_sync_start (&early_sync, self->sysroot_dfd);
+
   autofd tree_dfd = -1;
   if (!fs_opendir_at (undo->deploy_dfd, undo->tree_name, &tree_dfd, error))
     return FALSE;
@@ -428,8 +477,10 @@ stage_imported (Sysroot *self, const char *image, const StageOptions *opts, Mani
   else
     undo->manifest = g_steal_pointer (&manifest_name);
 
-  /* One syncfs for the whole tree instead of an fsync per file. */
+  /* One syncfs for the whole tree instead of an fsync per file (the early
+   * one and the flusher have done most of its work). */
   stage_phase (opts, &(StagePhaseInfo){ STAGE_PHASE_SYNC, -1, -1 });
+  early_sync_finish (&early_sync);
   if (!fs_syncfs (self->sysroot_dfd, "the sysroot filesystem", error))
     return FALSE;
 

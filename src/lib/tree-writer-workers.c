@@ -63,14 +63,10 @@ file_job_free (FileJob *job)
   g_free (job);
 }
 
-/* STAGEHAND_DEBUG_IMPORT_ONE_THREAD=1: no workers and no flusher, the
- * whole import on the calling thread. For the fault-injection sweeps
- * (tests/lib/fault-lib.sh): strace counts calls per thread, and only a
- * single-threaded import has the same Nth call in every run. */
-static gboolean
+gboolean
 import_on_one_thread (void)
 {
-  return g_strcmp0 (g_getenv ("STAGEHAND_DEBUG_IMPORT_ONE_THREAD"), "1") == 0;
+  return g_strcmp0 (g_getenv ("STAGEHAND_DEBUG_ONE_THREAD"), "1") == 0;
 }
 
 /* What a worker pops to stop. */

@@ -115,11 +115,11 @@ thaw_dir() {
 
 # The fault-injection tests need an import on one thread: strace counts
 # calls per thread, so only a single-threaded run has a deterministic Nth
-# call. An import has two workers and a flusher; this turns them off (the
-# import then runs the same code on the calling thread, as it would with no
-# second core). Worker failures have tests of their own
+# call. A stage has two import workers, a flusher and an early syncfs; this
+# turns them off (the stage then runs the same code on the calling thread,
+# as it would with no second core). Worker failures have tests of their own
 # (tests/unit/test-image-import-refuses.c, "a worker's failure").
-export STAGEHAND_DEBUG_IMPORT_ONE_THREAD=1
+export STAGEHAND_DEBUG_ONE_THREAD=1
 
 # make_tar_image TAR VERSION: make_test_image as a tar archive.
 make_tar_image() {

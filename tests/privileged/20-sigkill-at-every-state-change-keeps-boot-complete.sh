@@ -22,7 +22,7 @@
 # name anywhere under the sysroot and boot.
 #
 # The import runs on one thread (fault-lib.sh sets
-# STAGEHAND_DEBUG_IMPORT_ONE_THREAD): strace counts calls per thread.
+# STAGEHAND_DEBUG_ONE_THREAD): strace counts calls per thread.
 #
 # Privileged only because of its run time (CI runs this suite as root); the
 # sysroots are plain temp directories on local disk. Points run in parallel

@@ -49,7 +49,7 @@ require_commands strace python3 find sha256sum
 require_stagehand
 make_temp enospc-inject
 
-# Imported on one thread (fault-lib.sh sets STAGEHAND_DEBUG_IMPORT_ONE_THREAD),
+# Imported on one thread (fault-lib.sh sets STAGEHAND_DEBUG_ONE_THREAD),
 # so the Nth call is the same call in every run (strace counts per thread).
 make_etc_tar_image "$T/img1.tar" 1
 make_etc_tar_image "$T/img2.tar" 2
