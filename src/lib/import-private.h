@@ -26,6 +26,8 @@ char *import_escape_name (const char *name);
 gboolean import_throw_entry (GError **error, const char *path, const char *fmt, ...)
     G_GNUC_PRINTF (3, 4);
 gboolean import_throw_entry_errno (GError **error, const char *path, const char *what);
+/* Adds `image entry "<path>": ` in front of an error from a content source. */
+gboolean import_prefix_entry_error (GError **error, const char *path);
 gboolean import_pwrite_all (int fd, const guint8 *buf, size_t len, off_t offset);
 gboolean import_pread_all (int fd, guint8 *buf, size_t len, off_t offset);
 ssize_t import_symlink_setxattr_at (int dfd, const char *name, const char *key, const void *value,
@@ -294,11 +296,10 @@ struct _FileJob
 {
   TreeEntry e; /* e.xattrs points into xattrs, e.content_data to copy or held */
   XattrList xattrs;
-  FileCopy copy; /* copy.fd is owned */
-  gpointer held; /* owned, freed with held_free */
-  GDestroyNotify held_free;
-  gsize held_bytes; /* the memory held counts against IMPORT_MAX_HELD_BYTES */
-  int parent_fd;    /* a dup of the destination directory's fd */
+  FileCopy copy;            /* copy.fd is owned */
+  GDestroyNotify held_free; /* non-NULL: e.content_data is owned, freed with this */
+  gsize held_bytes;         /* the memory held counts against IMPORT_MAX_HELD_BYTES */
+  int parent_fd;            /* a dup of the destination directory's fd */
   char *name;
   char *key;
   char *path;

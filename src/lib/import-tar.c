@@ -5,7 +5,6 @@
 
 #include "import-private.h"
 #include "errors.h"
-#include "fsutil.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -313,8 +312,7 @@ submit_tar_job (TreeWriter *w, TarSource *src, const char *path, const TreeEntry
   if (!tar_held_read (src, held, e->size, error))
     {
       tar_held_free (held);
-      g_autofree char *escaped = import_escape_name (path);
-      return prefix_error (error, "image entry \"%s\": ", escaped);
+      return import_prefix_entry_error (error, path);
     }
   XattrList xattrs;
   xattr_list_init (&xattrs);

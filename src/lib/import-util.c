@@ -161,6 +161,14 @@ import_throw_entry_errno (GError **error, const char *path, const char *what)
   return throw_errno_value (error, errsv, "image entry \"%s\": %s", escaped, what);
 }
 
+/* Adds `image entry "<path>": ` in front of an error from a content source. */
+gboolean
+import_prefix_entry_error (GError **error, const char *path)
+{
+  g_autofree char *escaped = import_escape_name (path);
+  return prefix_error (error, "image entry \"%s\": ", escaped);
+}
+
 /* ---- whole-buffer I/O -------------------------------------------------- */
 
 gboolean

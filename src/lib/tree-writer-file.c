@@ -77,14 +77,6 @@ tree_writer_record (TreeWriter *w, const ManifestEntry *entry)
   g_mutex_unlock (&w->lock);
 }
 
-/* Adds `image entry "<path>": ` in front of an error from a content source. */
-static gboolean
-prefix_entry_error (GError **error, const char *path)
-{
-  g_autofree char *escaped = import_escape_name (path);
-  return prefix_error (error, "image entry \"%s\": ", escaped);
-}
-
 static ContentHash *
 file_writer_content_hash (FileWriter *fw)
 {
@@ -315,7 +307,7 @@ create_regular_file (TreeWriter *w, int parent_fd, const char *name, const char 
       = e->content == NULL || e->content->write (e->content_data, fd, e->size, hash, &bytes, error);
   progress_add (&w->progress.bytes, bytes);
   if (!ok)
-    return prefix_entry_error (error, path);
+    return import_prefix_entry_error (error, path);
   if (!tree_writer_apply_fd_metadata (w, fd, path, e, error))
     return FALSE;
   tree_writer_queue_writeback (w, fd, bytes);
@@ -351,7 +343,7 @@ tree_writer_write_regular_file (TreeWriter *w, FileWriter *fw, int parent_fd, co
        * and never written. */
       gboolean kept = TRUE;
       if (e->content != NULL && !e->content->hash (e->content_data, e->size, hash, &kept, error))
-        return prefix_entry_error (error, path);
+        return import_prefix_entry_error (error, path);
       if (kept)
         {
           content_hash_digest (hash, me.content_hash);

@@ -10,24 +10,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-/* Takes over @xattrs and *@fd (leaving an empty list and -1 behind). */
-FileJob *
-file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *fd)
-{
-  FileJob *job = g_new0 (FileJob, 1);
-  job->e = *e;
-  job->xattrs = *xattrs;
-  xattr_list_init (xattrs);
-  job->copy = *copy;
-  job->copy.fd = fd_steal (fd);
-  job->e.content_data = &job->copy;
-  job->parent_fd = -1;
-  return job;
-}
-
-FileJob *
-file_job_new_held (const TreeEntry *e, XattrList *xattrs, const ContentOps *ops, gpointer held,
-                   GDestroyNotify held_free, gsize held_bytes)
+/* A job for @e, taking over @xattrs (leaving an empty list behind): the
+ * entry's xattrs point into the job's own list. */
+static FileJob *
+file_job_alloc (const TreeEntry *e, XattrList *xattrs)
 {
   FileJob *job = g_new0 (FileJob, 1);
   job->e = *e;
@@ -35,13 +21,31 @@ file_job_new_held (const TreeEntry *e, XattrList *xattrs, const ContentOps *ops,
   xattr_list_init (xattrs);
   job->e.xattrs = (const XattrRef *)job->xattrs.refs->data;
   job->e.n_xattrs = job->xattrs.refs->len;
-  job->e.content = ops;
-  job->e.content_data = held;
-  job->held = held;
-  job->held_free = held_free;
-  job->held_bytes = held_bytes;
   job->copy.fd = -1;
   job->parent_fd = -1;
+  return job;
+}
+
+/* Takes over @xattrs and *@fd (leaving an empty list and -1 behind). */
+FileJob *
+file_job_new (const TreeEntry *e, XattrList *xattrs, const FileCopy *copy, int *fd)
+{
+  FileJob *job = file_job_alloc (e, xattrs);
+  job->copy = *copy;
+  job->copy.fd = fd_steal (fd);
+  job->e.content_data = &job->copy;
+  return job;
+}
+
+FileJob *
+file_job_new_held (const TreeEntry *e, XattrList *xattrs, const ContentOps *ops, gpointer held,
+                   GDestroyNotify held_free, gsize held_bytes)
+{
+  FileJob *job = file_job_alloc (e, xattrs);
+  job->e.content = ops;
+  job->e.content_data = held;
+  job->held_free = held_free;
+  job->held_bytes = held_bytes;
   return job;
 }
 
@@ -51,7 +55,7 @@ file_job_free (FileJob *job)
   if (job == NULL)
     return;
   if (job->held_free != NULL)
-    job->held_free (job->held);
+    job->held_free (job->e.content_data);
   if (job->copy.fd >= 0)
     (void)close (job->copy.fd); /* read-only fd: nothing to report */
   if (job->parent_fd >= 0)
